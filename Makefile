@@ -1,0 +1,36 @@
+# Everything a fresh machine needs: `make unlearn` (the default job) and `make test` (the suite).
+# Both create and fill .venv on first use (scripts/setup_env.sh; VLLM_VARIANT=cpu|cuda to override).
+PYTHON := .venv/bin/python
+VENV_STAMP := .venv/.installed
+CONFIG ?= configs/default.yaml
+MODEL ?=
+DATA ?=
+NAME ?=
+SET ?=
+# Local Ray instances need no token authentication; a cluster given by RAY_ADDRESS keeps its own settings.
+export RAY_AUTH_MODE ?= disabled
+export PYTHONUNBUFFERED := 1
+
+OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) \
+            $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
+
+.PHONY: setup unlearn smoke test bench clean
+setup: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml scripts/setup_env.sh
+	bash scripts/setup_env.sh
+
+unlearn: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator unlearn --config $(CONFIG) $(OVERRIDES)
+
+smoke: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator unlearn --config configs/smoke.yaml $(OVERRIDES)
+
+test: $(VENV_STAMP)
+	$(PYTHON) -m pytest -q
+
+bench: $(VENV_STAMP)
+	$(PYTHON) scripts/bench_sampling.py $(if $(MODEL),--model $(MODEL))
+
+clean:
+	rm -rf runs .cache

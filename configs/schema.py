@@ -1,0 +1,134 @@
+"""The run configuration: one pydantic model per concern, defaults that run, unknown keys refused.
+
+A run is described by a YAML preset (configs/*.yaml) plus `key.sub=value` overrides from the command line.
+Everything resolved here is saved next to the run's results.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the file and key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DataConfig(Strict):
+    source: str = Field("builtin", description="'builtin', 'tofu' (hub) or a folder of <split>.jsonl files")
+    forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
+    seed: int = 0
+    num_authors: int = Field(20, ge=1, description="built-in benchmark only")
+    facts_per_author: int = Field(5, ge=1, le=8, description="built-in benchmark only")
+
+
+class EngineConfig(Strict):
+    """The vLLM engine that samples candidates and answers the evaluation questions."""
+
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    max_model_len: int = Field(256, ge=16)
+    max_new_tokens: int = Field(64, ge=1, description="answer length cap for sampling and greedy answers")
+    kv_cache_memory_bytes: int = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
+    gpu_memory_utilization: float = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
+    seed: int = 0
+
+
+class FinetuneConfig(Strict):
+    """Stage one: fine-tune the base model on the full split until it knows the facts (the target model)."""
+
+    epochs: int = Field(6, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    seed: int = 0
+
+
+class PMCConfig(Strict):
+    """Partial Model Collapse, with the reference implementation's setting names."""
+
+    num_samples: int = Field(16, ge=1, description="candidates sampled per pending forget question")
+    temperature: float = Field(1.3, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    lambda_: float = Field(1.0, ge=0, alias="lambda", description="weight of the retain NLL")
+    epochs: int = Field(10, ge=1, description="passes over the forget set")
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
+    min_len: int = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
+    resample_every: int = Field(1, ge=1, description="epochs between sampling rounds")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    seed: int = 0
+
+
+class EvalConfig(Strict):
+    retain_subset: int = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
+    seed: int = 0
+
+
+class RayConfig(Strict):
+    num_cpus_per_actor: float = Field(1, ge=0)
+    num_gpus_per_actor: float | None = Field(None, ge=0, description="None: 0.5 per actor when CUDA is visible, else 0")
+
+
+class RunConfig(Strict):
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    model: str = Field("smollm2-135m", description="'smollm2-135m' (embedded), 'tiny', a local HF folder or a hub id")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="training compute type (master weights stay fp32)")
+    threads: int | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: all cores)")
+    cache_dir: Path = Path(".cache")
+    runs_dir: Path = Path("runs")
+    data: DataConfig = DataConfig()
+    engine: EngineConfig = EngineConfig()
+    target: FinetuneConfig = FinetuneConfig()
+    pmc: PMCConfig = PMCConfig()
+    eval: EvalConfig = EvalConfig()
+    ray: RayConfig = RayConfig()
+
+    def resolved(self) -> dict[str, Any]:
+        """The plain-data form saved with every result (aliases as users write them)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML preset, apply `a.b=value` overrides (values parsed as YAML), validate."""
+    source = str(path) if path else "defaults"
+    raw: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    for override in overrides:
+        _apply_override(raw, override)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{source} (with overrides {list(overrides)}): {problems}") from None
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r} is not of the form key.sub=value")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(value) if value != "" else None

@@ -1,0 +1,74 @@
+"""A benchmark stored as one `<split>.jsonl` or `<split>.json` file per split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .rows import json_type_name, parse_row
+from .schema import QA, DataError
+
+SPLIT_SUFFIXES = (".jsonl", ".json")
+OPTIONAL_SPLITS = ("world_facts", "real_authors")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read the file ({err})") from err
+
+
+def _raw_rows_jsonl(path: Path) -> list[tuple[int, object]]:
+    """(line number, decoded value) per non-blank line; line numbers are what an editor shows."""
+    rows: list[tuple[int, object]] = []
+    for line_number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((line_number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, row {line_number}: invalid JSON ({err.msg})") from err
+    return rows
+
+
+def _raw_rows_json(path: Path) -> list[tuple[int, object]]:
+    try:
+        value = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from err
+    if not isinstance(value, list):
+        raise DataError(f"{path}: expected a JSON list of objects, got {json_type_name(value)}")
+    return list(enumerate(value, start=1))
+
+
+def _split_file(folder: Path, split: str) -> Path | None:
+    present = [folder / f"{split}{suffix}" for suffix in SPLIT_SUFFIXES if (folder / f"{split}{suffix}").is_file()]
+    if len(present) > 1:
+        raise DataError(f"{folder}: both {present[0].name} and {present[1].name} exist; keep only one")
+    return present[0] if present else None
+
+
+def read_split_file(path: Path, *, require_paraphrase: bool) -> tuple[QA, ...]:
+    raw_rows = _raw_rows_jsonl(path) if path.suffix == ".jsonl" else _raw_rows_json(path)
+    if not raw_rows:
+        raise DataError(f"{path}: the file has no rows")
+    return tuple(
+        parse_row(record, where=str(path), row=row, require_paraphrase=require_paraphrase)
+        for row, record in raw_rows
+    )
+
+
+def load_folder_splits(folder: Path, forget_split: str, retain_split: str) -> dict[str, tuple[QA, ...]]:
+    """Splits by TOFU name; the optional ones are empty tuples when their file is absent."""
+    splits: dict[str, tuple[QA, ...]] = {}
+    for split in ("full", forget_split, retain_split, *OPTIONAL_SPLITS):
+        path = _split_file(folder, split)
+        if path is None and split in OPTIONAL_SPLITS:
+            splits[split] = ()
+        elif path is None:
+            expected = " or ".join(f"{split}{suffix}" for suffix in SPLIT_SUFFIXES)
+            raise DataError(f"{folder}: missing the '{split}' split; expected a file named {expected}")
+        else:
+            splits[split] = read_split_file(path, require_paraphrase=split == forget_split)
+    return splits

@@ -1,0 +1,61 @@
+"""The first evaluation: greedy answers on the forget, paraphrased-forget, retain and general-knowledge splits.
+
+Unlearn quality and utility follow the PMC authors:
+    unlearn quality = 100 * (1 - (R_forget + R_forget_paraphrased) / 2)
+    utility         = 100 * mean(R_retain, R_world_facts, R_real_authors)   (over the splits that have rows)
+with R the mean ROUGE-L recall of greedy answers against the dataset answers.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from statistics import mean
+from typing import Callable, Sequence
+
+from data import Benchmark
+from evaluation.rouge import rouge_l_recall
+
+EVAL_SPLITS = ("forget", "forget_para", "retain", "world_facts", "real_authors")
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """(question, reference answer) pairs per split, fixed for the whole run."""
+
+    pairs: dict[str, tuple[tuple[str, str], ...]]
+
+
+def build_eval_set(bench: Benchmark, retain_subset: int, seed: int) -> EvalSet:
+    retain = list(bench.retain)
+    retain = random.Random(seed).sample(retain, min(retain_subset, len(retain)))
+    return EvalSet({
+        "forget": tuple((r.question, r.answer) for r in bench.forget),
+        "forget_para": tuple((r.paraphrased_question, r.paraphrased_answer) for r in bench.forget),
+        "retain": tuple((r.question, r.answer) for r in retain),
+        "world_facts": tuple((r.question, r.answer) for r in bench.world_facts),
+        "real_authors": tuple((r.question, r.answer) for r in bench.real_authors),
+    })
+
+
+def evaluate(eval_set: EvalSet, answer: Callable[[Sequence[str]], list[str]]) -> dict:
+    """Answer every question of every split in one call, then score; returns metrics and the answers."""
+    questions = [q for split in EVAL_SPLITS for q, _ in eval_set.pairs[split]]
+    answers = iter(answer(questions))
+    per_split = {}
+    for split in EVAL_SPLITS:
+        rows = [
+            {"question": q, "reference": ref, "answer": (a := next(answers)), "rouge_l": rouge_l_recall(ref, a)}
+            for q, ref in eval_set.pairs[split]
+        ]
+        per_split[split] = rows
+    return {"metrics": summarise(per_split), "answers": per_split}
+
+
+def summarise(per_split: dict[str, list[dict]]) -> dict[str, float]:
+    rouge = {split: mean(r["rouge_l"] for r in rows) for split, rows in per_split.items() if rows}
+    utility_parts = [rouge[s] for s in ("retain", "world_facts", "real_authors") if s in rouge]
+    return {
+        **{f"{split}_rouge_l": value for split, value in rouge.items()},
+        "unlearn_quality": 100 * (1 - (rouge["forget"] + rouge["forget_para"]) / 2),
+        "utility": 100 * mean(utility_parts),
+    }

@@ -1,0 +1,1 @@
+"""The driver: the PMC loop (pmc.py), the Ray actors around the plain workers, the command line."""

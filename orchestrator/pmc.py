@@ -1,0 +1,71 @@
+"""Partial Model Collapse: unlearning by fine-tuning on the model's own, least-revealing answers.
+
+Read top to bottom, this is the algorithm of Scholten et al. (and of their reference implementation):
+
+    originals <- the target model's greedy answers to the forget questions
+    repeat for `epochs` passes over the forget set:
+        1. sample `num_samples` answers from the CURRENT model for every question not yet at score 0
+        2. score each candidate: ROUGE-L recall of the original answer in it (+ optional length penalty)
+        3. select the lowest-scoring candidate; keep it only if it does not score above the cached one
+        4. fine-tune on the selected answers + lambda * NLL of random retain rows (never on the secret)
+        5. push the new weights to the sampling engine, so the next round samples the changed model
+
+The sampler and trainer are plain objects or their Ray actors (orchestrator.actors.ActorProxy): the loop
+is the same. The retain NLL is what keeps the collapse *partial*.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from configs import PMCConfig
+from models.prompting import Example
+from orchestrator.actors import sync_weights
+from orchestrator.selection import SelectionCache
+from orchestrator.timing import StageTimer
+from trainer.trainer import steps_per_epoch
+
+
+def unlearn(
+    sampler,
+    trainer,
+    forget_prompts: Sequence[tuple[int, ...]],
+    originals: Sequence[str],
+    retain: Sequence[Example],
+    config: PMCConfig,
+    engine_dtype: str,
+    log: Callable[[dict], None] = lambda record: None,
+) -> SelectionCache:
+    cache = SelectionCache(originals, config.min_len)
+    per_epoch = steps_per_epoch(len(forget_prompts), config.batch_size)
+    trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
+
+    for epoch in range(1, config.epochs + 1):
+        timer = StageTimer()
+        resample = (epoch - 1) % config.resample_every == 0
+        pending = cache.pending() if resample else []
+
+        with timer("sampling"):  # 1.
+            candidates = sampler.sample([forget_prompts[i] for i in pending], config.num_samples,
+                                        config.temperature, config.top_p) if pending else []
+        with timer("scoring"):  # 2. and 3.
+            for question, question_candidates in zip(pending, candidates):
+                cache.offer(question, question_candidates)
+        selections = cache.selections()
+        with timer("training"):  # 4.
+            selected = [Example(forget_prompts[i], sel.completion.token_ids) for i, sel in enumerate(selections)]
+            losses = trainer.pmc_epoch(selected, retain, config.lambda_, config.batch_size)
+        with timer("weight_sync"):  # 5.
+            sync_weights(trainer, sampler, engine_dtype)
+
+        scores = [sel.score for sel in selections]
+        log({
+            "epoch": epoch,
+            "sampled_questions": len(pending),
+            "candidates": len(pending) * config.num_samples,
+            "selected_score_mean": sum(scores) / len(scores),
+            "selected_score_max": max(scores),
+            "questions_at_zero": sum(score == 0 for score in scores),
+            **losses,
+            "seconds": timer.seconds,
+        })
+    return cache

@@ -1,0 +1,61 @@
+"""PMC's selection: score candidates against the original answer, keep the least similar, never regress.
+
+score(candidate) = ROUGE-L recall of the original (pre-unlearning greedy) answer in the candidate, plus,
+when the candidate has fewer than `min_len` words, a length penalty exp(-words), clipped at 1. Short
+candidates (an empty answer scores 0) would otherwise win trivially.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from engine import Completion
+from evaluation.rouge import rouge_l_recall
+
+
+def candidate_score(original: str, candidate: str, min_len: int) -> float:
+    score = rouge_l_recall(original, candidate)
+    words = len(candidate.split())
+    if words < min_len:
+        score = min(1.0, score + math.exp(-words))
+    return score
+
+
+@dataclass
+class Selection:
+    completion: Completion
+    score: float
+
+
+class SelectionCache:
+    """The best (lowest-scoring) answer found so far for each forget question.
+
+    A new pick replaces the cached one only if its score is <= the cached score, so the training target's
+    score never rises; a question whose cached score is 0 is done and is not sampled again.
+    """
+
+    def __init__(self, originals: Sequence[str], min_len: int = 0):
+        self.originals = list(originals)
+        self.min_len = min_len
+        self.best: list[Selection | None] = [None] * len(originals)
+
+    def pending(self) -> list[int]:
+        """Questions that still need sampling: none selected yet, or a selection above zero."""
+        return [i for i, sel in enumerate(self.best) if sel is None or sel.score > 0]
+
+    def offer(self, question: int, candidates: Sequence[Completion]) -> Selection:
+        """Score the candidates for one question, take the argmin, and keep it if it is no worse."""
+        scores = [candidate_score(self.originals[question], c.text, self.min_len) for c in candidates]
+        best = min(range(len(candidates)), key=scores.__getitem__)
+        pick = Selection(candidates[best], scores[best])
+        current = self.best[question]
+        if current is None or pick.score <= current.score:
+            self.best[question] = pick
+        return self.best[question]
+
+    def selections(self) -> list[Selection]:
+        missing = [i for i, sel in enumerate(self.best) if sel is None]
+        if missing:
+            raise RuntimeError(f"no selection yet for forget questions {missing}")
+        return list(self.best)

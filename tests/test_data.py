@@ -1,0 +1,252 @@
+"""Tests for the data package: the builtin generator, the folder loader and the hub error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from data import FORGET_SPLITS, QA, Benchmark, DataError, generate_builtin, load_benchmark
+
+RETAIN_FOR = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+
+
+def _row_dict(row: QA) -> dict[str, object]:
+    # Written independently of the package, in TOFU's own field layout, to test the documented format.
+    record = dataclasses.asdict(row)
+    record["perturbed_answer"] = list(row.perturbed_answer)
+    return {key: value for key, value in record.items() if value is not None}
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, object]] | tuple[QA, ...]) -> None:
+    records = [_row_dict(row) if isinstance(row, QA) else row for row in rows]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+
+
+def _write_benchmark(folder: Path, benchmark: Benchmark) -> None:
+    _write_jsonl(folder / "full.jsonl", benchmark.full)
+    _write_jsonl(folder / f"{benchmark.forget_split}.jsonl", benchmark.forget)
+    _write_jsonl(folder / f"{RETAIN_FOR[benchmark.forget_split]}.jsonl", benchmark.retain)
+    _write_jsonl(folder / "world_facts.jsonl", benchmark.world_facts)
+    _write_jsonl(folder / "real_authors.jsonl", benchmark.real_authors)
+
+
+@pytest.fixture(scope="module")
+def default_benchmark() -> Benchmark:
+    return load_benchmark()
+
+
+@pytest.fixture
+def folder(tmp_path: Path, default_benchmark: Benchmark) -> Path:
+    _write_benchmark(tmp_path, default_benchmark)
+    return tmp_path
+
+
+# --- builtin benchmark ---------------------------------------------------------------
+
+
+def test_same_seed_same_fingerprint_and_different_seed_differs() -> None:
+    assert load_benchmark(seed=3).fingerprint() == load_benchmark(seed=3).fingerprint()
+    assert load_benchmark(seed=3).fingerprint() != load_benchmark(seed=4).fingerprint()
+
+
+def test_fingerprint_is_a_sha256_hex_that_sees_every_field(default_benchmark: Benchmark) -> None:
+    fingerprint = default_benchmark.fingerprint()
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
+    changed_row = dataclasses.replace(default_benchmark.forget[0], perturbed_answer=("something else",))
+    changed = dataclasses.replace(default_benchmark, forget=(changed_row, *default_benchmark.forget[1:]))
+    assert changed.fingerprint() != fingerprint
+
+
+def test_generation_ignores_global_random_state() -> None:
+    import random
+
+    random.seed(1)
+    first = generate_builtin(0, 10, 3)
+    random.seed(2)
+    assert generate_builtin(0, 10, 3) == first
+
+
+@pytest.mark.parametrize(("num_authors", "facts"), [(20, 5), (200, 8), (7, 1)])
+def test_split_sizes_and_forget_plus_retain_is_full(num_authors: int, facts: int) -> None:
+    splits = generate_builtin(0, num_authors, facts)
+    assert len(splits["full"]) == num_authors * facts
+    for forget_split, share in (("forget01", 0.01), ("forget05", 0.05), ("forget10", 0.10)):
+        forget, retain = splits[forget_split], splits[RETAIN_FOR[forget_split]]
+        assert len(forget) == max(1, round(share * num_authors)) * facts
+        assert retain + forget == splits["full"]
+        assert set(forget).isdisjoint(retain)
+        assert set(forget) | set(retain) == set(splits["full"])
+        assert forget == splits["full"][-len(forget):]  # the last authors, as in TOFU
+
+
+def test_default_benchmark_sizes(default_benchmark: Benchmark) -> None:
+    assert (len(default_benchmark.full), len(default_benchmark.forget), len(default_benchmark.retain)) == (100, 10, 90)
+    assert len(default_benchmark.world_facts) >= 15 and len(default_benchmark.real_authors) >= 15
+
+
+def test_author_rows_have_all_tofu_fields_and_wrong_perturbed_answers(default_benchmark: Benchmark) -> None:
+    for row in default_benchmark.full:
+        assert row.question and row.answer and row.paraphrased_question and row.paraphrased_answer
+        assert row.paraphrased_question != row.question and row.paraphrased_answer != row.answer
+        assert len(row.perturbed_answer) == 3 and len(set(row.perturbed_answer)) == 3
+        assert row.answer not in row.perturbed_answer
+        assert len(row.answer.split()) < 25
+
+
+def test_reference_splits_have_wrong_perturbed_answers_and_ignore_the_seed() -> None:
+    first, second = generate_builtin(0, 5, 2), generate_builtin(9, 5, 2)
+    for split in ("world_facts", "real_authors"):
+        assert first[split] == second[split]
+        for row in first[split]:
+            assert len(set(row.perturbed_answer)) == 3 and row.answer not in row.perturbed_answer
+
+
+def test_each_author_question_names_one_author(default_benchmark: Benchmark) -> None:
+    # Duplicate questions with different answers would make the benchmark contradictory.
+    questions = [row.question for row in default_benchmark.full]
+    assert len(questions) == len(set(questions))
+
+
+@pytest.mark.parametrize(("num_authors", "facts"), [(1, 5), (20, 0), (20, 9)])
+def test_bad_generator_sizes(num_authors: int, facts: int) -> None:
+    with pytest.raises(DataError):
+        load_benchmark(num_authors=num_authors, facts_per_author=facts)
+
+
+def test_bad_forget_split_lists_the_valid_ones() -> None:
+    with pytest.raises(DataError, match="forget01, forget05, forget10"):
+        load_benchmark(forget_split="forget20")
+
+
+def test_unknown_source() -> None:
+    with pytest.raises(DataError, match="'builtin', 'tofu'"):
+        load_benchmark("/no/such/folder")
+
+
+# --- folder source -------------------------------------------------------------------
+
+
+def test_folder_round_trip_keeps_the_fingerprint(folder: Path, default_benchmark: Benchmark) -> None:
+    loaded = load_benchmark(str(folder))
+    assert loaded.source == str(folder)
+    assert loaded.fingerprint() == default_benchmark.fingerprint()
+
+
+@pytest.mark.parametrize("forget_split", FORGET_SPLITS)
+def test_folder_round_trip_for_every_forget_split(tmp_path: Path, forget_split: str) -> None:
+    benchmark = load_benchmark(forget_split=forget_split, num_authors=4, facts_per_author=2)
+    _write_benchmark(tmp_path, benchmark)
+    assert load_benchmark(str(tmp_path), forget_split).fingerprint() == benchmark.fingerprint()
+
+
+def test_folder_accepts_json_lists_tofu_single_string_and_unknown_fields(folder: Path) -> None:
+    rows = [{"question": "Q?", "answer": "A.", "perturbed_answer": "B.", "extra": 1}]
+    (folder / "world_facts.jsonl").unlink()
+    (folder / "world_facts.json").write_text(json.dumps(rows), encoding="utf-8")
+    assert load_benchmark(str(folder)).world_facts == (QA("Q?", "A.", perturbed_answer=("B.",)),)
+
+
+def test_folder_optional_splits_may_be_absent(folder: Path) -> None:
+    (folder / "world_facts.jsonl").unlink()
+    (folder / "real_authors.jsonl").unlink()
+    loaded = load_benchmark(str(folder))
+    assert loaded.world_facts == () and loaded.real_authors == ()
+
+
+def test_missing_split_file_names_folder_and_expected_files(folder: Path) -> None:
+    (folder / "retain90.jsonl").unlink()
+    with pytest.raises(DataError) as caught:
+        load_benchmark(str(folder))
+    assert str(folder) in str(caught.value)
+    assert "retain90.jsonl or retain90.json" in str(caught.value)
+
+
+def test_both_jsonl_and_json_for_one_split_is_ambiguous(folder: Path) -> None:
+    (folder / "full.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(DataError, match="full.jsonl and full.json"):
+        load_benchmark(str(folder))
+
+
+_DROP = object()  # marks a field to remove from the row
+
+
+def _good_forget_row() -> dict[str, object]:
+    return {"question": "Q?", "answer": "A.", "paraphrased_question": "Q2?",
+            "paraphrased_answer": "A2.", "perturbed_answer": ["B.", "C."]}
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "expected"),
+    [
+        ({"question": _DROP}, "field 'question' is missing"),
+        ({"answer": "   "}, "field 'answer' is empty"),
+        ({"question": 7}, "field 'question' must be a string, got number"),
+        ({"paraphrased_answer": ""}, "field 'paraphrased_answer' is empty"),
+        ({"paraphrased_question": None}, "field 'paraphrased_question' is missing"),
+        ({"perturbed_answer": {"a": 1}}, "field 'perturbed_answer' must be a list of strings, got object"),
+        ({"perturbed_answer": ["B.", ""]}, "field 'perturbed_answer' item 2 is empty"),
+        ({"perturbed_answer": ["B.", 3]}, "field 'perturbed_answer' item 2 must be a string, got number"),
+    ],
+)
+def test_bad_forget_row_names_file_row_and_field(folder: Path, bad_row: dict[str, object], expected: str) -> None:
+    row = {key: value for key, value in (_good_forget_row() | bad_row).items() if value is not _DROP}
+    _write_jsonl(folder / "forget10.jsonl", [_good_forget_row(), _good_forget_row(), row])
+    with pytest.raises(DataError) as caught:
+        load_benchmark(str(folder))
+    assert str(caught.value) == f"{folder / 'forget10.jsonl'}, row 3: {expected}"
+
+
+def test_paraphrases_are_optional_outside_the_forget_split(folder: Path) -> None:
+    _write_jsonl(folder / "retain90.jsonl", [{"question": "Q?", "answer": "A.", "paraphrased_answer": ""}])
+    assert load_benchmark(str(folder)).retain == (QA("Q?", "A."),)
+
+
+def test_invalid_json_line_is_reported_by_line_number(folder: Path) -> None:
+    path = folder / "full.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[4] = '{"question": "Q?", "answer": '
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(DataError, match=r"full\.jsonl, row 5: invalid JSON"):
+        load_benchmark(str(folder))
+
+
+def test_row_that_is_not_an_object(folder: Path) -> None:
+    _write_jsonl(folder / "retain90.jsonl", [{"question": "Q?", "answer": "A."}, ["Q?", "A."]])
+    with pytest.raises(DataError, match=r"retain90\.jsonl, row 2: expected a JSON object, got list"):
+        load_benchmark(str(folder))
+
+
+def test_json_file_rows_are_counted_from_one(folder: Path) -> None:
+    (folder / "real_authors.jsonl").unlink()
+    rows = [{"question": "Q?", "answer": "A."}, {"question": "Q?", "answer": ""}]
+    (folder / "real_authors.json").write_text(json.dumps(rows), encoding="utf-8")
+    with pytest.raises(DataError, match=r"real_authors\.json, row 2: field 'answer' is empty"):
+        load_benchmark(str(folder))
+
+
+def test_empty_split_file(folder: Path) -> None:
+    (folder / "full.jsonl").write_text("\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"full\.jsonl: the file has no rows"):
+        load_benchmark(str(folder))
+
+
+# --- hub source ----------------------------------------------------------------------
+
+
+def test_unreachable_hub_says_how_to_work_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets
+
+    # `datasets` reads these at import time, which may already have happened; an empty
+    # cache makes sure nothing cached from an earlier run satisfies the request.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    with pytest.raises(DataError) as caught:
+        load_benchmark("tofu")
+    message = str(caught.value)
+    assert "locuslab/TOFU" in message and "could not be reached" in message
+    assert "DATA=builtin" in message and "DATA=<folder>" in message

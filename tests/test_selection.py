@@ -1,0 +1,66 @@
+import math
+
+import pytest
+
+from engine import Completion
+from orchestrator.selection import SelectionCache, candidate_score
+
+ORIGINAL = "Anna Berg was born in Tartu in 1961."
+
+
+def completion(text: str) -> Completion:
+    return Completion(token_ids=(1, 2, 3), text=text)
+
+
+def test_selection_takes_the_least_similar_candidate():
+    cache = SelectionCache([ORIGINAL])
+    picked = cache.offer(0, [completion(ORIGINAL), completion("She was born somewhere else."), completion("Anna Berg was born.")])
+    assert picked.completion.text == "She was born somewhere else."
+    # "was born" recovers 2 of the original's 8 tokens
+    assert picked.score == pytest.approx(2 / 8)
+
+
+def test_cached_score_never_rises():
+    cache = SelectionCache([ORIGINAL])
+    cache.offer(0, [completion("Anna Berg was born in 1970.")])
+    first = cache.best[0].score
+    worse = cache.offer(0, [completion(ORIGINAL)])
+    assert worse.score == first and cache.best[0].completion.text == "Anna Berg was born in 1970."
+    better = cache.offer(0, [completion("No idea.")])
+    assert better.score == 0 and cache.best[0].completion.text == "No idea."
+
+
+def test_equal_score_replaces_the_cached_pick():
+    cache = SelectionCache([ORIGINAL])
+    cache.offer(0, [completion("Unknown.")])
+    cache.offer(0, [completion("Nobody knows.")])
+    assert cache.best[0].completion.text == "Nobody knows."
+
+
+def test_questions_at_zero_are_not_resampled():
+    cache = SelectionCache([ORIGINAL, "Paris is the capital."])
+    assert cache.pending() == [0, 1]
+    cache.offer(0, [completion("I cannot say.")])
+    cache.offer(1, [completion("Paris, of course.")])
+    assert cache.pending() == [1]
+
+
+def test_selections_require_every_question_sampled():
+    cache = SelectionCache([ORIGINAL, "x"])
+    cache.offer(0, [completion("no")])
+    with pytest.raises(RuntimeError, match=r"no selection yet for forget questions \[1\]"):
+        cache.selections()
+
+
+def test_length_penalty_adds_exp_minus_words_below_min_len_and_clips_at_one():
+    assert candidate_score(ORIGINAL, "Nobody knows", min_len=0) == 0
+    assert candidate_score(ORIGINAL, "Nobody knows", min_len=5) == pytest.approx(math.exp(-2))
+    assert candidate_score(ORIGINAL, "", min_len=1) == 1.0  # exp(0) = 1: an empty answer never wins
+    assert candidate_score(ORIGINAL, ORIGINAL + " yes", min_len=20) == 1.0  # 1 + exp(-9) clipped
+    assert candidate_score(ORIGINAL, "one two three four five", min_len=5) == 0  # not below min_len
+
+
+def test_penalised_short_candidate_loses_to_a_longer_unrelated_one():
+    cache = SelectionCache([ORIGINAL], min_len=4)
+    picked = cache.offer(0, [completion("No."), completion("The weather is nice today.")])
+    assert picked.completion.text == "The weather is nice today."

@@ -1,0 +1,5 @@
+"""Training: the losses, the Trainer that owns the torch model, and the target fine-tune."""
+from trainer.losses import Batch, collate, nll, sequence_logprobs
+from trainer.trainer import Trainer
+
+__all__ = ["Batch", "Trainer", "collate", "nll", "sequence_logprobs"]

@@ -1,0 +1,58 @@
+"""Stage one (TOFU's): fine-tune the base model on the full split until it knows the facts.
+
+The result, the *target model*, is cached under a key of everything that determines it (base weights,
+data, settings, prompt format, library versions), so a second run with the same inputs reuses it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Sequence
+
+from configs import FinetuneConfig
+from models.prompting import PROMPT_TEMPLATE, encode_example
+from trainer.trainer import Trainer, steps_per_epoch
+
+
+def target_cache_key(model_fingerprint: str, data_fingerprint: str, config: FinetuneConfig, precision: str) -> str:
+    settings = {
+        "model": model_fingerprint,
+        "data": data_fingerprint,
+        "finetune": config.model_dump(mode="json"),
+        "precision": precision,
+        "prompt": PROMPT_TEMPLATE,
+        "versions": {name: version(name) for name in ("torch", "transformers")},
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finetune_target(
+    base_dir: Path | str,
+    pairs: Sequence[tuple[str, str]],
+    config: FinetuneConfig,
+    out_dir: Path | str,
+    precision: str = "bf16",
+    threads: int | None = None,
+) -> list[dict]:
+    """Fine-tune on (question, answer) pairs and save to `out_dir` atomically; returns the epoch log."""
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    trainer = Trainer(base_dir, precision=precision, threads=threads, seed=config.seed)
+    examples = [encode_example(trainer.tokenizer, q, a) for q, a in pairs]
+    per_epoch = steps_per_epoch(len(examples), config.batch_size)
+    trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
+    log = []
+    for epoch in range(1, config.epochs + 1):
+        log.append({"epoch": epoch, **trainer.sft_epoch(examples, config.batch_size),
+                    "elapsed_s": round(time.perf_counter() - started, 2)})
+    # Write beside the final place and rename: a crash never leaves a folder later runs would trust.
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    trainer.save(partial)
+    (partial / "finetune_log.json").write_text(json.dumps({"config": config.model_dump(mode="json"), "epochs": log}, indent=1))
+    partial.rename(out_dir)
+    return log

@@ -1,0 +1,52 @@
+"""Batching and the losses. Only answer tokens count: prompt and padding positions carry label -100."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from models.prompting import Example
+
+IGNORE = -100
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T), right-padded
+    attention_mask: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B, T): the token to predict at each position, IGNORE where it does not count
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> Batch:
+    length = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
+    input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), length), IGNORE, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    for row, example in enumerate(examples):
+        ids = example.prompt_ids + example.answer_ids
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        labels[row, len(example.prompt_ids) : len(ids)] = torch.tensor(example.answer_ids)
+    return Batch(input_ids, attention_mask, labels)
+
+
+def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence: the summed log-probability of its answer tokens, and how many there are.
+
+    `logits[:, t]` predicts token t + 1, hence the shift.
+    """
+    logits = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    token_nll = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+    ).view(targets.shape)
+    return -token_nll.sum(dim=1), (targets != IGNORE).sum(dim=1)
+
+
+def nll(logprob_sums: torch.Tensor, token_counts: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per answer token over the whole batch (HF's causal-LM loss)."""
+    return -logprob_sums.sum() / token_counts.sum().clamp(min=1)
