@@ -10,6 +10,7 @@ SET ?=
 # Local Ray instances need no token authentication; a cluster given by RAY_ADDRESS keeps its own settings.
 export RAY_AUTH_MODE ?= disabled
 export PYTHONUNBUFFERED := 1
+export VLLM_LOGGING_LEVEL ?= WARNING
 
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))

@@ -33,7 +33,7 @@ class DataConfig(Strict):
 class EngineConfig(Strict):
     """The vLLM engine that samples candidates and answers the evaluation questions."""
 
-    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 where the hardware has it, else float32")
     max_model_len: int = Field(256, ge=16)
     max_new_tokens: int = Field(64, ge=1, description="answer length cap for sampling and greedy answers")
     kv_cache_memory_bytes: int = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
@@ -82,7 +82,8 @@ class RayConfig(Strict):
 class RunConfig(Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str = Field("smollm2-135m", description="'smollm2-135m' (embedded), 'tiny', a local HF folder or a hub id")
-    precision: Literal["bf16", "fp32"] = Field("bf16", description="training compute type (master weights stay fp32)")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="training compute type, master weights stay fp32 (auto: bf16 where the hardware has it)")
     threads: int | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: all cores)")
     cache_dir: Path = Path(".cache")
     runs_dir: Path = Path("runs")

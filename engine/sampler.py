@@ -18,6 +18,7 @@ from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 from configs import EngineConfig
+from models.hardware import resolve_engine_dtype
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Sampler:
         if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0":
             raise RuntimeError("Sampler needs the in-process engine: set VLLM_ENABLE_V1_MULTIPROCESSING=0")
         self.config = config
+        self.dtype = resolve_engine_dtype(config.dtype)
         memory = (
             {"gpu_memory_utilization": config.gpu_memory_utilization}
             if torch.cuda.is_available()
@@ -38,12 +40,16 @@ class Sampler:
         )
         self.llm = LLM(
             model=str(model_dir),
-            dtype=config.dtype,
+            dtype=self.dtype,
             enforce_eager=True,
             max_model_len=config.max_model_len,
             seed=config.seed,
             **memory,
         )
+
+    def weight_dtype(self) -> str:
+        """The dtype the engine holds its weights in: what weight updates should be sent as."""
+        return self.dtype
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float) -> list[list[Completion]]:
         """`n` candidates for every prompt, in one batched engine call."""

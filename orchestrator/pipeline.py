@@ -16,6 +16,7 @@ from data import Benchmark, load_benchmark
 from evaluation.greedy import build_eval_set, evaluate
 from evaluation.report import write_report
 from models import fingerprint_folder, resolve_model
+from models.hardware import resolve_precision
 from models.prompting import encode_example, encode_prompt
 from orchestrator.actors import actor_options, start_sampler, start_trainer
 from orchestrator.pmc import unlearn
@@ -45,6 +46,7 @@ def run_unlearning(config: RunConfig) -> Path:
         with timer("engine_start"):
             sampler = start_sampler(target_dir, config)
             trainer = start_trainer(target_dir, config, seed=config.pmc.seed)
+            engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
             answer = greedy_answerer(sampler, tokenizer)
         with timer("eval_before"):
             before = evaluate(eval_set, answer)
@@ -56,7 +58,7 @@ def run_unlearning(config: RunConfig) -> Path:
                 run.append_metrics(record)
                 print(f"round {record['epoch']}: score {record['selected_score_mean']:.3f}, "
                       f"at zero {record['questions_at_zero']}/{len(forget_prompts)}, {record['seconds']}", flush=True)
-            unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, config.engine.dtype, log_round)
+            unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype, log_round)
 
         with timer("eval_after"):
             after = evaluate(eval_set, answer)
@@ -89,7 +91,8 @@ def benchmark_texts(bench: Benchmark) -> list[str]:
 
 def ensure_target_model(base_dir: Path, bench: Benchmark, config: RunConfig) -> Path:
     """The base model fine-tuned on the full split: from the cache, or trained now (as a Ray task)."""
-    key = target_cache_key(fingerprint_folder(base_dir), bench.fingerprint(), config.target, config.precision)
+    precision = resolve_precision(config.precision)
+    key = target_cache_key(fingerprint_folder(base_dir), bench.fingerprint(), config.target, precision)
     target_dir = (config.cache_dir / "targets" / key).resolve()
     if (target_dir / "config.json").is_file():
         print(f"target model: cached at {target_dir}", flush=True)
@@ -97,7 +100,7 @@ def ensure_target_model(base_dir: Path, bench: Benchmark, config: RunConfig) -> 
     print(f"target model: fine-tuning {base_dir} on {len(bench.full)} rows -> {target_dir}", flush=True)
     pairs = [(row.question, row.answer) for row in bench.full]
     task = ray.remote(finetune_target).options(**actor_options(config))
-    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(target_dir), config.precision, config.threads))
+    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(target_dir), precision, config.threads))
     print(f"target model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
     return target_dir
 

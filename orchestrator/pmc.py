@@ -24,6 +24,8 @@ from orchestrator.selection import SelectionCache
 from orchestrator.timing import StageTimer
 from trainer.trainer import steps_per_epoch
 
+STAGES = ("sampling", "scoring", "training", "weight_sync")
+
 
 def unlearn(
     sampler,
@@ -54,8 +56,9 @@ def unlearn(
         with timer("training"):  # 4.
             selected = [Example(forget_prompts[i], sel.completion.token_ids) for i, sel in enumerate(selections)]
             losses = trainer.pmc_epoch(selected, retain, config.lambda_, config.batch_size)
-        with timer("weight_sync"):  # 5.
-            sync_weights(trainer, sampler, engine_dtype)
+        if epoch == config.epochs or samples_next_epoch(epoch, cache, config):
+            with timer("weight_sync"):  # 5. (only when the engine will be used: sampling or evaluation)
+                sync_weights(trainer, sampler, engine_dtype)
 
         scores = [sel.score for sel in selections]
         log({
@@ -66,6 +69,10 @@ def unlearn(
             "selected_score_max": max(scores),
             "questions_at_zero": sum(score == 0 for score in scores),
             **losses,
-            "seconds": timer.seconds,
+            "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in STAGES},
         })
     return cache
+
+
+def samples_next_epoch(epoch: int, cache: SelectionCache, config: PMCConfig) -> bool:
+    return epoch % config.resample_every == 0 and bool(cache.pending())

@@ -1,7 +1,7 @@
 """The Trainer owns the torch model and its optimizer; it trains on token-id examples and exports weights.
 
-Master weights stay in fp32; `precision="bf16"` runs forward/backward under bf16 autocast (the CPU cores
-here have AVX-512 BF16: about twice as fast as fp32 for the same step).
+Master weights stay in fp32; `precision="bf16"` runs forward/backward under bf16 autocast, which pays
+only where the hardware has bf16 instructions (`"auto"` checks, see models/hardware.py).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from models.hardware import resolve_precision
 from models.prompting import Example
 from trainer.losses import collate, nll, sequence_logprobs
 
@@ -25,13 +26,13 @@ def pick_device() -> torch.device:
 
 
 class Trainer:
-    def __init__(self, model_dir: Path | str, *, precision: str = "bf16", threads: int | None = None, seed: int = 0):
+    def __init__(self, model_dir: Path | str, *, precision: str = "auto", threads: int | None = None, seed: int = 0):
         if threads:
             torch.set_num_threads(threads)
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.device = pick_device()
-        self.precision = precision
+        self.precision = resolve_precision(precision)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(self.device)
@@ -102,7 +103,7 @@ class Trainer:
         return mean_logs([self.sft_step(chunk) for chunk in self.minibatches(examples, batch_size)])
 
     # ---- weights out --------------------------------------------------------------------------------
-    def export_weights(self, dtype: str = "bfloat16") -> dict[str, torch.Tensor]:
+    def export_weights(self, dtype: str) -> dict[str, torch.Tensor]:
         """HF-named CPU tensors in the engine's dtype, as a checkpoint would hold them.
 
         The full state dict, so a tied output head is sent under its own name too: vLLM's reload on the

@@ -1,0 +1,37 @@
+"""The command line refuses bad input with a message that names what is wrong, and exits 2."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "orchestrator", "unlearn", "--set", f"runs_dir={tmp_path / 'runs'}",
+                           "--set", f"cache_dir={tmp_path / 'cache'}", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_unknown_setting_is_named(tmp_path):
+    result = run_cli("--set", "pmc.num_sampels=4", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "pmc.num_sampels: Extra inputs are not permitted" in result.stderr
+
+
+def test_unreachable_hub_model_says_how_to_pass_a_local_folder(tmp_path):
+    result = run_cli("--set", "model=someone/not-a-local-model", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "someone/not-a-local-model" in result.stderr and "local" in result.stderr
+
+
+def test_bad_data_row_names_file_row_and_field(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    row = '{"question": "q", "answer": "a", "paraphrased_question": "pq", "paraphrased_answer": "pa"}\n'
+    (folder / "full.jsonl").write_text(row * 3)
+    (folder / "forget10.jsonl").write_text(row + '{"question": "q2", "answer": ""}\n')
+    (folder / "retain90.jsonl").write_text(row)
+    result = run_cli("--set", f"data.source={folder}", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "forget10.jsonl, row 2: field 'answer' is empty" in result.stderr

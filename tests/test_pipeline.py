@@ -1,0 +1,48 @@
+"""The whole pipeline on the smoke preset: target fine-tune, PMC on Ray actors, evaluation, run folder."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+
+from configs import CONFIG_DIR, load_config
+from orchestrator.pipeline import run_unlearning
+
+METRICS = ("forget_rouge_l", "forget_para_rouge_l", "retain_rouge_l", "world_facts_rouge_l", "unlearn_quality", "utility")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, ray_cluster):
+    root = tmp_path_factory.mktemp("smoke")
+    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}"])
+    return config, run_unlearning(config)
+
+
+def test_smoke_run_unlearns_the_forget_set_and_keeps_the_rest(smoke_run):
+    config, folder = smoke_run
+    evaluation = json.loads((folder / "eval.json").read_text())
+    before, after = evaluation["before"], evaluation["after"]
+    for state in (before, after):
+        assert set(METRICS) <= set(state)
+    assert before["forget_rouge_l"] >= 0.6, "the target fine-tune did not teach the tiny model the facts"
+    assert after["forget_rouge_l"] <= 0.5 * before["forget_rouge_l"]
+    assert after["retain_rouge_l"] >= 0.8 * before["retain_rouge_l"]
+    assert evaluation["wall_time_s"] > 0
+
+
+def test_run_folder_holds_config_versions_rounds_report_and_a_loadable_model(smoke_run):
+    config, folder = smoke_run
+    assert folder.name == "smoke" and not folder.with_name("smoke.partial").exists()
+    assert yaml.safe_load((folder / "config.yaml").read_text()) == config.resolved()
+    versions = json.loads((folder / "versions.json").read_text())
+    assert {"python", "torch", "transformers", "ray"} <= set(versions)
+    rounds = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rounds] == list(range(1, config.pmc.epochs + 1))
+    assert set(rounds[0]["seconds"]) == {"sampling", "scoring", "training", "weight_sync"}
+    scores = [r["selected_score_mean"] for r in rounds]
+    assert all(later <= earlier for earlier, later in zip(scores, scores[1:])), "selected scores must never rise"
+    assert "| Forget ROUGE-L (lower is better) |" in (folder / "report.md").read_text()
+    model = AutoModelForCausalLM.from_pretrained(folder / "model")
+    assert model.config.num_hidden_layers == 4
