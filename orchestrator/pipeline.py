@@ -89,18 +89,24 @@ def benchmark_texts(bench: Benchmark) -> list[str]:
                                               row.paraphrased_answer, *row.perturbed_answer) if text]
 
 
-def ensure_target_model(base_dir: Path, bench: Benchmark, config: RunConfig) -> Path:
-    """The base model fine-tuned on the full split: from the cache, or trained now (as a Ray task)."""
+def target_model_dir(base_dir: Path, bench: Benchmark, config: RunConfig) -> Path:
+    """Where the target model for this base model, data and fine-tune setting is (or will be) cached."""
     precision = resolve_precision(config.precision)
     key = target_cache_key(fingerprint_folder(base_dir), bench.fingerprint(), config.target, precision)
-    target_dir = (config.cache_dir / "targets" / key).resolve()
+    return (config.cache_dir / "targets" / key).resolve()
+
+
+def ensure_target_model(base_dir: Path, bench: Benchmark, config: RunConfig) -> Path:
+    """The base model fine-tuned on the full split: from the cache, or trained now (as a Ray task)."""
+    target_dir = target_model_dir(base_dir, bench, config)
     if (target_dir / "config.json").is_file():
         print(f"target model: cached at {target_dir}", flush=True)
         return target_dir
     print(f"target model: fine-tuning {base_dir} on {len(bench.full)} rows -> {target_dir}", flush=True)
     pairs = [(row.question, row.answer) for row in bench.full]
     task = ray.remote(finetune_target).options(**actor_options(config))
-    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(target_dir), precision, config.threads))
+    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(target_dir),
+                              resolve_precision(config.precision), config.threads))
     print(f"target model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
     return target_dir
 

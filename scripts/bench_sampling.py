@@ -1,6 +1,6 @@
 """Benchmark: in-loop candidate sampling through vLLM against HF `generate`, same model, prompts and settings.
 
-    make bench                      # the cached target model of the default run
+    make bench                      # the cached target model of `make unlearn` (run that first)
     .venv/bin/python scripts/bench_sampling.py --model-dir PATH --questions 10 --n 16
 
 Prints one table: seconds, generated tokens, tokens/s for each engine, and the speed-up.
@@ -22,15 +22,25 @@ from transformers import AutoTokenizer  # noqa: E402
 from configs import EngineConfig, load_config  # noqa: E402
 from data import load_benchmark  # noqa: E402
 from engine import Sampler  # noqa: E402
+from models import resolve_model  # noqa: E402
+from models.hardware import resolve_engine_dtype, resolve_precision  # noqa: E402
 from models.prompting import encode_prompt  # noqa: E402
+from orchestrator.pipeline import benchmark_texts, target_model_dir  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 
-def newest_target(cache_dir: Path) -> Path:
-    targets = sorted((cache_dir / "targets").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
-    if not targets:
-        raise SystemExit(f"no target model under {cache_dir / 'targets'}: run `make unlearn` first or pass --model-dir")
-    return targets[-1].parent
+def cached_target(config) -> Path:
+    """The target model the config's `make unlearn` fine-tuned (and cached)."""
+    bench = load_config_benchmark(config)
+    folder = target_model_dir(resolve_model(config.model, config.cache_dir, benchmark_texts(bench)), bench, config)
+    if not (folder / "config.json").is_file():
+        raise SystemExit(f"no cached target model at {folder}: run `make unlearn` first, or pass --model-dir")
+    return folder
+
+
+def load_config_benchmark(config):
+    return load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
+                          num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
 
 
 def time_vllm(model_dir: Path, prompts, n: int, temperature: float, top_p: float, engine: EngineConfig):
@@ -65,23 +75,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/default.yaml")
     parser.add_argument("--model-dir", type=Path)
-    parser.add_argument("--questions", type=int, default=10)
+    parser.add_argument("--questions", type=int, default=10, help="forget questions to sample for")
     parser.add_argument("--n", type=int)
     args = parser.parse_args()
     config = load_config(args.config)
-    model_dir = args.model_dir or newest_target(config.cache_dir)
-    bench = load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
-                           num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
+    model_dir = args.model_dir or cached_target(config)
+    bench = load_config_benchmark(config)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [encode_prompt(tokenizer, row.question) for row in bench.full[: args.questions]]
+    prompts = [encode_prompt(tokenizer, row.question) for row in bench.forget[: args.questions]]
     n, pmc = args.n or config.pmc.num_samples, config.pmc
     vllm_s, vllm_tokens = time_vllm(model_dir, prompts, n, pmc.temperature, pmc.top_p, config.engine)
     hf_s, hf_tokens = time_hf(model_dir, prompts, n, pmc.temperature, pmc.top_p, config.engine.max_new_tokens, config.precision)
     print(f"\nmodel {model_dir}; {len(prompts)} prompts x n={n}, temperature {pmc.temperature}, top_p {pmc.top_p}, "
           f"max {config.engine.max_new_tokens} new tokens, {torch.get_num_threads()} threads\n")
     print("| engine | seconds | generated tokens | tokens/s |\n|---|---|---|---|")
-    print(f"| vLLM ({config.engine.dtype}) | {vllm_s:.2f} | {vllm_tokens} | {vllm_tokens / vllm_s:.0f} |")
-    print(f"| HF generate ({config.precision}) | {hf_s:.2f} | {hf_tokens} | {hf_tokens / hf_s:.0f} |")
+    print(f"| vLLM ({resolve_engine_dtype(config.engine.dtype)}) | {vllm_s:.2f} | {vllm_tokens} | {vllm_tokens / vllm_s:.0f} |")
+    print(f"| HF generate ({resolve_precision(config.precision)}) | {hf_s:.2f} | {hf_tokens} | {hf_tokens / hf_s:.0f} |")
     print(f"\nvLLM speed-up: {hf_s / vllm_s:.1f}x in time, {(vllm_tokens / vllm_s) / (hf_tokens / hf_s):.1f}x in tokens/s")
 
 
