@@ -7,6 +7,7 @@ MODEL ?=
 DATA ?=
 NAME ?=
 SET ?=
+RUNS ?=
 # Local Ray instances need no token authentication; a cluster given by RAY_ADDRESS keeps its own settings.
 export RAY_AUTH_MODE ?= disabled
 export PYTHONUNBUFFERED := 1
@@ -15,7 +16,7 @@ export VLLM_LOGGING_LEVEL ?= WARNING
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke test bench clean
+.PHONY: setup unlearn smoke eval report test bench clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -26,6 +27,12 @@ unlearn: $(VENV_STAMP)
 
 smoke: $(VENV_STAMP)
 	$(PYTHON) -m orchestrator unlearn --config configs/smoke.yaml $(OVERRIDES)
+
+eval: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator eval --config $(CONFIG) $(OVERRIDES) $(if $(NAME),,--set name=eval)
+
+report: $(VENV_STAMP)
+	$(PYTHON) -m evaluation.compare $(RUNS)
 
 test: $(VENV_STAMP)
 	$(PYTHON) -m pytest -q

@@ -72,6 +72,16 @@ class PMCConfig(Strict):
 class EvalConfig(Strict):
     retain_subset: int = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
     seed: int = 0
+    score_batch_size: int = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
+    retain_model: bool = Field(False, description="train (once, cached) the retain model that forget quality needs")
+    sampling_n: int = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
+    sampling_temperature: float = Field(1.0, gt=0)
+    sampling_top_p: float = Field(1.0, gt=0, le=1)
+    leak_threshold: float = Field(0.5, ge=0, le=1, description="a sample with ROUGE-L >= this counts as a leak")
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence of the sampling bounds")
+    corpus: str = Field("builtin", description="over-unlearning contexts: 'builtin' (offline) or 'wikitext' (hub)")
+    max_contexts: int = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
+    context_tokens: int = Field(32, ge=1)
 
 
 class RayConfig(Strict):

@@ -1,5 +1,2 @@
-"""Evaluation: ROUGE-L recall, and the greedy before/after evaluation of a model state."""
-from evaluation.greedy import EVAL_SPLITS, EvalSet, build_eval_set, summarise
-from evaluation.rouge import rouge_l_recall
-
-__all__ = ["EVAL_SPLITS", "EvalSet", "build_eval_set", "rouge_l_recall", "summarise"]
+"""Evaluation: greedy ROUGE-L, TOFU's probability metrics, evaluation under sampling, over-unlearning,
+the report and its figures. `suite.evaluate_state` runs all of it on one model state."""

@@ -12,42 +12,42 @@ from dataclasses import dataclass
 from statistics import mean
 from typing import Callable, Sequence
 
-from data import Benchmark
+from data import QA, Benchmark
 from evaluation.rouge import rouge_l_recall
 
 EVAL_SPLITS = ("forget", "forget_para", "retain", "world_facts", "real_authors")
+ROW_SPLITS = ("forget", "retain", "world_facts", "real_authors")
 
 
 @dataclass(frozen=True)
 class EvalSet:
-    """(question, reference answer) pairs per split, fixed for the whole run."""
+    """The rows every model state of a run is evaluated on, fixed for the whole run."""
 
-    pairs: dict[str, tuple[tuple[str, str], ...]]
+    rows: dict[str, tuple[QA, ...]]  # by ROW_SPLITS; "forget_para" asks the forget rows' paraphrases
+
+    def pairs(self, split: str) -> tuple[tuple[str, str], ...]:
+        """(question, reference answer) pairs of a split."""
+        if split == "forget_para":
+            return tuple((r.paraphrased_question, r.paraphrased_answer) for r in self.rows["forget"])
+        return tuple((r.question, r.answer) for r in self.rows[split])
 
 
 def build_eval_set(bench: Benchmark, retain_subset: int, seed: int) -> EvalSet:
-    retain = list(bench.retain)
-    retain = random.Random(seed).sample(retain, min(retain_subset, len(retain)))
-    return EvalSet({
-        "forget": tuple((r.question, r.answer) for r in bench.forget),
-        "forget_para": tuple((r.paraphrased_question, r.paraphrased_answer) for r in bench.forget),
-        "retain": tuple((r.question, r.answer) for r in retain),
-        "world_facts": tuple((r.question, r.answer) for r in bench.world_facts),
-        "real_authors": tuple((r.question, r.answer) for r in bench.real_authors),
-    })
+    retain = random.Random(seed).sample(list(bench.retain), min(retain_subset, len(bench.retain)))
+    return EvalSet({"forget": bench.forget, "retain": tuple(retain), "world_facts": bench.world_facts,
+                    "real_authors": bench.real_authors})
 
 
 def evaluate(eval_set: EvalSet, answer: Callable[[Sequence[str]], list[str]]) -> dict:
     """Answer every question of every split in one call, then score; returns metrics and the answers."""
-    questions = [q for split in EVAL_SPLITS for q, _ in eval_set.pairs[split]]
+    questions = [q for split in EVAL_SPLITS for q, _ in eval_set.pairs(split)]
     answers = iter(answer(questions))
     per_split = {}
     for split in EVAL_SPLITS:
-        rows = [
+        per_split[split] = [
             {"question": q, "reference": ref, "answer": (a := next(answers)), "rouge_l": rouge_l_recall(ref, a)}
-            for q, ref in eval_set.pairs[split]
+            for q, ref in eval_set.pairs(split)
         ]
-        per_split[split] = rows
     return {"metrics": summarise(per_split), "answers": per_split}
 
 

@@ -1,47 +1,106 @@
-"""`report.md`: what a person reads after a run — the before/after table and where the time went."""
+"""`report.md`: what a person reads after a run — tables per model state, figures, rounds, answers."""
 from __future__ import annotations
 
 from pathlib import Path
 
-ROWS = (
+GREEDY_ROWS = (
     ("forget_rouge_l", "Forget ROUGE-L (lower is better)", "{:.3f}"),
     ("forget_para_rouge_l", "Forget ROUGE-L, paraphrased", "{:.3f}"),
     ("retain_rouge_l", "Retain ROUGE-L", "{:.3f}"),
     ("world_facts_rouge_l", "World facts ROUGE-L", "{:.3f}"),
     ("real_authors_rouge_l", "Real authors ROUGE-L", "{:.3f}"),
-    ("unlearn_quality", "Unlearn quality (%)", "{:.1f}"),
-    ("utility", "Utility (%)", "{:.1f}"),
+    ("unlearn_quality", "Unlearn quality (%, PMC authors)", "{:.1f}"),
+    ("utility", "Utility (%, PMC authors)", "{:.1f}"),
+    ("model_utility", "Model utility (TOFU, harmonic mean of 9)", "{:.3f}"),
+    ("forget_quality", "Forget quality (TOFU, KS p-value vs retain model)", "{:.3g}"),
+)
+SAMPLING_ROWS = (
+    ("n", "samples per forget question", "{:d}"),
+    ("mean_rouge_l", "mean ROUGE-L over samples", "{:.3f}"),
+    ("max_rouge_l", "max ROUGE-L over samples (leak@n, mean over questions)", "{:.3f}"),
+    ("leak_share", "share of samples with ROUGE-L >= threshold", "{:.3f}"),
+    ("leak_share_upper", "  its Clopper-Pearson upper bound", "{:.3f}"),
+    ("expected_rouge_l_upper", "upper bound on E[ROUGE-L] (DKW)", "{:.3f}"),
+    ("std_rouge_l_upper", "upper bound on std of ROUGE-L (DKW)", "{:.3f}"),
+)
+OVER_UNLEARNING_ROWS = (
+    ("count", "contexts", "{:d}"),
+    ("mean_prob_before", "mean p(token \\| context), target", "{:.4f}"),
+    ("mean_prob_after", "mean p(token \\| context), unlearned", "{:.4f}"),
+    ("mean_change", "mean change", "{:+.4f}"),
+    ("share_halved", "share of contexts whose probability fell by more than half", "{:.3f}"),
 )
 
 
-def render_report(title: str, evaluation: dict, rounds: list[dict], examples: list[dict]) -> str:
-    before, after = evaluation["before"], evaluation["after"]
+def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict[str, dict], plots: dict[str, str]) -> str:
+    names = list(states)
+    metrics = {name: evaluation[name] for name in names}
     lines = [f"# {title}", "", f"Wall time: {evaluation['wall_time_s']:.1f} s "
-             f"({', '.join(f'{k} {v:.1f} s' for k, v in evaluation['stage_seconds'].items())}).", "",
-             "## Before and after unlearning (greedy answers)", "",
-             "| metric | target model | after PMC | change |", "|---|---|---|---|"]
-    for key, label, fmt in ROWS:
-        if key in before and key in after:
-            lines.append(f"| {label} | {fmt.format(before[key])} | {fmt.format(after[key])} | {fmt.format(after[key] - before[key])} |")
-    lines += ["", "## Rounds", "", "| epoch | sampled | mean selected score | at zero | loss | retain NLL | "
-              "sampling s | scoring s | training s | weight sync s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"({', '.join(f'{k} {v:.1f} s' for k, v in evaluation['stage_seconds'].items())}).", ""]
+    lines += ["## Greedy answers and TOFU metrics", "", _header(names)]
+    lines += [_row(label, [metrics[n].get(key) for n in names], fmt) for key, label, fmt in GREEDY_ROWS]
+    for family in ("prob", "truth_ratio"):
+        for split in metrics[names[0]][family]:
+            lines.append(_row(f"{'Prob' if family == 'prob' else 'Truth ratio'}, {split}",
+                              [metrics[n][family].get(split) for n in names], "{:.3f}"))
+    sampling = metrics[names[0]]["sampling"]
+    lines += ["", f"## Under sampling (T={sampling['temperature']}, top_p={sampling['top_p']}, leak threshold "
+              f"ROUGE-L >= {sampling['threshold']}, confidence {sampling['confidence']})", "", _header(names)]
+    lines += [_row(label, [metrics[n]["sampling"][key] for n in names], fmt) for key, label, fmt in SAMPLING_ROWS]
+    if "sampling" in plots:
+        lines += ["", f"![ROUGE-L under sampling]({plots['sampling']})"]
+    over = metrics[names[-1]].get("over_unlearning")
+    if over:
+        lines += ["", "## Over-unlearning: forget-answer tokens in unrelated text", "", "| | |", "|---|---|"]
+        lines += [f"| {label} | {fmt.format(over[key])} |" for key, label, fmt in OVER_UNLEARNING_ROWS]
+        lines.append("| quantiles of the change (5/25/50/75/95 %) | "
+                     + " / ".join(f"{over['quantiles'][q]:+.4f}" for q in ("q05", "q25", "q50", "q75", "q95")) + " |")
+        if "over_unlearning" in plots:
+            lines += ["", f"![over-unlearning]({plots['over_unlearning']})"]
+    lines += _rounds(rounds, plots)
+    lines += _answers(states)
+    lines += ["", "Time per evaluation part (s): " + "; ".join(
+        f"{n}: " + ", ".join(f"{k} {v:.1f}" for k, v in metrics[n]["eval_seconds"].items()) for n in names) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _header(names: list[str]) -> str:
+    return f"| metric | {' | '.join(names)} |\n|---|{'---|' * len(names)}"
+
+
+def _row(label: str, values: list, fmt: str) -> str:
+    return f"| {label} | " + " | ".join("n/a" if v is None else fmt.format(v) for v in values) + " |"
+
+
+def _rounds(rounds: list[dict], plots: dict[str, str]) -> list[str]:
+    if not rounds:
+        return []
+    lines = ["", "## Rounds of unlearning", "", "| epoch | sampled | mean selected score | at zero | loss | retain NLL | "
+             "sampling s | scoring s | training s | weight sync s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rounds:
         s = r["seconds"]
         lines.append(f"| {r['epoch']} | {r['sampled_questions']} | {r['selected_score_mean']:.3f} | {r['questions_at_zero']} | "
                      f"{r['loss']:.3f} | {r['retain_nll']:.3f} | {s['sampling']:.2f} | {s['scoring']:.2f} | "
                      f"{s['training']:.2f} | {s['weight_sync']:.2f} |")
-    totals = {stage: sum(r["seconds"][stage] for r in rounds) for stage in rounds[0]["seconds"]} if rounds else {}
-    if totals:
-        lines += ["", "Time in the loop: " + ", ".join(f"{k} {v:.1f} s" for k, v in totals.items()) + "."]
-    lines += ["", "## Forget questions: what the model said", "", "| question | before | after |", "|---|---|---|"]
-    for ex in examples:
-        lines.append(f"| {_cell(ex['question'])} | {_cell(ex['before'])} | {_cell(ex['after'])} |")
-    return "\n".join(lines) + "\n"
+    totals = {stage: sum(r["seconds"][stage] for r in rounds) for stage in rounds[0]["seconds"]}
+    lines += ["", "Time in the loop: " + ", ".join(f"{k} {v:.1f} s" for k, v in totals.items()) + "."]
+    if "rounds" in plots:
+        lines += ["", f"![rounds]({plots['rounds']})"]
+    return lines
+
+
+def _answers(states: dict[str, dict]) -> list[str]:
+    names = list(states)
+    lines = ["", "## Forget questions: what the model said (greedy)", "", f"| question | {' | '.join(names)} |",
+             f"|---|{'---|' * len(names)}"]
+    for i, row in enumerate(states[names[0]]["answers"]["forget"]):
+        lines.append(f"| {_cell(row['question'])} | " + " | ".join(_cell(states[n]["answers"]["forget"][i]["answer"]) for n in names) + " |")
+    return lines
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
-def write_report(path: Path, title: str, evaluation: dict, rounds: list[dict], examples: list[dict]) -> None:
-    path.write_text(render_report(title, evaluation, rounds, examples))
+def write_report(path: Path, title: str, evaluation: dict, rounds: list[dict], states: dict[str, dict], plots: dict[str, str]) -> None:
+    path.write_text(render_report(title, evaluation, rounds, states, plots))

@@ -1,20 +1,27 @@
-"""The whole unlearning job, as a recipe: data, model, target fine-tune, PMC on Ray, evaluation, report."""
+"""The jobs, as recipes: unlearning (data, model, target fine-tune, PMC on Ray, evaluation, report) and
+the standalone evaluation of a model folder."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import ray
 from transformers import AutoTokenizer
 
 from configs import RunConfig
-from data import Benchmark, load_benchmark
-from evaluation.greedy import build_eval_set, evaluate
+from data import QA, Benchmark, load_benchmark
+from data.corpus import load_corpus
+from evaluation.greedy import EvalSet, build_eval_set
+from evaluation.logprobs import logprob_metrics
+from evaluation.over_unlearning import collect_contexts, forget_token_ids
+from evaluation.plots import write_plots
 from evaluation.report import write_report
+from evaluation.suite import compare_states, evaluate_state
 from models import fingerprint_folder, resolve_model
 from models.hardware import resolve_precision
 from models.prompting import encode_example, encode_prompt
@@ -26,32 +33,35 @@ from trainer.finetune import finetune_target, target_cache_key
 
 
 def run_unlearning(config: RunConfig) -> Path:
-    started = time.perf_counter()
-    timer = StageTimer()
+    started, timer = time.perf_counter(), StageTimer()
     run = RunFolder(config)
     print(f"run folder (while running): {run.path}", flush=True)
 
     with timer("setup"):
-        bench = load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
-                               num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
+        bench = load_config_benchmark(config)
         base_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench))
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         forget_prompts = [encode_prompt(tokenizer, row.question) for row in bench.forget]
         retain = [encode_example(tokenizer, row.question, row.answer) for row in bench.retain]
+        contexts = over_unlearning_contexts(tokenizer, bench, config)
 
     with ray_session():
         with timer("target_finetune"):
-            target_dir = ensure_target_model(base_dir, bench, config)
+            target_dir = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), config)
+        with timer("retain_model"):
+            retain_ratios = retain_model_ratios(base_dir, bench, eval_set, tokenizer, config)
         with timer("engine_start"):
             sampler = start_sampler(target_dir, config)
             trainer = start_trainer(target_dir, config, seed=config.pmc.seed)
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
-            answer = greedy_answerer(sampler, tokenizer)
+        evaluate_now = lambda: evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
+                                              lambda examples: trainer.score(examples, config.eval.score_batch_size),
+                                              contexts, config.eval)
         with timer("eval_before"):
-            before = evaluate(eval_set, answer)
+            before = evaluate_now()
         originals = [row["answer"] for row in before["answers"]["forget"]]
-        print(f"target model: {before['metrics']}", flush=True)
+        print(f"target model: {headline(before)}", flush=True)
 
         with timer("unlearning"):
             def log_round(record: dict) -> None:
@@ -61,25 +71,65 @@ def run_unlearning(config: RunConfig) -> Path:
             unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype, log_round)
 
         with timer("eval_after"):
-            after = evaluate(eval_set, answer)
+            after = evaluate_now()
         with timer("save_model"):
             trainer.save(str((run.path / "model").resolve()))
-    print(f"after PMC: {after['metrics']}", flush=True)
+    compare_states(before, after, retain_ratios)
+    print(f"after PMC: {headline(after)}", flush=True)
 
-    evaluation = {
-        "before": before["metrics"],
-        "after": after["metrics"],
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "stage_seconds": timer.seconds,
-        "target_model": str(target_dir),
-    }
-    run.write_json("eval.json", evaluation)
-    run.write_json("answers.json", {"before": before["answers"], "after": after["answers"]})
+    evaluation = {"before": before["metrics"], "after": after["metrics"],
+                  "wall_time_s": round(time.perf_counter() - started, 2), "stage_seconds": timer.seconds,
+                  "target_model": str(target_dir)}
     rounds = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
-    examples = [{"question": b["question"], "before": b["answer"], "after": a["answer"]}
-                for b, a in zip(before["answers"]["forget"], after["answers"]["forget"])]
-    write_report(run.path / "report.md", f"PMC unlearning run '{config.name}' ({config.model})", evaluation, rounds, examples)
+    write_outputs(run, f"PMC unlearning run '{config.name}' ({config.model})", evaluation, {"before": before, "after": after}, rounds)
     return run.finish()
+
+
+def run_evaluation(config: RunConfig) -> Path:
+    """Evaluate a model folder as it is (no fine-tune, no unlearning): the same eval.json and report."""
+    started, timer = time.perf_counter(), StageTimer()
+    run = RunFolder(config)
+    with timer("setup"):
+        bench = load_config_benchmark(config)
+        model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench))
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
+        contexts = over_unlearning_contexts(tokenizer, bench, config)
+    with ray_session():
+        with timer("retain_model"):
+            retain_ratios = retain_model_ratios(model_dir, bench, eval_set, tokenizer, config)
+        with timer("evaluation"):
+            sampler, trainer = start_sampler(model_dir, config), start_trainer(model_dir, config, seed=0)
+            state = evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
+                                   lambda examples: trainer.score(examples, config.eval.score_batch_size),
+                                   contexts, config.eval)
+    compare_states(state, state, retain_ratios)
+    state["metrics"].pop("over_unlearning", None)  # a change needs two states
+    print(f"model: {headline(state)}", flush=True)
+    evaluation = {"model": state["metrics"], "wall_time_s": round(time.perf_counter() - started, 2),
+                  "stage_seconds": timer.seconds, "model_dir": str(model_dir)}
+    write_outputs(run, f"Evaluation of {config.model}", evaluation, {"model": state}, [])
+    return run.finish()
+
+
+def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, dict], rounds: list[dict]) -> None:
+    run.write_json("eval.json", evaluation)
+    run.write_json("answers.json", {name: state["answers"] for name, state in states.items()})
+    run.write_json("samples.json", {name: {"forget_sample_rouge_l": state["sample_scores"],
+                                           "context_probs": state["context_probs"]} for name, state in states.items()})
+    plots = write_plots(run.path, states, rounds)
+    write_report(run.path / "report.md", title, evaluation, rounds, states, plots)
+
+
+def headline(state: dict) -> str:
+    m = state["metrics"]
+    return (f"forget ROUGE-L {m['forget_rouge_l']:.3f}, retain ROUGE-L {m['retain_rouge_l']:.3f}, "
+            f"model utility {m['model_utility']:.3f}, max ROUGE-L under sampling {m['sampling']['max_rouge_l']:.3f}")
+
+
+def load_config_benchmark(config: RunConfig) -> Benchmark:
+    return load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
+                          num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
 
 
 def benchmark_texts(bench: Benchmark) -> list[str]:
@@ -89,26 +139,46 @@ def benchmark_texts(bench: Benchmark) -> list[str]:
                                               row.paraphrased_answer, *row.perturbed_answer) if text]
 
 
-def target_model_dir(base_dir: Path, bench: Benchmark, config: RunConfig) -> Path:
-    """Where the target model for this base model, data and fine-tune setting is (or will be) cached."""
-    precision = resolve_precision(config.precision)
-    key = target_cache_key(fingerprint_folder(base_dir), bench.fingerprint(), config.target, precision)
+def over_unlearning_contexts(tokenizer, bench: Benchmark, config: RunConfig):
+    if config.eval.max_contexts == 0:
+        return []
+    tokens = forget_token_ids(tokenizer, [row.answer for row in bench.forget])
+    return collect_contexts(tokenizer, load_corpus(config.eval.corpus), tokens, max_contexts=config.eval.max_contexts,
+                            context_tokens=config.eval.context_tokens, seed=config.eval.seed)
+
+
+def finetuned_dir(base_dir: Path, rows_fingerprint: str, config: RunConfig) -> Path:
+    """Where the base model fine-tuned on these rows with these settings is (or will be) cached."""
+    key = target_cache_key(fingerprint_folder(base_dir), rows_fingerprint, config.target, resolve_precision(config.precision))
     return (config.cache_dir / "targets" / key).resolve()
 
 
-def ensure_target_model(base_dir: Path, bench: Benchmark, config: RunConfig) -> Path:
-    """The base model fine-tuned on the full split: from the cache, or trained now (as a Ray task)."""
-    target_dir = target_model_dir(base_dir, bench, config)
-    if (target_dir / "config.json").is_file():
-        print(f"target model: cached at {target_dir}", flush=True)
-        return target_dir
-    print(f"target model: fine-tuning {base_dir} on {len(bench.full)} rows -> {target_dir}", flush=True)
-    pairs = [(row.question, row.answer) for row in bench.full]
+def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerprint: str, config: RunConfig) -> Path:
+    """The base model fine-tuned on `rows` (TOFU's first stage): from the cache, or trained now as a Ray task."""
+    folder = finetuned_dir(base_dir, rows_fingerprint, config)
+    if (folder / "config.json").is_file():
+        print(f"{role} model: cached at {folder}", flush=True)
+        return folder
+    print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows -> {folder}", flush=True)
+    pairs = [(row.question, row.answer) for row in rows]
     task = ray.remote(finetune_target).options(**actor_options(config))
-    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(target_dir),
+    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(folder),
                               resolve_precision(config.precision), config.threads))
-    print(f"target model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
-    return target_dir
+    print(f"{role} model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
+    return folder
+
+
+def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, tokenizer, config: RunConfig) -> list[float] | None:
+    """Forget-set truth ratios of the retain model (the base fine-tuned on the retain split only), if asked for."""
+    if not config.eval.retain_model:
+        return None
+    fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
+    folder = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, config)
+    scorer = start_trainer(folder, config, seed=0)
+    forget_only = EvalSet({"forget": eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
+    ratios = logprob_metrics(forget_only, tokenizer, lambda ex: scorer.score(ex, config.eval.score_batch_size))["forget_truth_ratios"]
+    ray.kill(scorer.handle)
+    return ratios
 
 
 def greedy_answerer(sampler, tokenizer):

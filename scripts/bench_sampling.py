@@ -20,27 +20,21 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from configs import EngineConfig, load_config  # noqa: E402
-from data import load_benchmark  # noqa: E402
 from engine import Sampler  # noqa: E402
 from models import resolve_model  # noqa: E402
 from models.hardware import resolve_engine_dtype, resolve_precision  # noqa: E402
 from models.prompting import encode_prompt  # noqa: E402
-from orchestrator.pipeline import benchmark_texts, target_model_dir  # noqa: E402
+from orchestrator.pipeline import benchmark_texts, finetuned_dir, load_config_benchmark  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 
 def cached_target(config) -> Path:
     """The target model the config's `make unlearn` fine-tuned (and cached)."""
     bench = load_config_benchmark(config)
-    folder = target_model_dir(resolve_model(config.model, config.cache_dir, benchmark_texts(bench)), bench, config)
+    folder = finetuned_dir(resolve_model(config.model, config.cache_dir, benchmark_texts(bench)), bench.fingerprint(), config)
     if not (folder / "config.json").is_file():
         raise SystemExit(f"no cached target model at {folder}: run `make unlearn` first, or pass --model-dir")
     return folder
-
-
-def load_config_benchmark(config):
-    return load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
-                          num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
 
 
 def time_vllm(model_dir: Path, prompts, n: int, temperature: float, top_p: float, engine: EngineConfig):

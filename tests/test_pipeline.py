@@ -46,3 +46,32 @@ def test_run_folder_holds_config_versions_rounds_report_and_a_loadable_model(smo
     assert "| Forget ROUGE-L (lower is better) |" in (folder / "report.md").read_text()
     model = AutoModelForCausalLM.from_pretrained(folder / "model")
     assert model.config.num_hidden_layers == 4
+
+
+def test_full_evaluation_blocks_in_eval_json(smoke_run):
+    config, folder = smoke_run
+    evaluation = json.loads((folder / "eval.json").read_text())
+    for state in ("before", "after"):
+        m = evaluation[state]
+        assert set(m["prob"]) == {"forget", "retain", "world_facts", "real_authors"}
+        assert set(m["truth_ratio"]) == {"forget", "retain", "world_facts", "real_authors"}
+        assert 0 <= m["model_utility"] <= 1
+        sampling = m["sampling"]
+        assert sampling["n"] == config.eval.sampling_n and sampling["temperature"] == config.eval.sampling_temperature
+        assert sampling["mean_rouge_l"] <= sampling["expected_rouge_l_upper"] + 1e-9
+        assert sampling["leak_share"] <= sampling["leak_share_upper"]
+    over = evaluation["after"]["over_unlearning"]
+    assert 0 < over["count"] <= config.eval.max_contexts
+    assert over["mean_change"] == pytest.approx(over["mean_prob_after"] - over["mean_prob_before"], abs=1e-9)
+    # PMC's selling point under sampling: the forget answers leak less after unlearning than before.
+    assert evaluation["after"]["sampling"]["mean_rouge_l"] < evaluation["before"]["sampling"]["mean_rouge_l"]
+
+
+def test_report_shows_every_part_and_its_figures(smoke_run):
+    _, folder = smoke_run
+    report = (folder / "report.md").read_text()
+    for heading in ("## Greedy answers and TOFU metrics", "## Under sampling", "## Over-unlearning", "## Rounds of unlearning"):
+        assert heading in report
+    for figure in ("rounds.png", "sampling.png", "over_unlearning.png"):
+        assert f"]({figure})" in report
+        assert (folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -60,6 +60,20 @@ class Trainer:
             logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         return sequence_logprobs(logits, batch.labels)
 
+    @torch.no_grad()
+    def score(self, examples: Sequence[Example], batch_size: int = 16) -> list[tuple[float, int]]:
+        """(summed log-probability, token count) of each example's answer, in batched forward passes.
+
+        An example with a one-token answer gives log p(token | context): the over-unlearning probe.
+        """
+        self.model.eval()
+        scores = []
+        for start in range(0, len(examples), batch_size):
+            sums, counts = self.answer_logprobs(examples[start : start + batch_size])
+            scores += list(zip(sums.tolist(), counts.tolist()))
+        self.model.train()
+        return scores
+
     def step(self, loss: torch.Tensor) -> None:
         assert self.optimizer is not None, "configure_optimizer first"
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,67 @@
+"""The PNG figures of a run's report: rounds of unlearning, ROUGE-L under sampling, over-unlearning."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def write_plots(folder: Path, states: dict[str, dict], rounds: list[dict]) -> dict[str, str]:
+    """Draw every figure the data allows; returns {figure: file name} for the report."""
+    plots = {}
+    if rounds:
+        plots["rounds"] = _save(_rounds_figure(rounds), folder / "rounds.png")
+    if any(state["sample_scores"] for state in states.values()):
+        plots["sampling"] = _save(_sampling_figure(states), folder / "sampling.png")
+    if "before" in states and "after" in states and states["before"]["context_probs"]:
+        plots["over_unlearning"] = _save(_over_unlearning_figure(states["before"], states["after"]),
+                                         folder / "over_unlearning.png")
+    return plots
+
+
+def _save(figure, path: Path) -> str:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path.name
+
+
+def _rounds_figure(rounds: list[dict]):
+    epochs = [r["epoch"] for r in rounds]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(epochs, [r["selected_score_mean"] for r in rounds], marker="o", label="mean selected score")
+    left.plot(epochs, [r["questions_at_zero"] / max(1, r["sampled_questions"] + r["questions_at_zero"]) for r in rounds],
+              marker=".", linestyle="--", label="share of questions at score 0")
+    left.set(title="Selection per round", xlabel="epoch", ylabel="ROUGE-L recall vs original / share", ylim=(-0.02, 1.02))
+    left.legend()
+    right.plot(epochs, [r["selected_nll"] for r in rounds], marker="o", label="NLL of selected answers")
+    right.plot(epochs, [r["retain_nll"] for r in rounds], marker="o", label="retain NLL")
+    right.set(title="Training losses per round", xlabel="epoch", ylabel="mean NLL per answer token (nats)")
+    right.legend()
+    return figure
+
+
+def _sampling_figure(states: dict[str, dict]):
+    figure, axis = plt.subplots(figsize=(6.5, 3.8))
+    bins = [i / 20 for i in range(21)]
+    for name, state in states.items():
+        scores = [s for question in state["sample_scores"] for s in question]
+        axis.hist(scores, bins=bins, alpha=0.55, label=f"{name} ({len(scores)} samples)")
+    sampling = next(iter(states.values()))["metrics"]["sampling"]
+    axis.set(title=f"Forget questions under sampling (T={sampling['temperature']}, top_p={sampling['top_p']})",
+             xlabel="ROUGE-L recall against the true answer", ylabel="number of sampled answers")
+    axis.legend()
+    return figure
+
+
+def _over_unlearning_figure(before: dict, after: dict):
+    changes = [a - b for b, a in zip(before["context_probs"], after["context_probs"])]
+    figure, axis = plt.subplots(figsize=(6.5, 3.8))
+    axis.hist(changes, bins=40, color="tab:purple")
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set(title=f"Forget-answer tokens in unrelated text ({len(changes)} contexts)",
+             xlabel="p_unlearned(token | context) - p_target(token | context)", ylabel="number of contexts")
+    return figure

@@ -1,0 +1,65 @@
+"""The full evaluation of one model state, and what compares two states (target and unlearned).
+
+One state gets: greedy ROUGE-L, TOFU's probabilities and truth ratios, model utility, evaluation under
+sampling on the forget questions, and the probabilities of forget-answer tokens in unrelated contexts
+(raw here; `compare_states` turns two states' into the over-unlearning block).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from configs import EvalConfig
+from evaluation.bounds import sampling_summary
+from evaluation.greedy import EvalSet, evaluate
+from evaluation.logprobs import Scorer, logprob_metrics, utility_inputs
+from evaluation.over_unlearning import Context, summarise_changes
+from evaluation.rouge import rouge_l_recall
+from evaluation.tofu_metrics import forget_quality, model_utility
+from models.prompting import Example, encode_prompt
+from orchestrator.timing import StageTimer
+
+
+def evaluate_state(eval_set: EvalSet, tokenizer, answer: Callable[[Sequence[str]], list[str]], sampler,
+                   score: Scorer, contexts: Sequence[Context], config: EvalConfig) -> dict:
+    timer = StageTimer()
+    with timer("greedy"):
+        greedy = evaluate(eval_set, answer)
+    with timer("logprobs"):
+        probabilities = logprob_metrics(eval_set, tokenizer, score)
+    rouge = {split: greedy["metrics"][f"{split}_rouge_l"] for split in ("retain", "real_authors", "world_facts")
+             if f"{split}_rouge_l" in greedy["metrics"]}
+    with timer("sampling"):
+        sampling, sample_scores = sample_forget_answers(eval_set, tokenizer, sampler, config)
+    with timer("over_unlearning"):
+        context_probs = [math.exp(logprob) for logprob, _ in
+                         score([Example(c.prompt_ids, (c.token_id,)) for c in contexts])] if contexts else []
+    metrics = {
+        **greedy["metrics"],
+        "prob": probabilities["prob"],
+        "truth_ratio": probabilities["truth_ratio"],
+        "model_utility": model_utility(utility_inputs(probabilities["prob"], rouge, probabilities["truth_ratio"])),
+        "sampling": sampling,
+        "eval_seconds": timer.seconds,
+    }
+    return {"metrics": metrics, "answers": greedy["answers"], "forget_truth_ratios": probabilities["forget_truth_ratios"],
+            "sample_scores": sample_scores, "context_probs": context_probs}
+
+
+def sample_forget_answers(eval_set: EvalSet, tokenizer, sampler, config: EvalConfig) -> tuple[dict, list[list[float]]]:
+    """`sampling_n` answers per forget question from the engine, each scored by ROUGE-L against the truth."""
+    rows = eval_set.rows["forget"]
+    candidates = sampler.sample([encode_prompt(tokenizer, r.question) for r in rows], config.sampling_n,
+                                config.sampling_temperature, config.sampling_top_p)
+    scores = [[rouge_l_recall(row.answer, c.text) for c in cands] for row, cands in zip(rows, candidates)]
+    summary = sampling_summary(scores, config.leak_threshold, 1 - config.confidence)
+    return {**summary, "temperature": config.sampling_temperature, "top_p": config.sampling_top_p}, scores
+
+
+def compare_states(before: dict, after: dict, retain_model_ratios: Sequence[float] | None) -> None:
+    """Add what needs two states to the `after` metrics: forget quality and over-unlearning."""
+    for state in (before, after):
+        state["metrics"]["forget_quality"] = (
+            forget_quality(state["forget_truth_ratios"], retain_model_ratios) if retain_model_ratios else None)
+    if before["context_probs"]:
+        after["metrics"]["over_unlearning"] = summarise_changes(before["context_probs"], after["context_probs"])
