@@ -49,7 +49,7 @@ def finetune_target(
     for epoch in range(1, config.epochs + 1):
         log.append({"epoch": epoch, **trainer.sft_epoch(examples, config.batch_size),
                     "elapsed_s": round(time.perf_counter() - started, 2)})
-        print(f"target fine-tune: epoch {epoch}/{config.epochs}, loss {log[-1]['loss']:.4f}, {log[-1]['elapsed_s']} s", flush=True)
+        print(f"fine-tune: epoch {epoch}/{config.epochs}, loss {log[-1]['loss']:.4f}, {log[-1]['elapsed_s']} s", flush=True)
     # Write beside the final place and rename: a crash never leaves a folder later runs would trust.
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
