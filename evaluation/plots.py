@@ -33,7 +33,7 @@ def _rounds_figure(rounds: list[dict]):
     epochs = [r["epoch"] for r in rounds]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     left.plot(epochs, [r["selected_score_mean"] for r in rounds], marker="o", label="mean selected score")
-    left.plot(epochs, [r["questions_at_zero"] / max(1, r["sampled_questions"] + r["questions_at_zero"]) for r in rounds],
+    left.plot(epochs, [r["questions_at_zero"] / r["questions"] for r in rounds],
               marker=".", linestyle="--", label="share of questions at score 0")
     left.set(title="Selection per round", xlabel="epoch", ylabel="ROUGE-L recall vs original / share", ylim=(-0.02, 1.02))
     left.legend()

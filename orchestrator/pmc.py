@@ -63,6 +63,7 @@ def unlearn(
         scores = [sel.score for sel in selections]
         log({
             "epoch": epoch,
+            "questions": len(forget_prompts),
             "sampled_questions": len(pending),
             "candidates": len(pending) * config.num_samples,
             "selected_score_mean": sum(scores) / len(scores),
