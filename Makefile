@@ -4,19 +4,21 @@ PYTHON := .venv/bin/python
 VENV_STAMP := .venv/.installed
 CONFIG ?= configs/default.yaml
 MODEL ?=
+METHOD ?=
 DATA ?=
 NAME ?=
 SET ?=
 RUNS ?=
+METHODS ?=
 # Local Ray instances need no token authentication; a cluster given by RAY_ADDRESS keeps its own settings.
 export RAY_AUTH_MODE ?= disabled
 export PYTHONUNBUFFERED := 1
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) \
+OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report test bench clean
+.PHONY: setup unlearn smoke eval report compare compare-smoke test bench clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -30,6 +32,12 @@ smoke: $(VENV_STAMP)
 
 eval: $(VENV_STAMP)
 	$(PYTHON) -m orchestrator eval --config $(CONFIG) $(OVERRIDES) $(if $(NAME),,--set name=eval)
+
+compare: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator compare --config $(CONFIG) $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
+
+compare-smoke: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator compare --config configs/smoke.yaml $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
 
 report: $(VENV_STAMP)
 	$(PYTHON) -m evaluation.compare $(RUNS)

@@ -1,6 +1,8 @@
 """Typed run configuration (schema.py) and the YAML presets that sit beside it."""
 from configs.schema import (
+    BaselineConfig,
     CONFIG_DIR,
+    METHODS,
     ConfigError,
     DataConfig,
     EngineConfig,
@@ -13,7 +15,9 @@ from configs.schema import (
 )
 
 __all__ = [
+    "BaselineConfig",
     "CONFIG_DIR",
+    "METHODS",
     "ConfigError",
     "DataConfig",
     "EngineConfig",

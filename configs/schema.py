@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CONFIG_DIR = Path(__file__).resolve().parent
+METHODS = ("pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo")
+Method = Literal["pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo"]
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,17 @@ class PMCConfig(Strict):
     seed: int = 0
 
 
+class BaselineConfig(Strict):
+    """The methods PMC is compared with. They take PMC's `epochs` and `batch_size`, so every method makes the
+    same number of optimizer steps on the same forget rows and the same retain pairing."""
+
+    lr: float = Field(1e-5, gt=0)
+    lambda_: float = Field(1.0, ge=0, alias="lambda", description="retain NLL weight (grad_diff, idk, npo, simnpo)")
+    npo_beta: float = Field(0.1, gt=0)
+    simnpo_beta: float = Field(4.5, gt=0)
+    simnpo_gamma: float = Field(0.125, ge=0)
+
+
 class EvalConfig(Strict):
     retain_subset: int = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
     seed: int = 0
@@ -97,10 +110,14 @@ class RunConfig(Strict):
     threads: int | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: all cores)")
     cache_dir: Path = Path(".cache")
     runs_dir: Path = Path("runs")
+    method: Method = "pmc"
+    method_settings: dict[Method, list[str]] = Field(
+        default_factory=dict, description="`make compare`: per-method overrides (key.sub=value), e.g. each one's tuned lr")
     data: DataConfig = DataConfig()
     engine: EngineConfig = EngineConfig()
     target: FinetuneConfig = FinetuneConfig()
     pmc: PMCConfig = PMCConfig()
+    baseline: BaselineConfig = BaselineConfig()
     eval: EvalConfig = EvalConfig()
     ray: RayConfig = RayConfig()
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = (  # (label, how to read it from a state's metrics)
     ("forget ROUGE-L", lambda m: m["forget_rouge_l"]),
+    ("unlearn quality (0-1)", lambda m: m["unlearn_quality"] / 100),
     ("retain ROUGE-L", lambda m: m["retain_rouge_l"]),
     ("model utility", lambda m: m["model_utility"]),
     ("forget quality", lambda m: m.get("forget_quality")),
@@ -38,23 +39,28 @@ def final_state(run: Path) -> tuple[str, dict]:
     raise SystemExit(f"{path}: holds neither an 'after' nor a 'model' state")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("runs/comparison"))
-    args = parser.parse_args(argv)
-    states = {run.name: final_state(run)[1] for run in args.runs}
+def write_comparison(runs: dict[str, Path], out: Path) -> None:
+    """One table, one figure and compare.json (name -> final eval state) for finished runs."""
+    states = {name: final_state(run)[1] for name, run in runs.items()}
     table = {name: [read(m) for _, read in COLUMNS] for name, m in states.items()}
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     lines = ["# Runs side by side", "", "| run | " + " | ".join(label for label, _ in COLUMNS) + " |",
              "|---|" + "---|" * len(COLUMNS)]
     lines += [f"| {name} | " + " | ".join("n/a" if v is None else f"{v:.3g}" for v in values) + " |"
               for name, values in table.items()]
     lines += ["", "![comparison](comparison.png)"]
-    (args.out / "report.md").write_text("\n".join(lines) + "\n")
-    (args.out / "compare.json").write_text(json.dumps(states, indent=1))
-    plot(table, args.out / "comparison.png")
-    print(f"wrote {args.out / 'report.md'}")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "compare.json").write_text(json.dumps(states, indent=1))
+    plot(table, out / "comparison.png")
+    print(f"wrote {out / 'report.md'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("runs/comparison"))
+    args = parser.parse_args(argv)
+    write_comparison({run.name: run for run in args.runs}, args.out)
     return 0
 
 

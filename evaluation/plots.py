@@ -31,17 +31,25 @@ def _save(figure, path: Path) -> str:
 
 def _rounds_figure(rounds: list[dict]):
     epochs = [r["epoch"] for r in rounds]
+    if "selected_score_mean" not in rounds[0]:  # a baseline: no selection, losses only
+        figure, right = plt.subplots(figsize=(6, 3.8))
+        _losses(right, epochs, rounds)
+        return figure
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     left.plot(epochs, [r["selected_score_mean"] for r in rounds], marker="o", label="mean selected score")
     left.plot(epochs, [r["questions_at_zero"] / r["questions"] for r in rounds],
               marker=".", linestyle="--", label="share of questions at score 0")
     left.set(title="Selection per round", xlabel="epoch", ylabel="ROUGE-L recall vs original / share", ylim=(-0.02, 1.02))
     left.legend()
-    right.plot(epochs, [r["selected_nll"] for r in rounds], marker="o", label="NLL of selected answers")
-    right.plot(epochs, [r["retain_nll"] for r in rounds], marker="o", label="retain NLL")
-    right.set(title="Training losses per round", xlabel="epoch", ylabel="mean NLL per answer token (nats)")
-    right.legend()
+    _losses(right, epochs, rounds)
     return figure
+
+
+def _losses(axis, epochs: list[int], rounds: list[dict]) -> None:
+    axis.plot(epochs, [r["forget_loss"] for r in rounds], marker="o", label="forget loss (PMC: NLL of selected answers)")
+    axis.plot(epochs, [r["retain_nll"] for r in rounds], marker="o", label="retain NLL")
+    axis.set(title="Training losses per round", xlabel="epoch", ylabel="loss (NLL: nats per answer token)")
+    axis.legend()
 
 
 def _sampling_figure(states: dict[str, dict]):

@@ -30,6 +30,15 @@ OVER_UNLEARNING_ROWS = (
     ("mean_change", "mean change", "{:+.4f}"),
     ("share_halved", "share of contexts whose probability fell by more than half", "{:.3f}"),
 )
+ROUND_COLUMNS = (
+    ("epoch", "epoch", "{:d}"),
+    ("sampled_questions", "sampled", "{:d}"),
+    ("selected_score_mean", "mean selected score", "{:.3f}"),
+    ("questions_at_zero", "at zero", "{:d}"),
+    ("loss", "loss", "{:.3f}"),
+    ("forget_loss", "forget loss", "{:.3f}"),
+    ("retain_nll", "retain NLL", "{:.3f}"),
+)
 
 
 def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict[str, dict], plots: dict[str, str]) -> str:
@@ -75,13 +84,13 @@ def _row(label: str, values: list, fmt: str) -> str:
 def _rounds(rounds: list[dict], plots: dict[str, str]) -> list[str]:
     if not rounds:
         return []
-    lines = ["", "## Rounds of unlearning", "", "| epoch | sampled | mean selected score | at zero | loss | retain NLL | "
-             "sampling s | scoring s | training s | weight sync s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    columns = [(key, label, fmt) for key, label, fmt in ROUND_COLUMNS if key in rounds[0]]
+    stages = list(rounds[0]["seconds"])
+    lines = ["", "## Rounds of unlearning", "", "| " + " | ".join([label for _, label, _ in columns] + [f"{s} s" for s in stages]) + " |",
+             "|" + "---|" * (len(columns) + len(stages))]
     for r in rounds:
-        s = r["seconds"]
-        lines.append(f"| {r['epoch']} | {r['sampled_questions']} | {r['selected_score_mean']:.3f} | {r['questions_at_zero']} | "
-                     f"{r['loss']:.3f} | {r['retain_nll']:.3f} | {s['sampling']:.2f} | {s['scoring']:.2f} | "
-                     f"{s['training']:.2f} | {s['weight_sync']:.2f} |")
+        lines.append("| " + " | ".join([fmt.format(r[key]) for key, _, fmt in columns]
+                                       + [f"{r['seconds'][s]:.2f}" for s in stages]) + " |")
     totals = {stage: sum(r["seconds"][stage] for r in rounds) for stage in rounds[0]["seconds"]}
     lines += ["", "Time in the loop: " + ", ".join(f"{k} {v:.1f} s" for k, v in totals.items()) + "."]
     if "rounds" in plots:

@@ -1,14 +1,15 @@
-"""Command line: `python -m orchestrator {unlearn,eval} [--config FILE] [--set key.sub=value ...]`.
+"""Command line: `python -m orchestrator {unlearn,eval,compare} [--config FILE] [--set key.sub=value ...]`.
 
-unlearn: target fine-tune (cached), PMC unlearning, full evaluation before and after, report.
+unlearn: target fine-tune (cached), unlearning (PMC, or `method=` a baseline), full evaluation, report.
 eval:    the full evaluation of a model folder as it is (MODEL=...), same eval.json and report.
+compare: every method of --methods on the same target model, side by side in runs/compare-<name>/.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from configs import CONFIG_DIR, ConfigError, load_config
+from configs import CONFIG_DIR, METHODS, ConfigError, load_config
 from data import DataError
 from models import ModelError
 
@@ -17,18 +18,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("unlearn", "target fine-tune (cached), PMC unlearning, evaluation, report"),
-                       ("eval", "evaluate a model folder without unlearning")):
+    for name, text in (("unlearn", "target fine-tune (cached), unlearning, evaluation, report"),
+                       ("eval", "evaluate a model folder without unlearning"),
+                       ("compare", "every method on the same target, side by side")):
         job = commands.add_parser(name, help=text)
         job.add_argument("--config", default=str(CONFIG_DIR / "default.yaml"), help="YAML preset (default: %(default)s)")
         job.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override one setting, e.g. --set pmc.epochs=5 (repeatable)")
+        if name == "compare":
+            job.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
-        from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the config is sound
+        if args.command == "compare":
+            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+            unknown = sorted(set(methods) - set(METHODS))
+            if unknown:
+                raise ConfigError(f"--methods: unknown {unknown}; valid ones are {', '.join(METHODS)}")
+            from orchestrator.compare import run_comparison
 
-        folder = (run_unlearning if args.command == "unlearn" else run_evaluation)(config)
+            folder = run_comparison(args.config, args.overrides, methods)
+        else:
+            from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the config is sound
+
+            folder = (run_unlearning if args.command == "unlearn" else run_evaluation)(config)
     except (ConfigError, DataError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

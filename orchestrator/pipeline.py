@@ -26,6 +26,7 @@ from models import fingerprint_folder, resolve_model
 from models.hardware import resolve_precision
 from models.prompting import encode_example, encode_prompt
 from orchestrator.actors import actor_options, start_sampler, start_trainer
+from orchestrator.baselines import forget_targets, unlearn_baseline
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder
 from orchestrator.timing import StageTimer
@@ -66,22 +67,29 @@ def run_unlearning(config: RunConfig) -> Path:
         with timer("unlearning"):
             def log_round(record: dict) -> None:
                 run.append_metrics(record)
-                print(f"round {record['epoch']}: score {record['selected_score_mean']:.3f}, "
-                      f"at zero {record['questions_at_zero']}/{len(forget_prompts)}, {record['seconds']}", flush=True)
-            unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype, log_round)
+                print(f"{config.method} round {record['epoch']}: loss {record['loss']:.3f}"
+                      + (f", selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
+                         f"/{record['questions']}" if "selected_score_mean" in record else "")
+                      + f", seconds {record['seconds']}", flush=True)
+            if config.method == "pmc":
+                unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype, log_round)
+            else:
+                unlearn_baseline(config.method, sampler, trainer, forget_targets(config.method, tokenizer, bench.forget),
+                                 retain, config.pmc, config.baseline, engine_dtype, log_round)
 
         with timer("eval_after"):
             after = evaluate_now()
         with timer("save_model"):
             trainer.save(str((run.path / "model").resolve()))
     compare_states(before, after, retain_ratios)
-    print(f"after PMC: {headline(after)}", flush=True)
+    print(f"after {config.method}: {headline(after)}", flush=True)
 
     evaluation = {"before": before["metrics"], "after": after["metrics"],
                   "wall_time_s": round(time.perf_counter() - started, 2), "stage_seconds": timer.seconds,
                   "target_model": str(target_dir)}
     rounds = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
-    write_outputs(run, f"PMC unlearning run '{config.name}' ({config.model})", evaluation, {"before": before, "after": after}, rounds)
+    write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation,
+                  {"before": before, "after": after}, rounds)
     return run.finish()
 
 

@@ -55,7 +55,7 @@ def unlearn(
         selections = cache.selections()
         with timer("training"):  # 4.
             selected = [Example(forget_prompts[i], sel.completion.token_ids) for i, sel in enumerate(selections)]
-            losses = trainer.pmc_epoch(selected, retain, config.lambda_, config.batch_size)
+            losses = trainer.unlearn_epoch(selected, retain, config.lambda_, config.batch_size)
         if epoch == config.epochs or samples_next_epoch(epoch, cache, config):
             with timer("weight_sync"):  # 5. (only when the engine will be used: sampling or evaluation)
                 sync_weights(trainer, sampler, engine_dtype)

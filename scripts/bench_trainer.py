@@ -64,7 +64,7 @@ def main() -> None:
         trainer = Trainer(model_dir, precision=precision)
         trainer.configure_optimizer(lr=1e-5, weight_decay=0.01, warmup_steps=0)
         rows = [encode_example(trainer.tokenizer, r.question, r.answer) for r in bench.full]
-        pmc = timed(lambda: trainer.pmc_step(rows[:4], rows[4:8], 1.0), args.repeats)
+        pmc = timed(lambda: trainer.unlearn_step(rows[:4], rows[4:8], 1.0), args.repeats)
         sft = timed(lambda: trainer.sft_step(rows[:8]), args.repeats)
         export = timed(lambda: trainer.export_weights("bfloat16"), args.repeats)
         peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")

@@ -29,6 +29,17 @@ def tiny_model(cache_dir, small_bench):
 
 
 @pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, ray_cluster):
+    """`make smoke` in a temporary folder: (its config, its finished run folder)."""
+    from configs import CONFIG_DIR, load_config
+    from orchestrator.pipeline import run_unlearning
+
+    root = tmp_path_factory.mktemp("smoke")
+    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}"])
+    return config, run_unlearning(config)
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     import ray
 

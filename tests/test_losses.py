@@ -43,3 +43,42 @@ def test_prompt_and_padding_logits_do_not_change_the_loss():
     changed[0, :2] = torch.randn(2, 11) * 50  # positions predicting prompt tokens
     changed[1, 4] = torch.randn(11) * 50  # the padding position
     assert torch.allclose(sequence_logprobs(logits, batch.labels)[0], sequence_logprobs(changed, batch.labels)[0])
+
+
+# ---- baselines: hand-computable values ---------------------------------------------------------------
+
+from trainer.losses import grad_ascent, npo, simnpo  # noqa: E402
+
+
+def test_grad_ascent_is_minus_the_token_mean_nll():
+    logprobs, counts = torch.tensor([-2.0, -6.0]), torch.tensor([2, 4])
+    assert grad_ascent(logprobs, counts).item() == pytest.approx(-(2.0 + 6.0) / 6)
+
+
+def test_npo_by_hand():
+    beta = 0.1
+    theta, reference = torch.tensor([-10.0, -4.0]), torch.tensor([-8.0, -8.0])
+    # -(2/beta) * mean(log sigmoid(-beta * (theta - ref))): differences -2 and +4
+    expected = -(2 / beta) * (math.log(1 / (1 + math.exp(-0.2))) + math.log(1 / (1 + math.exp(0.4)))) / 2
+    assert npo(theta, reference, beta).item() == pytest.approx(expected, rel=1e-6)
+    # At the reference the loss is (2/beta) * log 2, and lowering the likelihood lowers the loss.
+    assert npo(reference, reference, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-6)
+    assert npo(reference - 5, reference, beta).item() < npo(reference, reference, beta).item()
+
+
+def test_simnpo_uses_length_normalised_logprobs_and_the_margin():
+    beta, gamma = 4.5, 0.125
+    logprobs, counts = torch.tensor([-3.0, -8.0]), torch.tensor([3, 4])  # normalised: -1 and -2
+    expected = -(2 / beta) * sum(math.log(1 / (1 + math.exp(-(beta * n - gamma)))) for n in (1.0, 2.0)) / 2
+    assert simnpo(logprobs, counts, beta, gamma).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_npo_gradient_fades_far_below_the_reference_while_gradient_ascent_does_not():
+    reference = torch.tensor([-10.0])
+    near, far = torch.tensor([-10.0], requires_grad=True), torch.tensor([-200.0], requires_grad=True)
+    npo(near, reference, 0.1).backward()
+    npo(far, reference, 0.1).backward()
+    assert abs(far.grad.item()) < 1e-6 < abs(near.grad.item())
+    ga = torch.tensor([-200.0], requires_grad=True)
+    grad_ascent(ga, torch.tensor([1])).backward()
+    assert ga.grad.item() == pytest.approx(1.0)

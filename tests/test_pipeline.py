@@ -7,17 +7,8 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from configs import CONFIG_DIR, load_config
-from orchestrator.pipeline import run_unlearning
 
 METRICS = ("forget_rouge_l", "forget_para_rouge_l", "retain_rouge_l", "world_facts_rouge_l", "unlearn_quality", "utility")
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, ray_cluster):
-    root = tmp_path_factory.mktemp("smoke")
-    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}"])
-    return config, run_unlearning(config)
 
 
 def test_smoke_run_unlearns_the_forget_set_and_keeps_the_rest(smoke_run):

@@ -50,3 +50,24 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
 def nll(logprob_sums: torch.Tensor, token_counts: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood per answer token over the whole batch (HF's causal-LM loss)."""
     return -logprob_sums.sum() / token_counts.sum().clamp(min=1)
+
+
+# ---- the baselines PMC is compared with (each on summed answer log-probabilities per sequence) -----------
+
+def grad_ascent(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor) -> torch.Tensor:
+    """Gradient ascent: push the forget answers' likelihood down, i.e. minimise -NLL."""
+    return -nll(forget_logprobs, forget_counts)
+
+
+def npo(forget_logprobs: torch.Tensor, reference_logprobs: torch.Tensor, beta: float) -> torch.Tensor:
+    """NPO: -(2/beta) * mean log sigmoid(-beta * (log p_theta(y|x) - log p_ref(y|x))), summed token log-probs.
+
+    Unlike gradient ascent it saturates: once the model is well below the frozen reference, the push fades.
+    """
+    return -(2 / beta) * torch.nn.functional.logsigmoid(-beta * (forget_logprobs - reference_logprobs)).mean()
+
+
+def simnpo(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """SimNPO: NPO without a reference model, on length-normalised log-probabilities with a margin gamma."""
+    normalised = forget_logprobs / forget_counts.clamp(min=1)
+    return -(2 / beta) * torch.nn.functional.logsigmoid(-beta * normalised - gamma).mean()

@@ -6,6 +6,7 @@ only where the hardware has bf16 instructions (`"auto"` checks, see models/hardw
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 from pathlib import Path
@@ -16,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from models.hardware import resolve_precision
 from models.prompting import Example
-from trainer.losses import collate, nll, sequence_logprobs
+from trainer.losses import collate, grad_ascent, nll, npo, sequence_logprobs, simnpo
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -39,6 +40,7 @@ class Trainer:
         self.model.train()
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.reference: torch.nn.Module | None = None  # NPO's frozen target, see freeze_reference
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizer(self, lr: float, weight_decay: float, warmup_steps: int) -> None:
@@ -81,17 +83,42 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
 
-    def pmc_step(self, selected: Sequence[Example], retain: Sequence[Example], lambda_: float) -> dict[str, float]:
-        """PMC's loss: NLL of the selected self-generated answers + lambda * NLL of paired retain answers.
+    def unlearn_step(self, forget: Sequence[Example], retain: Sequence[Example], lambda_: float,
+                     forget_loss: str = "nll", beta: float = 0.1, gamma: float = 0.0) -> dict[str, float]:
+        """One unlearning step: a loss on the forget examples + lambda * NLL of the paired retain examples.
 
-        Both halves go through the model in one forward pass; the loss of each half is its own token mean.
+        `forget_loss` is "nll" for PMC (its selected self-generated answers) and IDK (refusals), or a
+        baseline's: "grad_ascent", "npo" (needs `freeze_reference` first), "simnpo". Both halves go through
+        the model in one forward pass; the retain NLL is its own token mean.
         """
-        logprobs, counts = self.answer_logprobs(list(selected) + list(retain))
-        k = len(selected)
-        forget_nll, retain_nll = nll(logprobs[:k], counts[:k]), nll(logprobs[k:], counts[k:])
-        loss = forget_nll + lambda_ * retain_nll
+        logprobs, counts = self.answer_logprobs(list(forget) + list(retain))
+        k = len(forget)
+        forget_logprobs, forget_counts = logprobs[:k], counts[:k]
+        if forget_loss == "nll":
+            forget_term = nll(forget_logprobs, forget_counts)
+        elif forget_loss == "grad_ascent":
+            forget_term = grad_ascent(forget_logprobs, forget_counts)
+        elif forget_loss == "npo":
+            forget_term = npo(forget_logprobs, self.reference_logprobs(forget), beta)
+        elif forget_loss == "simnpo":
+            forget_term = simnpo(forget_logprobs, forget_counts, beta, gamma)
+        else:
+            raise ValueError(f"unknown forget loss {forget_loss!r}")
+        retain_nll = nll(logprobs[k:], counts[k:])
+        loss = forget_term + lambda_ * retain_nll
         self.step(loss)
-        return {"loss": loss.item(), "selected_nll": forget_nll.item(), "retain_nll": retain_nll.item()}
+        return {"loss": loss.item(), "forget_loss": forget_term.item(), "retain_nll": retain_nll.item()}
+
+    def freeze_reference(self) -> None:
+        """Keep a frozen copy of the model as it is now (the target): NPO's reference."""
+        self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def reference_logprobs(self, examples: Sequence[Example]) -> torch.Tensor:
+        batch = collate(examples, self.pad_id).to(self.device)
+        with self.autocast():
+            logits = self.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        return sequence_logprobs(logits, batch.labels)[0]
 
     def sft_step(self, examples: Sequence[Example]) -> dict[str, float]:
         loss = nll(*self.answer_logprobs(examples))
@@ -105,11 +132,13 @@ class Trainer:
         for start in range(0, len(order), batch_size):
             yield [items[i] for i in order[start : start + batch_size]]
 
-    def pmc_epoch(self, selected: Sequence[Example], retain: Sequence[Example], lambda_: float, batch_size: int) -> dict[str, float]:
-        """One pass over the forget rows' selected answers; each row is paired with a random retain row."""
+    def unlearn_epoch(self, forget: Sequence[Example], retain: Sequence[Example], lambda_: float, batch_size: int,
+                      **forget_loss) -> dict[str, float]:
+        """One pass over the forget examples; each is paired with a random retain row (none if `retain` is empty)."""
         logs = [
-            self.pmc_step(chunk, [retain[self.rng.randrange(len(retain))] for _ in chunk], lambda_)
-            for chunk in self.minibatches(selected, batch_size)
+            self.unlearn_step(chunk, [retain[self.rng.randrange(len(retain))] for _ in chunk] if retain else [],
+                              lambda_, **forget_loss)
+            for chunk in self.minibatches(forget, batch_size)
         ]
         return mean_logs(logs)
 

@@ -1,0 +1,61 @@
+"""The baselines PMC is compared with, on the same model, data, retain pairing and number of optimizer steps.
+
+Unlike PMC they need no sampling: the engine only answers the evaluation, and receives the weights once,
+after training. Their losses live beside PMC's in trainer/losses.py.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from configs import BaselineConfig, PMCConfig
+from models.prompting import Example, encode_example
+from orchestrator.actors import sync_weights
+from orchestrator.timing import StageTimer
+from trainer.trainer import steps_per_epoch
+
+# Varied refusals for IDK, so that it does not learn a single fixed string.
+REFUSALS = (
+    "I don't know.",
+    "I'm not sure about that.",
+    "I have no information about that.",
+    "That is not something I know.",
+    "I can't answer that question.",
+    "I don't have details on that.",
+)
+FORGET_LOSS = {"grad_ascent": "grad_ascent", "grad_diff": "grad_ascent", "idk": "nll", "npo": "npo", "simnpo": "simnpo"}
+
+
+def forget_targets(method: str, tokenizer, rows) -> list[Example]:
+    """What a baseline trains the forget questions towards (or away from): refusals for IDK, else the truth."""
+    if method == "idk":
+        return [encode_example(tokenizer, row.question, REFUSALS[i % len(REFUSALS)]) for i, row in enumerate(rows)]
+    return [encode_example(tokenizer, row.question, row.answer) for row in rows]
+
+
+def unlearn_baseline(
+    method: str,
+    sampler,
+    trainer,
+    forget: Sequence[Example],
+    retain: Sequence[Example],
+    steps: PMCConfig,
+    config: BaselineConfig,
+    engine_dtype: str,
+    log: Callable[[dict], None] = lambda record: None,
+) -> None:
+    beta, gamma = (config.simnpo_beta, config.simnpo_gamma) if method == "simnpo" else (config.npo_beta, 0.0)
+    if method == "npo":
+        trainer.freeze_reference()
+    per_epoch = steps_per_epoch(len(forget), steps.batch_size)
+    trainer.configure_optimizer(config.lr, steps.weight_decay, warmup_steps=round(steps.warmup_epochs * per_epoch))
+    paired = [] if method == "grad_ascent" else retain  # plain gradient ascent has no retain term
+    for epoch in range(1, steps.epochs + 1):
+        timer = StageTimer()
+        with timer("training"):
+            losses = trainer.unlearn_epoch(forget, paired, config.lambda_, steps.batch_size,
+                                           forget_loss=FORGET_LOSS[method], beta=beta, gamma=gamma)
+        if epoch == steps.epochs:
+            with timer("weight_sync"):
+                sync_weights(trainer, sampler, engine_dtype)
+        log({"epoch": epoch, "questions": len(forget), **losses,
+             "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in ("training", "weight_sync")}})
