@@ -2,7 +2,7 @@
 
 One state gets: greedy ROUGE-L, TOFU's probabilities and truth ratios, model utility, evaluation under
 sampling on the forget questions, and the probabilities of forget-answer tokens in unrelated contexts
-(raw here; `compare_states` turns two states' into the over-unlearning block).
+(raw here; `add_over_unlearning` turns two states' into the over-unlearning block).
 """
 from __future__ import annotations
 
@@ -56,10 +56,13 @@ def sample_forget_answers(eval_set: EvalSet, tokenizer, sampler, config: EvalCon
     return {**summary, "temperature": config.sampling_temperature, "top_p": config.sampling_top_p}, scores
 
 
-def compare_states(before: dict, after: dict, retain_model_ratios: Sequence[float] | None) -> None:
-    """Add what needs two states to the `after` metrics: forget quality and over-unlearning."""
-    for state in (before, after):
-        state["metrics"]["forget_quality"] = (
-            forget_quality(state["forget_truth_ratios"], retain_model_ratios) if retain_model_ratios else None)
+def add_forget_quality(state: dict, retain_model_ratios: Sequence[float] | None) -> None:
+    """TOFU's forget quality: KS test of the state's forget truth ratios against the retain model's (None without one)."""
+    state["metrics"]["forget_quality"] = (
+        forget_quality(state["forget_truth_ratios"], retain_model_ratios) if retain_model_ratios else None)
+
+
+def add_over_unlearning(before: dict, after: dict) -> None:
+    """The change of forget-token probabilities in unrelated contexts, into the `after` metrics."""
     if before["context_probs"]:
         after["metrics"]["over_unlearning"] = summarise_changes(before["context_probs"], after["context_probs"])

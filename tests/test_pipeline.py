@@ -66,3 +66,18 @@ def test_report_shows_every_part_and_its_figures(smoke_run):
     for figure in ("rounds.png", "sampling.png", "over_unlearning.png"):
         assert f"]({figure})" in report
         assert (folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke_run, tmp_path):
+    from configs import CONFIG_DIR, load_config
+    from orchestrator.pipeline import run_evaluation
+
+    config, folder = smoke_run
+    run = json.loads((folder / "eval.json").read_text())
+    eval_config = load_config(CONFIG_DIR / "smoke.yaml", [f"model={run['target_model']}", "name=eval",
+                                                          f"cache_dir={config.cache_dir}", f"runs_dir={tmp_path}"])
+    model = json.loads((run_evaluation(eval_config) / "eval.json").read_text())["model"]
+    for key in ("forget_rouge_l", "retain_rouge_l", "model_utility"):
+        assert model[key] == pytest.approx(run["before"][key])
+    assert model["prob"] == pytest.approx(run["before"]["prob"])
+    assert "over_unlearning" not in model  # a change needs two states

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Sequence
 
 from configs import FinetuneConfig
+from models.cache import build_folder_once
 from models.prompting import PROMPT_TEMPLATE, encode_example
 from trainer.trainer import Trainer, steps_per_epoch
 
@@ -50,10 +50,10 @@ def finetune_target(
         log.append({"epoch": epoch, **trainer.sft_epoch(examples, config.batch_size),
                     "elapsed_s": round(time.perf_counter() - started, 2)})
         print(f"fine-tune: epoch {epoch}/{config.epochs}, loss {log[-1]['loss']:.4f}, {log[-1]['elapsed_s']} s", flush=True)
-    # Write beside the final place and rename: a crash never leaves a folder later runs would trust.
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    trainer.save(partial)
-    (partial / "finetune_log.json").write_text(json.dumps({"config": config.model_dump(mode="json"), "epochs": log}, indent=1))
-    partial.rename(out_dir)
+
+    def save(folder: Path) -> None:
+        trainer.save(folder)
+        (folder / "finetune_log.json").write_text(json.dumps({"config": config.model_dump(mode="json"), "epochs": log}, indent=1))
+
+    build_folder_once(out_dir, save)  # whole or not at all: a crash never leaves a folder later runs would trust
     return log
