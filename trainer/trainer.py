@@ -55,11 +55,12 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def answer_logprobs(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed answer-token log-probabilities and answer lengths, one forward pass for all examples."""
+    def answer_logprobs(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed answer-token log-probabilities and answer lengths under `model` (default: the trained one),
+        one forward pass for all examples."""
         batch = collate(examples, self.pad_id).to(self.device)
         with self.autocast():
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            logits = (model or self.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         return sequence_logprobs(logits, batch.labels)
 
     @torch.no_grad()
@@ -115,10 +116,7 @@ class Trainer:
 
     @torch.no_grad()
     def reference_logprobs(self, examples: Sequence[Example]) -> torch.Tensor:
-        batch = collate(examples, self.pad_id).to(self.device)
-        with self.autocast():
-            logits = self.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        return sequence_logprobs(logits, batch.labels)[0]
+        return self.answer_logprobs(examples, self.reference)[0]
 
     def sft_step(self, examples: Sequence[Example]) -> dict[str, float]:
         loss = nll(*self.answer_logprobs(examples))
