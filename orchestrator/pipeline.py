@@ -56,9 +56,7 @@ def run_unlearning(config: RunConfig) -> Path:
             sampler = start_sampler(target_dir, config)
             trainer = start_trainer(target_dir, config, seed=config.pmc.seed)
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
-        evaluate_now = lambda: evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
-                                              lambda examples: trainer.score(examples, config.eval.score_batch_size),
-                                              contexts, config.eval)
+        evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, tokenizer, contexts, config)
         with timer("eval_before"):
             before = evaluate_now()
         originals = [row["answer"] for row in before["answers"]["forget"]]
@@ -110,9 +108,7 @@ def run_evaluation(config: RunConfig) -> Path:
             retain_ratios = retain_model_ratios(model_dir, bench, eval_set, tokenizer, config)
         with timer("evaluation"):
             sampler, trainer = start_sampler(model_dir, config), start_trainer(model_dir, config, seed=0)
-            state = evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
-                                   lambda examples: trainer.score(examples, config.eval.score_batch_size),
-                                   contexts, config.eval)
+            state = evaluate_with(sampler, trainer, eval_set, tokenizer, contexts, config)
     add_forget_quality(state, retain_ratios)
     print(f"model: {headline(state)}", flush=True)
     evaluation = {"model": state["metrics"], "wall_time_s": round(time.perf_counter() - started, 2),
@@ -188,6 +184,12 @@ def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, tok
     ratios = logprob_metrics(forget_only, tokenizer, lambda ex: scorer.score(ex, config.eval.score_batch_size))["forget_truth_ratios"]
     ray.kill(scorer.handle)
     return ratios
+
+
+def evaluate_with(sampler, trainer, eval_set: EvalSet, tokenizer, contexts, config: RunConfig) -> dict:
+    """The full evaluation of the model state the two actors hold now (they hold the same weights)."""
+    return evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
+                          lambda examples: trainer.score(examples, config.eval.score_batch_size), contexts, config.eval)
 
 
 def greedy_answerer(sampler, tokenizer):

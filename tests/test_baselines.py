@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from configs import BaselineConfig
-from data import load_benchmark
 from engine import Sampler
 from evaluation.rouge import rouge_l_recall
 from models.prompting import encode_example, encode_prompt
 from orchestrator.baselines import REFUSALS, forget_targets, unlearn_baseline
+from orchestrator.pipeline import load_config_benchmark
 from trainer import Trainer
 
 METHODS = ("grad_ascent", "grad_diff", "idk", "npo", "simnpo")
@@ -22,8 +22,7 @@ METHODS = ("grad_ascent", "grad_diff", "idk", "npo", "simnpo")
 def smoke_target(smoke_run):
     config, folder = smoke_run
     target = Path(json.loads((folder / "eval.json").read_text())["target_model"])
-    bench = load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
-                           num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
+    bench = load_config_benchmark(config)
     sampler = Sampler(target, config.engine)
     yield config, target, bench, sampler
     del sampler
