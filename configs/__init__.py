@@ -6,12 +6,14 @@ from configs.schema import (
     ConfigError,
     DataConfig,
     EngineConfig,
+    EntropyConfig,
     EvalConfig,
     FinetuneConfig,
     PMCConfig,
     RayConfig,
     RunConfig,
     load_config,
+    load_method_config,
 )
 
 __all__ = [
@@ -21,10 +23,12 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "EngineConfig",
+    "EntropyConfig",
     "EvalConfig",
     "FinetuneConfig",
     "PMCConfig",
     "RayConfig",
     "RunConfig",
     "load_config",
+    "load_method_config",
 ]

@@ -51,9 +51,16 @@ class Sampler:
         """The dtype the engine holds its weights in: what weight updates should be sent as."""
         return self.dtype
 
-    def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float) -> list[list[Completion]]:
-        """`n` candidates for every prompt, in one batched engine call."""
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=self.config.max_new_tokens)
+    def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
+               seed: int | None = None) -> list[list[Completion]]:
+        """`n` candidates for every prompt, in one batched engine call.
+
+        With a `seed` the draws do not depend on what the engine sampled before (vLLM gives each request
+        its own generator, and the i-th of the n its own seed + i): the evaluation uses that, so a cached
+        evaluation equals a fresh one. Without, they come from the engine's stream (seeded at start-up).
+        """
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=seed,
+                                max_tokens=self.config.max_new_tokens)
         return self._generate(prompts, params)
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:

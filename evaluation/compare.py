@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLUMNS = (  # (label, how to read it from a state's metrics)
     ("forget ROUGE-L", lambda m: m["forget_rouge_l"]),
     ("unlearn quality (0-1)", lambda m: m["unlearn_quality"] / 100),
+    ("utility (0-1)", lambda m: m["utility"] / 100),
     ("retain ROUGE-L", lambda m: m["retain_rouge_l"]),
     ("model utility", lambda m: m["model_utility"]),
     ("forget quality", lambda m: m.get("forget_quality")),
@@ -39,20 +40,64 @@ def final_state(run: Path) -> tuple[str, dict]:
     raise SystemExit(f"{path}: holds neither an 'after' nor a 'model' state")
 
 
-def write_comparison(runs: dict[str, Path], out: Path) -> None:
-    """One table, one figure and compare.json (name -> final eval state) for finished runs."""
+def write_comparison(runs: dict[str, Path], out: Path, reference: tuple[str, dict] | None = None,
+                     settings: dict[str, list[str]] | None = None) -> None:
+    """One table, one figure and compare.json (name -> final eval state) for finished runs.
+
+    `reference` (label, metrics), e.g. the target model before unlearning, is shown first for scale;
+    `settings` (name -> the overrides each run had) goes into the table of runs.
+    """
     states = {name: final_state(run)[1] for name, run in runs.items()}
-    table = {name: [read(m) for _, read in COLUMNS] for name, m in states.items()}
+    shown = {**dict([reference] if reference else []), **states}
+    table = {name: [read(m) for _, read in COLUMNS] for name, m in shown.items()}
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Runs side by side", "", "| run | " + " | ".join(label for label, _ in COLUMNS) + " |",
              "|---|" + "---|" * len(COLUMNS)]
     lines += [f"| {name} | " + " | ".join("n/a" if v is None else f"{v:.3g}" for v in values) + " |"
               for name, values in table.items()]
-    lines += ["", "![comparison](comparison.png)"]
+    lines += ["", "![comparison](comparison.png)", "", "| run | folder | settings | wall time (s) | unlearning (s) |",
+              "|---|---|---|---|---|"]
+    for name, run in runs.items():
+        evaluation = json.loads((run / "eval.json").read_text())
+        lines.append(f"| {name} | {run} | {' '.join((settings or {}).get(name, [])) or 'preset'} | "
+                     f"{evaluation.get('wall_time_s', 'n/a')} | {evaluation.get('stage_seconds', {}).get('unlearning', 'n/a')} |")
+    lines += paper_takeaways(states)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "compare.json").write_text(json.dumps(states, indent=1))
     plot(table, out / "comparison.png")
     print(f"wrote {out / 'report.md'}")
+
+
+def paper_takeaways(states: dict[str, dict]) -> list[str]:
+    """The paper's three comparative claims, checked on these runs (markdown lines; none without pmc).
+
+    (1) PMC's forget ROUGE-L is at or below each baseline's while its utility is at or above; (2) under
+    sampling PMC's max ROUGE-L and leak share are below gradient ascent's, NPO's and IDK's; (3) gradient
+    ascent and gradient difference halve the forget tokens' probability in at least 1.5 times as many
+    unrelated contexts as PMC does. "At or below" allows 0.005 for rounding.
+    """
+    if "pmc" not in states or len(states) < 2:
+        return []
+    pmc, verdict = states["pmc"], lambda ok: "holds" if ok else "**does not hold**"
+    lines = ["", "## The paper's three takeaways, on these runs", ""]
+    for name, m in states.items():
+        if name != "pmc":
+            ok = pmc["forget_rouge_l"] <= m["forget_rouge_l"] + 0.005 and pmc["utility"] >= m["utility"] - 0.5
+            lines.append(f"- (1) vs {name}: forget ROUGE-L {pmc['forget_rouge_l']:.3f} vs {m['forget_rouge_l']:.3f}, "
+                         f"utility {pmc['utility']:.1f} vs {m['utility']:.1f}: {verdict(ok)}")
+    for name in ("grad_ascent", "npo", "idk"):
+        if name in states:
+            p, b = pmc["sampling"], states[name]["sampling"]
+            ok = p["max_rouge_l"] < b["max_rouge_l"] and p["leak_share"] < b["leak_share"]
+            lines.append(f"- (2) vs {name}: max ROUGE-L under sampling {p['max_rouge_l']:.3f} vs {b['max_rouge_l']:.3f}, "
+                         f"leak share {p['leak_share']:.3f} vs {b['leak_share']:.3f}: {verdict(ok)}")
+    halved = lambda m: (m.get("over_unlearning") or {}).get("share_halved")
+    for name in ("grad_ascent", "grad_diff"):
+        if name in states and halved(pmc) is not None and halved(states[name]) is not None:
+            ok = halved(states[name]) >= 1.5 * halved(pmc)
+            lines.append(f"- (3) {name} vs pmc: share of unrelated contexts where a forget token's probability halved "
+                         f"{halved(states[name]):.3f} vs {halved(pmc):.3f}: {verdict(ok)}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

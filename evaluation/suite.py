@@ -47,10 +47,11 @@ def evaluate_state(eval_set: EvalSet, tokenizer, answer: Callable[[Sequence[str]
 
 
 def sample_forget_answers(eval_set: EvalSet, tokenizer, sampler, config: EvalConfig) -> tuple[dict, list[list[float]]]:
-    """`sampling_n` answers per forget question from the engine, each scored by ROUGE-L against the truth."""
+    """`sampling_n` answers per forget question from the engine (seeded draws), each scored by ROUGE-L
+    against the truth."""
     rows = eval_set.rows["forget"]
     candidates = sampler.sample([encode_prompt(tokenizer, r.question) for r in rows], config.sampling_n,
-                                config.sampling_temperature, config.sampling_top_p)
+                                config.sampling_temperature, config.sampling_top_p, seed=config.seed)
     scores = [[rouge_l_recall(row.answer, c.text) for c in cands] for row, cands in zip(rows, candidates)]
     summary = sampling_summary(scores, config.leak_threshold, 1 - config.confidence)
     return {**summary, "temperature": config.sampling_temperature, "top_p": config.sampling_top_p}, scores

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from configs import CONFIG_DIR, METHODS, ConfigError, load_config
+from configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
 from data import DataError
 from models import ModelError
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             job.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, args.overrides)
+        config = load_method_config(args.config, args.overrides)
         if args.command == "compare":
             methods = [m.strip() for m in args.methods.split(",") if m.strip()]
             unknown = sorted(set(methods) - set(METHODS))

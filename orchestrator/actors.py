@@ -52,6 +52,12 @@ def start_sampler(model_dir, config: RunConfig) -> ActorProxy:
     return ActorProxy(ray.remote(Sampler).options(**actor_options(config)).remote(str(model_dir), config.engine))
 
 
+def trainer_settings(config: RunConfig, seed: int) -> dict:
+    """The Trainer's keyword arguments for a run, the same with or without Ray."""
+    return {"precision": config.precision, "threads": config.threads, "seed": seed,
+            "entropy_weights": (config.entropy.forget, config.entropy.retain)}
+
+
 def start_trainer(model_dir, config: RunConfig, seed: int) -> ActorProxy:
     actor = ray.remote(Trainer).options(**actor_options(config))
-    return ActorProxy(actor.remote(str(model_dir), precision=config.precision, threads=config.threads, seed=seed))
+    return ActorProxy(actor.remote(str(model_dir), **trainer_settings(config, seed)))

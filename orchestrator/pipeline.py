@@ -8,7 +8,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import ray
 from transformers import AutoTokenizer
@@ -23,12 +23,13 @@ from evaluation.plots import write_plots
 from evaluation.report import write_report
 from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
 from models import fingerprint_folder, resolve_model
+from models.cache import build_folder_once
 from models.hardware import resolve_precision
 from models.prompting import encode_example, encode_prompt
 from orchestrator.actors import actor_options, start_sampler, start_trainer
 from orchestrator.baselines import forget_targets, unlearn_baseline
 from orchestrator.pmc import unlearn
-from orchestrator.run_folder import RunFolder
+from orchestrator.run_folder import RunFolder, package_versions
 from orchestrator.timing import StageTimer
 from trainer.finetune import finetune_target, target_cache_key
 
@@ -58,7 +59,7 @@ def run_unlearning(config: RunConfig) -> Path:
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
         evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, tokenizer, contexts, config)
         with timer("eval_before"):
-            before = evaluate_now()
+            before = evaluate_target_once(target_dir, config, evaluate_now)
         originals = [row["answer"] for row in before["answers"]["forget"]]
         print(f"target model: {headline(before)}", flush=True)
 
@@ -190,6 +191,21 @@ def evaluate_with(sampler, trainer, eval_set: EvalSet, tokenizer, contexts, conf
     """The full evaluation of the model state the two actors hold now (they hold the same weights)."""
     return evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
                           lambda examples: trainer.score(examples, config.eval.score_batch_size), contexts, config.eval)
+
+
+def evaluate_target_once(target_dir: Path, config: RunConfig, evaluate: Callable[[], dict]) -> dict:
+    """The target model's full evaluation: cached under a key of everything it depends on, so the methods
+    of `make compare` and repeated runs evaluate the same target once. Exact, not approximate: greedy
+    answers and scores are deterministic and the evaluation's sampling is seeded per request."""
+    settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
+                "engine": config.engine.model_dump(mode="json"), "eval": config.eval.model_dump(mode="json"),
+                "precision": resolve_precision(config.precision), "versions": package_versions()}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    folder = config.cache_dir / "evaluations" / key
+    if folder.is_dir():
+        print(f"target model evaluation: cached at {folder}", flush=True)
+    build_folder_once(folder, lambda tmp: (tmp / "state.json").write_text(json.dumps(evaluate())))
+    return json.loads((folder / "state.json").read_text())
 
 
 def greedy_answerer(sampler, tokenizer):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import BaselineConfig
+from configs import CONFIG_DIR, load_method_config
 from engine import Sampler
 from evaluation.rouge import rouge_l_recall
 from models.prompting import encode_example, encode_prompt
@@ -42,7 +42,8 @@ def test_each_baseline_unlearns_the_tiny_model(method, smoke_target):
     before = forget_rouge(sampler, trainer.tokenizer, bench)
     retain = [encode_example(trainer.tokenizer, row.question, row.answer) for row in bench.retain]
     forget = forget_targets(method, trainer.tokenizer, bench.forget)
-    unlearn_baseline(method, sampler, trainer, forget, retain, config.pmc, BaselineConfig(lr=1e-3), sampler.weight_dtype())
+    tuned = load_method_config(CONFIG_DIR / "smoke.yaml", [f"method={method}"])  # `make compare-smoke`'s settings
+    unlearn_baseline(method, sampler, trainer, forget, retain, tuned.pmc, tuned.baseline, sampler.weight_dtype())
     after = forget_rouge(sampler, trainer.tokenizer, bench)
     assert before >= 0.6 and after <= 0.5 * before, f"{method}: forget ROUGE-L {before:.3f} -> {after:.3f}"
 

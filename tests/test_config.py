@@ -39,3 +39,15 @@ def test_bad_values_name_the_key():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_method_runs_with_its_own_settings_unless_the_command_line_says_otherwise(tmp_path):
+    from configs import load_method_config
+
+    path = tmp_path / "preset.yaml"
+    path.write_text('baseline:\n  lr: 1.0e-4\nmethod_settings:\n  npo: ["baseline.lr=3.0e-5", "baseline.npo_beta=0.2"]\n')
+    assert load_method_config(path, ["method=npo"]).baseline.lr == 3e-5
+    assert load_method_config(path, ["method=npo"]).baseline.npo_beta == 0.2
+    assert load_method_config(path, ["method=npo", "baseline.lr=7e-5"]).baseline.lr == 7e-5
+    assert load_method_config(path, ["method=idk"]).baseline.lr == 1e-4
+    assert load_method_config(CONFIG_DIR / "smoke.yaml", ["method=simnpo"]).baseline.simnpo_beta == 2.5

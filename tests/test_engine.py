@@ -61,7 +61,7 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, tiny_mod
     gc.collect()
 
 
-def test_sampling_returns_n_candidates_with_token_ids_and_text(tiny_model, small_bench):
+def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(tiny_model, small_bench):
     trainer = Trainer(tiny_model, precision="fp32")
     sampler = Sampler(tiny_model, ENGINE)
     questions = prompts(trainer, small_bench, 3)
@@ -72,5 +72,13 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text(tiny_model, small
         # vLLM holds back a trailing incomplete UTF-8 byte sequence, which decode() shows as U+FFFD
         assert completion.text == trainer.tokenizer.decode(completion.token_ids, skip_special_tokens=True).rstrip("\ufffd")
     assert len({c.token_ids for c in candidates[0]}) > 1  # temperature 1.5 on a random model: diverse
+
+    # A seeded request draws the same whatever the engine sampled before; the engine's own stream moves on.
+    ids = lambda out: [[c.token_ids for c in cands] for cands in out]
+    seeded = ids(sampler.sample(questions, 4, 1.0, 1.0, seed=7))
+    assert ids(sampler.sample(questions, 4, 1.0, 1.0)) != ids(sampler.sample(questions, 4, 1.0, 1.0))
+    assert ids(sampler.sample(questions, 4, 1.0, 1.0, seed=7)) == seeded
+    assert len(set(seeded[0])) > 1  # the n draws of one seeded request still differ
     del sampler
     gc.collect()
+

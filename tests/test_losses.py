@@ -82,3 +82,44 @@ def test_npo_gradient_fades_far_below_the_reference_while_gradient_ascent_does_n
     ga = torch.tensor([-200.0], requires_grad=True)
     grad_ascent(ga, torch.tensor([1])).backward()
     assert ga.grad.item() == pytest.approx(1.0)
+
+
+# ---- the entropy regulariser --------------------------------------------------------------------------
+
+from trainer.losses import mean_token_entropy  # noqa: E402
+
+
+def test_mean_token_entropy_by_hand_over_answer_positions_only():
+    batch = collate(EXAMPLES, pad_id=0)  # answer tokens predicted at positions 2, 3 (row 0) and 0, 1, 2 (row 1)
+    logits = torch.full((2, 5, 4), -1e4)
+    logits[0, 2] = 0.0  # uniform over 4: entropy log 4
+    logits[0, 3, 1] = 0.0  # one certain token: entropy 0
+    logits[1, :3] = torch.tensor([math.log(1), math.log(3), -1e4, -1e4])  # p = (1/4, 3/4): entropy by hand
+    logits[0, :2] = torch.randn(2, 4)  # prompt positions: must not count
+    two_way = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    expected = (math.log(4) + 0 + 3 * two_way) / 5
+    assert mean_token_entropy(logits, batch.labels).item() == pytest.approx(expected, rel=1e-5)
+    assert mean_token_entropy(logits[:0], batch.labels[:0]).item() == 0.0
+
+
+def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, small_bench):
+    from models.prompting import encode_example
+    from trainer import Trainer
+
+    def forget_entropy_after_steps(weights):
+        trainer = Trainer(tiny_model, precision="fp32", seed=0, entropy_weights=weights)
+        forget = [encode_example(trainer.tokenizer, r.question, r.answer) for r in small_bench.forget]
+        retain = [encode_example(trainer.tokenizer, r.question, r.answer) for r in small_bench.retain[:4]]
+        trainer.configure_optimizer(1e-3, 0.0, warmup_steps=0)
+        first = trainer.unlearn_step(forget, retain, 1.0)
+        for _ in range(4):
+            last = trainer.unlearn_step(forget, retain, 1.0)
+        return first, last
+
+    first, widened = forget_entropy_after_steps((-5.0, 0.5))
+    assert first["loss"] == pytest.approx(first["forget_loss"] + first["retain_nll"] - 5 * first["forget_entropy"]
+                                          + 0.5 * first["retain_entropy"], rel=1e-5)
+    assert "forget_entropy" not in forget_entropy_after_steps((0.0, 0.0))[0]
+    sharpened = forget_entropy_after_steps((5.0, 0.0))[1]
+    # Same seed, same data: only the regulariser's sign differs, and the forget entropy moves the way it says.
+    assert widened["forget_entropy"] > sharpened["forget_entropy"] + 0.1

@@ -80,4 +80,25 @@ def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke
     for key in ("forget_rouge_l", "retain_rouge_l", "model_utility"):
         assert model[key] == pytest.approx(run["before"][key])
     assert model["prob"] == pytest.approx(run["before"]["prob"])
+    assert model["sampling"]["mean_rouge_l"] == pytest.approx(run["before"]["sampling"]["mean_rouge_l"])  # seeded
     assert "over_unlearning" not in model  # a change needs two states
+
+
+def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, tmp_path):
+    from configs import load_config
+    from orchestrator.pipeline import evaluate_target_once
+
+    calls = []
+
+    def evaluate():
+        calls.append(1)
+        return {"metrics": {"forget_rouge_l": 0.25 * len(calls)}, "sample_scores": [[0.1, 1 / 3]]}
+
+    config = load_config(None, [f"cache_dir={tmp_path}"])
+    first = evaluate_target_once(tiny_model, config, evaluate)
+    assert evaluate_target_once(tiny_model, config, evaluate) == first == evaluate_target_once(
+        tiny_model, load_config(None, [f"cache_dir={tmp_path}", "pmc.lr=1e-3", "method=npo"]), evaluate)
+    assert len(calls) == 1 and first["sample_scores"] == [[0.1, 1 / 3]]  # unlearning settings do not matter
+    for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", "precision=bf16"):
+        evaluate_target_once(tiny_model, load_config(None, [f"cache_dir={tmp_path}", changed]), evaluate)
+    assert len(calls) == 5

@@ -52,6 +52,14 @@ def nll(logprob_sums: torch.Tensor, token_counts: torch.Tensor) -> torch.Tensor:
     return -logprob_sums.sum() / token_counts.sum().clamp(min=1)
 
 
+def mean_token_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of the next-token distributions that predict answer tokens; 0 without any."""
+    logits, answer = logits[:, :-1].float(), labels[:, 1:] != IGNORE
+    logp = torch.log_softmax(logits[answer], dim=-1)
+    entropy = -(logp.exp() * logp).sum(dim=-1)
+    return entropy.mean() if entropy.numel() else logits.new_zeros(())
+
+
 # ---- the baselines PMC is compared with (each on summed answer log-probabilities per sequence) -----------
 
 def grad_ascent(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor) -> torch.Tensor:

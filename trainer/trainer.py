@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from models.hardware import resolve_precision
 from models.prompting import Example
-from trainer.losses import collate, grad_ascent, nll, npo, sequence_logprobs, simnpo
+from trainer.losses import Batch, collate, grad_ascent, mean_token_entropy, nll, npo, sequence_logprobs, simnpo
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -27,7 +27,8 @@ def pick_device() -> torch.device:
 
 
 class Trainer:
-    def __init__(self, model_dir: Path | str, *, precision: str = "auto", threads: int | None = None, seed: int = 0):
+    def __init__(self, model_dir: Path | str, *, precision: str = "auto", threads: int | None = None, seed: int = 0,
+                 entropy_weights: tuple[float, float] = (0.0, 0.0)):
         if threads:
             torch.set_num_threads(threads)
         torch.manual_seed(seed)
@@ -41,6 +42,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.reference: torch.nn.Module | None = None  # NPO's frozen target, see freeze_reference
+        self.entropy_weights = entropy_weights  # (forget, retain): configs.EntropyConfig, off at (0, 0)
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizer(self, lr: float, weight_decay: float, warmup_steps: int) -> None:
@@ -55,12 +57,16 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def answer_logprobs(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed answer-token log-probabilities and answer lengths under `model` (default: the trained one),
-        one forward pass for all examples."""
+    def forward(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, Batch]:
+        """Logits of `model` (default: the trained one) for all examples in one pass, and their batch."""
         batch = collate(examples, self.pad_id).to(self.device)
         with self.autocast():
             logits = (model or self.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        return logits, batch
+
+    def answer_logprobs(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed answer-token log-probabilities and answer lengths."""
+        logits, batch = self.forward(examples, model)
         return sequence_logprobs(logits, batch.labels)
 
     @torch.no_grad()
@@ -90,9 +96,11 @@ class Trainer:
 
         `forget_loss` is "nll" for PMC (its selected self-generated answers) and IDK (refusals), or a
         baseline's: "grad_ascent", "npo" (needs `freeze_reference` first), "simnpo". Both halves go through
-        the model in one forward pass; the retain NLL is its own token mean.
+        the model in one forward pass; the retain NLL is its own token mean. With `entropy_weights` set, the
+        entropy regulariser is added.
         """
-        logprobs, counts = self.answer_logprobs(list(forget) + list(retain))
+        logits, batch = self.forward(list(forget) + list(retain))
+        logprobs, counts = sequence_logprobs(logits, batch.labels)
         k = len(forget)
         forget_logprobs, forget_counts = logprobs[:k], counts[:k]
         if forget_loss == "nll":
@@ -107,8 +115,13 @@ class Trainer:
             raise ValueError(f"unknown forget loss {forget_loss!r}")
         retain_nll = nll(logprobs[k:], counts[k:])
         loss = forget_term + lambda_ * retain_nll
+        logs = {"forget_loss": forget_term.item(), "retain_nll": retain_nll.item()}
+        if any(self.entropy_weights):
+            entropies = [mean_token_entropy(logits[part], batch.labels[part]) for part in (slice(None, k), slice(k, None))]
+            loss = loss + sum(w * h for w, h in zip(self.entropy_weights, entropies))
+            logs.update(forget_entropy=entropies[0].item(), retain_entropy=entropies[1].item())
         self.step(loss)
-        return {"loss": loss.item(), "forget_loss": forget_term.item(), "retain_nll": retain_nll.item()}
+        return {"loss": loss.item(), **logs}
 
     def freeze_reference(self) -> None:
         """Keep a frozen copy of the model as it is now (the target): NPO's reference."""
