@@ -9,10 +9,9 @@ Trainer and the vLLM Sampler are the plain classes, a new Trainer per point. Eac
 answers only (the cheap part of the evaluation), on a retain subset drawn with another seed than the one
 `make compare` reports on:
 
-    trade-off = harmonic mean of (1 - forget ROUGE-L) and min(1, utility / the target's utility)
+    trade-off = harmonic mean of (1 - forget ROUGE-L) and (utility / the target's utility)
 
-so a point must both forget and keep what it knew (utility above the target's earns nothing more: on a
-small model it is noise); the best point per method is printed as the
+so a point must both forget and keep what it knew; the best point per method is printed as the
 `method_settings` block for the preset, and the whole table is written to runs/tune-<name>.json.
 """
 from __future__ import annotations
@@ -93,7 +92,7 @@ def main() -> None:
             point = {"method": method, "setting": f"{key}={value}", "forget_rouge_l": metrics["forget_rouge_l"],
                      "utility_ratio": metrics["utility"] / target_utility,
                      "seconds": round(time.perf_counter() - started, 1)}
-            point["trade_off"] = harmonic(1 - point["forget_rouge_l"], min(1.0, point["utility_ratio"]))
+            point["trade_off"] = harmonic(1 - point["forget_rouge_l"], point["utility_ratio"])
             points.append(point)
             print(f"{method:<12} {point['setting']:<22} {point['forget_rouge_l']:>7.3f} {point['utility_ratio']:>8.3f} "
                   f"{point['trade_off']:>9.3f} {point['seconds']:>8.1f}", flush=True)
