@@ -198,7 +198,8 @@ def evaluate_target_once(target_dir: Path, config: RunConfig, evaluate: Callable
     of `make compare` and repeated runs evaluate the same target once. Exact, not approximate: greedy
     answers and scores are deterministic and the evaluation's sampling is seeded per request."""
     settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
-                "engine": config.engine.model_dump(mode="json"), "eval": config.eval.model_dump(mode="json"),
+                "engine": config.engine.model_dump(mode="json"),
+                "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # forget quality comes after
                 "precision": resolve_precision(config.precision), "versions": package_versions()}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     folder = config.cache_dir / "evaluations" / key

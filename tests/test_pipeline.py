@@ -97,7 +97,8 @@ def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, 
     config = load_config(None, [f"cache_dir={tmp_path}"])
     first = evaluate_target_once(tiny_model, config, evaluate)
     assert evaluate_target_once(tiny_model, config, evaluate) == first == evaluate_target_once(
-        tiny_model, load_config(None, [f"cache_dir={tmp_path}", "pmc.lr=1e-3", "method=npo"]), evaluate)
+        tiny_model, load_config(None, [f"cache_dir={tmp_path}", "pmc.lr=1e-3", "method=npo", "eval.retain_model=true"]),
+        evaluate)
     assert len(calls) == 1 and first["sample_scores"] == [[0.1, 1 / 3]]  # unlearning settings do not matter
     for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", "precision=bf16"):
         evaluate_target_once(tiny_model, load_config(None, [f"cache_dir={tmp_path}", changed]), evaluate)
