@@ -1,9 +1,12 @@
-"""Cache folders that appear whole or not at all."""
+"""Cache folders that appear whole or not at all, named by a key of what they depend on."""
 
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
@@ -26,3 +29,8 @@ def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """A short stable key for a JSON-able description of everything a cached folder depends on."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,7 +1,5 @@
 """A tiny Llama with its own BPE tokenizer, built in seconds for tests and smoke runs."""
 
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,7 +7,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from models.cache import build_folder_once
+from models.cache import build_folder_once, settings_key
 from models.errors import ModelError
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
@@ -46,7 +44,7 @@ def _cache_key(corpus: Sequence[str], seed: int) -> str:
         "architecture": ARCHITECTURE,
         "corpus": list(corpus),
     }
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    return settings_key(recipe)
 
 
 def _build(folder: Path, corpus: Sequence[str], seed: int) -> None:

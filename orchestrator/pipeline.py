@@ -23,7 +23,7 @@ from evaluation.plots import write_plots
 from evaluation.report import write_report
 from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
 from models import fingerprint_folder, resolve_model
-from models.cache import build_folder_once
+from models.cache import build_folder_once, settings_key
 from models.hardware import resolve_precision
 from models.prompting import encode_example, encode_prompt
 from orchestrator.actors import actor_options, start_sampler, start_trainer
@@ -201,8 +201,7 @@ def evaluate_target_once(target_dir: Path, config: RunConfig, evaluate: Callable
                 "engine": config.engine.model_dump(mode="json"),
                 "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # forget quality comes after
                 "precision": resolve_precision(config.precision), "versions": package_versions()}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    folder = config.cache_dir / "evaluations" / key
+    folder = config.cache_dir / "evaluations" / settings_key(settings)
     if folder.is_dir():
         print(f"target model evaluation: cached at {folder}", flush=True)
     build_folder_once(folder, lambda tmp: (tmp / "state.json").write_text(json.dumps(evaluate())))

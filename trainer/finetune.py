@@ -5,7 +5,6 @@ data, settings, prompt format, library versions), so a second run with the same 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from importlib.metadata import version
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from configs import FinetuneConfig
-from models.cache import build_folder_once
+from models.cache import build_folder_once, settings_key
 from models.prompting import PROMPT_TEMPLATE, encode_example
 from trainer.trainer import Trainer, steps_per_epoch
 
@@ -27,7 +26,7 @@ def target_cache_key(model_fingerprint: str, data_fingerprint: str, config: Fine
         "prompt": PROMPT_TEMPLATE,
         "versions": {name: version(name) for name in ("torch", "transformers")},
     }
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return settings_key(settings)
 
 
 def finetune_target(
