@@ -48,7 +48,7 @@ def write_comparison(runs: dict[str, Path], out: Path, reference: tuple[str, dic
     `settings` (name -> the overrides each run had) goes into the table of runs.
     """
     states = {name: final_state(run)[1] for name, run in runs.items()}
-    shown = {**dict([reference] if reference else []), **states}
+    shown = dict([reference]) | states if reference else states
     table = {name: [read(m) for _, read in COLUMNS] for name, m in shown.items()}
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Runs side by side", "", "| run | " + " | ".join(label for label, _ in COLUMNS) + " |",

@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from transformers import AutoTokenizer  # noqa: E402
+
 from configs import CONFIG_DIR, load_config  # noqa: E402
 from engine import Sampler  # noqa: E402
 from evaluation.greedy import build_eval_set, evaluate  # noqa: E402
@@ -35,12 +37,12 @@ from orchestrator.pipeline import (benchmark_texts, ensure_finetuned, greedy_ans
                                    load_config_benchmark, ray_session)
 from trainer import Trainer  # noqa: E402
 
-GRIDS = {  # method -> (setting, values): learning rates around PMC's 1e-4, a factor ~3 apart
-    "grad_ascent": ("baseline.lr", ["1.0e-5", "3.0e-5", "1.0e-4"]),
-    "grad_diff": ("baseline.lr", ["1.0e-5", "3.0e-5", "1.0e-4"]),
-    "idk": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4"]),
-    "npo": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4"]),
-    "simnpo": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4"]),
+GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml's method_settings
+    "grad_ascent": ("baseline.lr", ["1.0e-5", "3.0e-5", "5.0e-5", "1.0e-4"]),
+    "grad_diff": ("baseline.lr", ["1.0e-5", "3.0e-5", "5.0e-5", "1.0e-4"]),
+    "idk": ("baseline.lr", ["1.0e-5", "3.0e-5", "1.0e-4", "3.0e-4"]),
+    "npo": ("baseline.lr", ["3.0e-5", "1.0e-4", "2.0e-4", "3.0e-4"]),
+    "simnpo": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4", "1.0e-3"]),
 }
 
 
@@ -73,21 +75,23 @@ def main() -> None:
     dtype = sampler.weight_dtype()
     eval_set = build_eval_set(bench, base.eval.retain_subset, base.eval.seed + 1)  # not the reported subset
 
+    tokenizer = AutoTokenizer.from_pretrained(target)
+
     def greedy_metrics(trainer: Trainer) -> dict:
         sampler.load_weights(trainer.export_weights(dtype))
-        return evaluate(eval_set, greedy_answerer(sampler, trainer.tokenizer))["metrics"]
+        return evaluate(eval_set, greedy_answerer(sampler, tokenizer))["metrics"]
 
     target_utility = greedy_metrics(Trainer(target, **trainer_settings(base, seed=0)))["utility"]
+    retain = [encode_example(tokenizer, row.question, row.answer) for row in bench.retain]
     points = []
     print(f"{'method':<12} {'setting':<22} {'forget':>7} {'utility':>8} {'trade-off':>9} {'seconds':>8}", flush=True)
     for method, (key, values) in grids.items():
+        forget = forget_targets(method, tokenizer, bench.forget)
         for value in values:
             config = load_config(args.config, [*args.overrides, f"{key}={value}", f"method={method}"])
             started = time.perf_counter()
             trainer = Trainer(target, **trainer_settings(config, config.pmc.seed))
-            retain = [encode_example(trainer.tokenizer, row.question, row.answer) for row in bench.retain]
-            unlearn_baseline(method, sampler, trainer, forget_targets(method, trainer.tokenizer, bench.forget),
-                             retain, config.pmc, config.baseline, dtype)
+            unlearn_baseline(method, sampler, trainer, forget, retain, config.pmc, config.baseline, dtype)
             metrics = greedy_metrics(trainer)
             point = {"method": method, "setting": f"{key}={value}", "forget_rouge_l": metrics["forget_rouge_l"],
                      "utility_ratio": metrics["utility"] / target_utility,
