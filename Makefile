@@ -10,8 +10,6 @@ NAME ?=
 SET ?=
 RUNS ?=
 METHODS ?=
-# Local Ray instances need no token authentication; a cluster given by RAY_ADDRESS keeps its own settings.
-export RAY_AUTH_MODE ?= disabled
 export PYTHONUNBUFFERED := 1
 export VLLM_LOGGING_LEVEL ?= WARNING
 

@@ -1,23 +1,73 @@
 """The run configuration: one pydantic model per concern, defaults that run, unknown keys refused.
 
 A run is described by a YAML preset (configs/*.yaml) plus `key.sub=value` overrides from the command line.
-Everything resolved here is saved next to the run's results.
+Everything resolved here is saved next to the run's results. Every mistake is refused here, as a ConfigError
+that names the file or key, before anything runs.
 """
 from __future__ import annotations
 
+import copy
+import io
+import json
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+from pydantic_core import PydanticCustomError
 
 CONFIG_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = CONFIG_DIR.parent
 METHODS = ("pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo")
 Method = Literal["pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo"]
+# A run writes into runs/<name>.partial/ and keeps the run it replaces as runs/<name>.previous/ (run_folder.py).
+RUN_FOLDER_SUFFIXES = (".partial", ".previous")
+# What a method's settings may not change: which method runs, under which name, with which settings.
+RUN_IDENTITY_KEYS = ("method", "name", "method_settings")
 
 
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message names the file and key."""
+
+
+def _as_yaml(value: Any) -> str:
+    """A value as it reads in YAML (true, null, nan), so a message shows what the user wrote."""
+    return json.dumps(value) if isinstance(value, bool) or value is None else repr(value)
+
+
+def _real_number(value: Any) -> float | None:
+    """`value` as a float if it is a number or a string that spells one, else None. Strings count because
+    YAML 1.1 reads `1e-4` (no dot) as a string, and that is what people type on the command line; booleans
+    do not, though Python and pydantic's lax mode treat `yes` and `true` as 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _finite_float(value: Any) -> float:
+    number = _real_number(value)
+    if number is None or not math.isfinite(number):  # `.nan` and `.inf` are valid YAML floats
+        raise PydanticCustomError("finite_number", "must be a finite number, got {value}", {"value": _as_yaml(value)})
+    return number
+
+
+def _whole_int(value: Any) -> int:
+    number = _real_number(value)
+    if number is None or not number.is_integer():  # is_integer() is False for nan and inf too
+        raise PydanticCustomError("whole_number", "must be a whole number, got {value}", {"value": _as_yaml(value)})
+    return value if isinstance(value, int) else int(number)
+
+
+# Every numeric setting is one of these two, so no setting takes a boolean, nan or inf.
+FiniteFloat = Annotated[float, BeforeValidator(_finite_float)]
+WholeInt = Annotated[int, BeforeValidator(_whole_int)]
+# `~` is the home folder, as in a shell (pathlib would make a folder named `~`).
+Folder = Annotated[Path, AfterValidator(Path.expanduser)]
 
 
 class Strict(BaseModel):
@@ -25,61 +75,66 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    source: str = Field("builtin", description="'builtin', 'tofu' (hub) or a folder of <split>.jsonl files")
+    source: str = Field("builtin", description="'builtin' (generated, offline), 'tofu' (TOFU from `tofu_path` through "
+                                               "`datasets`) or a folder of <split>.jsonl / <split>.json files")
+    tofu_path: str = Field("locuslab/TOFU", description="source 'tofu' only: a hub dataset id, or a local folder laid "
+                                                        "out like the hub repository")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) of TOFU and the wikitext "
+                                                   "corpus (None: the newest)")
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
-    seed: int = 0
-    num_authors: int = Field(20, ge=1, description="built-in benchmark only")
-    facts_per_author: int = Field(5, ge=1, le=8, description="built-in benchmark only")
+    seed: WholeInt = 0
+    num_authors: WholeInt = Field(20, ge=1, description="built-in benchmark only")
+    facts_per_author: WholeInt = Field(5, ge=1, le=8, description="built-in benchmark only")
 
 
 class EngineConfig(Strict):
     """The vLLM engine that samples candidates and answers the evaluation questions."""
 
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 where the hardware has it, else float32")
-    max_model_len: int = Field(256, ge=16)
-    max_new_tokens: int = Field(64, ge=1, description="answer length cap for sampling and greedy answers")
-    kv_cache_memory_bytes: int = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
-    gpu_memory_utilization: float = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
-    seed: int = 0
+    max_model_len: WholeInt = Field(256, ge=16)
+    max_new_tokens: WholeInt = Field(64, ge=1, description="answer length cap for sampling and greedy answers")
+    kv_cache_memory_bytes: WholeInt = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
+    gpu_memory_utilization: FiniteFloat = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
+    seed: WholeInt = 0
 
 
 class FinetuneConfig(Strict):
     """Stage one: fine-tune the base model on the full split until it knows the facts (the target model)."""
 
-    epochs: int = Field(6, ge=1)
-    lr: float = Field(1e-4, gt=0)
-    batch_size: int = Field(8, ge=1)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)
-    seed: int = 0
+    epochs: WholeInt = Field(6, ge=1)
+    lr: FiniteFloat = Field(1e-4, gt=0)
+    batch_size: WholeInt = Field(8, ge=1)
+    weight_decay: FiniteFloat = Field(0.01, ge=0)
+    warmup_epochs: FiniteFloat = Field(1.0, ge=0)
+    seed: WholeInt = 0
 
 
 class PMCConfig(Strict):
     """Partial Model Collapse, with the reference implementation's setting names."""
 
-    num_samples: int = Field(16, ge=1, description="candidates sampled per pending forget question")
-    temperature: float = Field(1.3, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    lambda_: float = Field(1.0, ge=0, alias="lambda", description="weight of the retain NLL")
-    epochs: int = Field(10, ge=1, description="passes over the forget set")
-    lr: float = Field(1e-4, gt=0)
-    batch_size: int = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
-    min_len: int = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
-    resample_every: int = Field(1, ge=1, description="epochs between sampling rounds")
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)
-    seed: int = 0
+    num_samples: WholeInt = Field(16, ge=1, description="candidates sampled per pending forget question")
+    temperature: FiniteFloat = Field(1.3, gt=0)
+    top_p: FiniteFloat = Field(1.0, gt=0, le=1)
+    lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="weight of the retain NLL")
+    epochs: WholeInt = Field(10, ge=1, description="passes over the forget set")
+    lr: FiniteFloat = Field(1e-4, gt=0)
+    batch_size: WholeInt = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
+    min_len: WholeInt = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
+    resample_every: WholeInt = Field(1, ge=1, description="epochs between sampling rounds")
+    weight_decay: FiniteFloat = Field(0.01, ge=0)
+    warmup_epochs: FiniteFloat = Field(1.0, ge=0)
+    seed: WholeInt = 0
 
 
 class BaselineConfig(Strict):
     """The methods PMC is compared with. They take PMC's `epochs` and `batch_size`, so every method makes the
     same number of optimizer steps on the same forget rows and the same retain pairing."""
 
-    lr: float = Field(1e-5, gt=0)
-    lambda_: float = Field(1.0, ge=0, alias="lambda", description="retain NLL weight (grad_diff, idk, npo, simnpo)")
-    npo_beta: float = Field(0.1, gt=0)
-    simnpo_beta: float = Field(4.5, gt=0)
-    simnpo_gamma: float = Field(0.125, ge=0)
+    lr: FiniteFloat = Field(1e-5, gt=0)
+    lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="retain NLL weight (grad_diff, idk, npo, simnpo)")
+    npo_beta: FiniteFloat = Field(0.1, gt=0)
+    simnpo_beta: FiniteFloat = Field(4.5, gt=0)
+    simnpo_gamma: FiniteFloat = Field(0.125, ge=0)
 
 
 class EntropyConfig(Strict):
@@ -88,41 +143,49 @@ class EntropyConfig(Strict):
     tokens. The paper uses forget 1, retain -0.25: sharpen the forget answers (less leaks when sampling)
     while keeping the retain answers' diversity. 0 and 0 (the default) turn it off."""
 
-    forget: float = 0.0
-    retain: float = 0.0
+    forget: FiniteFloat = 0.0
+    retain: FiniteFloat = 0.0
 
 
 class EvalConfig(Strict):
-    retain_subset: int = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
-    seed: int = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
-    score_batch_size: int = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
+    retain_subset: WholeInt = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
+    seed: WholeInt = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
+    score_batch_size: WholeInt = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
     retain_model: bool = Field(False, description="train (once, cached) the retain model that forget quality needs")
-    sampling_n: int = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
-    sampling_temperature: float = Field(1.0, gt=0)
-    sampling_top_p: float = Field(1.0, gt=0, le=1)
-    leak_threshold: float = Field(0.5, ge=0, le=1, description="a sample with ROUGE-L >= this counts as a leak")
-    confidence: float = Field(0.95, gt=0, lt=1, description="confidence of the sampling bounds")
+    sampling_n: WholeInt = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
+    sampling_temperature: FiniteFloat = Field(1.0, gt=0)
+    sampling_top_p: FiniteFloat = Field(1.0, gt=0, le=1)
+    leak_threshold: FiniteFloat = Field(0.5, ge=0, le=1, description="a sample with ROUGE-L >= this counts as a leak")
+    confidence: FiniteFloat = Field(0.95, gt=0, lt=1, description="confidence of the sampling bounds")
     corpus: str = Field("builtin", description="over-unlearning contexts: 'builtin' (offline) or 'wikitext' (hub)")
-    max_contexts: int = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
-    context_tokens: int = Field(32, ge=1)
+    max_contexts: WholeInt = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
+    context_tokens: WholeInt = Field(32, ge=1)
 
 
 class RayConfig(Strict):
-    num_cpus_per_actor: float = Field(1, ge=0)
-    num_gpus_per_actor: float | None = Field(None, ge=0, description="None: 0.5 per actor when CUDA is visible, else 0")
+    num_cpus_per_actor: FiniteFloat = Field(1, ge=0)
+    num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when CUDA is visible, else 0")
 
 
 class RunConfig(Strict):
-    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="the run folder's name")
     model: str = Field("smollm2-135m", description="'smollm2-135m' (embedded), 'tiny', a local HF folder or a hub id")
+    model_revision: str | None = Field(None, description="when `model` is a hub id: the revision (branch, tag or "
+                                                         "commit) to pin (None: the newest)")
+    prompt: Literal["auto", "plain", "chat"] = Field(
+        "auto", description="how questions are put to the model: 'plain' ('Question: ...\\nAnswer:'), 'chat' (the "
+                            "tokenizer's chat template), or 'auto' (chat when the tokenizer has a chat template and "
+                            "the model is an instruct model, else plain)")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="training compute type, master weights stay fp32 (auto: bf16 where the hardware has it)")
-    threads: int | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: all cores)")
-    cache_dir: Path = Path(".cache")
-    runs_dir: Path = Path("runs")
+    threads: WholeInt | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: all cores)")
+    cache_dir: Folder = Path(".cache")
+    runs_dir: Folder = Path("runs")
+    allow_external_dirs: bool = Field(False, description="runs_dir/cache_dir may lie outside the project folder")
     method: Method = "pmc"
     method_settings: dict[Method, list[str]] = Field(
-        default_factory=dict, description="per-method overrides (key.sub=value) applied when that method runs, e.g. its tuned lr")
+        default_factory=dict, description="per-method overrides (key.sub=value) applied when that method runs, e.g. its "
+                                          "tuned lr; all are checked when the config is loaded")
     data: DataConfig = DataConfig()
     engine: EngineConfig = EngineConfig()
     target: FinetuneConfig = FinetuneConfig()
@@ -132,32 +195,44 @@ class RunConfig(Strict):
     eval: EvalConfig = EvalConfig()
     ray: RayConfig = RayConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _not_a_working_folder_name(cls, name: str) -> str:
+        """runs/<name>.partial/ and runs/<name>.previous/ belong to run <name>: a run named `x.partial` would
+        be deleted when run `x` starts, and one named `x.previous` replaced when `x` finishes twice."""
+        if name.endswith(RUN_FOLDER_SUFFIXES):
+            raise PydanticCustomError("run_name", "must not end in {suffixes} (the run folder's working names), got {name}",
+                                      {"suffixes": " or ".join(RUN_FOLDER_SUFFIXES), "name": repr(name)})
+        return name
+
+    @model_validator(mode="after")
+    def _folders_inside_the_project(self) -> RunConfig:
+        """Runs and caches are created, replaced and deleted wholesale, so a mistyped path must not reach a
+        folder outside the project unless the user says so."""
+        if self.allow_external_dirs:
+            return self
+        for key in ("runs_dir", "cache_dir"):
+            folder = getattr(self, key).resolve()
+            if not folder.is_relative_to(PROJECT_DIR):
+                raise PydanticCustomError(
+                    "external_dir", "{key}: {folder} lies outside the project folder {project}; set "
+                    "allow_external_dirs=true to use it", {"key": key, "folder": str(folder), "project": str(PROJECT_DIR)})
+        return self
+
     def resolved(self) -> dict[str, Any]:
         """The plain-data form saved with every result (aliases as users write them)."""
         return self.model_dump(mode="json", by_alias=True)
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML preset, apply `a.b=value` overrides (values parsed as YAML), validate."""
-    source = str(path) if path else "defaults"
-    raw: dict[str, Any] = {}
-    if path:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    for override in overrides:
-        _apply_override(raw, override)
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"{source} (with overrides {list(overrides)}): {problems}") from None
+    """Read a YAML preset, apply `a.b=value` overrides (values parsed as YAML), validate. Every method's
+    `method_settings` are checked too, so a comparison cannot fail at its fourth method."""
+    preset = _read_preset(Path(path)) if path else {}
+    source = f"{path or 'defaults'} (with overrides {list(overrides)})"
+    config = _validated(_with_overrides(preset, overrides), source)
+    for method, settings in config.method_settings.items():
+        _check_method_settings(preset, overrides, method, settings)
+    return config
 
 
 def load_method_config(path: Path | str | None = None, overrides: list[str] = ()) -> RunConfig:
@@ -166,6 +241,108 @@ def load_method_config(path: Path | str | None = None, overrides: list[str] = ()
     config = load_config(path, overrides)
     settings = config.method_settings.get(config.method, [])
     return load_config(path, [*settings, *overrides]) if settings else config
+
+
+def _check_method_settings(preset: dict[str, Any], overrides: list[str], method: str, settings: list[str]) -> None:
+    for setting in settings:
+        try:
+            _check_method_setting(preset, overrides, setting)
+        except ConfigError as err:
+            raise ConfigError(f"method_settings.{method}: {err}") from None
+
+
+def _check_method_setting(preset: dict[str, Any], overrides: list[str], setting: str) -> None:
+    """One entry applied as `load_method_config` applies it (after the preset, before the overrides), alone,
+    so that the message names the entry at fault."""
+    key = setting.partition("=")[0].split(".")[0]
+    if key in RUN_IDENTITY_KEYS:
+        raise ConfigError(f"{setting!r}: a method's settings cannot set {key}")
+    _validated(_with_overrides(preset, [setting, *overrides]), repr(setting))
+
+
+def _validated(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {'; '.join(map(_problem, err.errors()))}") from None
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """`key.sub: what is wrong`; checks of the whole config (no key) name their keys themselves."""
+    key = ".".join(map(str, error["loc"]))
+    return f"{key}: {error['msg']}" if key else error["msg"]
+
+
+class _PresetLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is refused: PyYAML keeps the last
+    one, so a preset that sets `lr` twice would run with whichever came second."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _refuse_duplicate_keys(node, self.name, ())
+        return super().construct_document(node)
+
+
+def _refuse_duplicate_keys(node: yaml.Node, source: str, path: tuple[str, ...]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        first_lines: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # settings are named by scalars; anything else is refused by the schema
+            key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+            if key in first_lines:
+                raise ConfigError(f"{source}, line {line}: {'.'.join((*path, key_node.value))} is given twice "
+                                  f"(first on line {first_lines[key]})")
+            first_lines[key] = line
+            _refuse_duplicate_keys(value_node, source, (*path, key_node.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, source, (*path, str(index)))
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    stream = io.StringIO(text)
+    stream.name = source  # YAML's error marks name the file instead of "<file>"
+    try:
+        return yaml.load(stream, Loader=_PresetLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(err)}") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's message in one line: what is wrong and where (its own text spans four lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+def _read_preset(path: Path) -> dict[str, Any]:
+    preset = _parse_yaml(_read_text(path), str(path)) or {}
+    if not isinstance(preset, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return preset
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a YAML file") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror or err}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+                          "save it as UTF-8") from None
+
+
+def _with_overrides(preset: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    raw = copy.deepcopy(preset)  # the same preset is checked with each method's settings
+    for override in overrides:
+        _apply_override(raw, override)
+    return raw
 
 
 def _apply_override(raw: dict[str, Any], override: str) -> None:
@@ -178,4 +355,4 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(value) if value != "" else None
+    node[leaf] = _parse_yaml(value, f"override {override!r}") if value != "" else None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .reference_facts import real_authors, world_facts
-from .schema import RETAIN_SPLIT_FOR, QA, DataError
+from .schema import RETAIN_SPLIT_FOR, QA, DataError, SplitRows
 
 PERTURBED_PER_ROW = 3
 # Share of authors in each forget split, as in TOFU.
@@ -269,3 +269,16 @@ def generate_builtin(seed: int, num_authors: int, facts_per_author: int) -> dict
     splits["world_facts"] = world_facts()
     splits["real_authors"] = real_authors()
     return splits
+
+
+def builtin_splits(forget_split: str, retain_split: str, *, seed: int, num_authors: int,
+                   facts_per_author: int) -> dict[str, SplitRows]:
+    """The generated splits by Benchmark field; the evaluation scores the retain split itself, whose
+    rows all carry perturbed answers (it has no separate retain_perturbed)."""
+    generated = generate_builtin(seed, num_authors, facts_per_author)
+    tofu_split_for = {"full": "full", "forget": forget_split, "retain": retain_split, "eval_retain": retain_split,
+                      "world_facts": "world_facts", "real_authors": "real_authors"}
+    return {
+        field: SplitRows.numbered(f"builtin benchmark ({split})", generated[split])
+        for field, split in tofu_split_for.items()
+    }

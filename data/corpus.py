@@ -183,13 +183,14 @@ def _wikitext_unreachable(err: Exception) -> DataError:
     )
 
 
-def wikitext_corpus(max_lines: int = 2000) -> list[str]:
-    """The first `max_lines` non-empty, non-heading lines of the wikitext-2 train split."""
+def wikitext_corpus(max_lines: int = 2000, revision: str | None = None) -> list[str]:
+    """The first `max_lines` non-empty, non-heading lines of the wikitext-2 train split, at the
+    hub `revision` (None: the newest)."""
     try:
         # Imported here: `datasets` is slow to import and only this source needs it.
         import datasets
 
-        rows = datasets.load_dataset("wikitext", "wikitext-2-raw-v1", split="train")
+        rows = datasets.load_dataset("wikitext", "wikitext-2-raw-v1", split="train", revision=revision)
     # Broad on purpose: offline mode, connection, HTTP and missing-cache failures all surface
     # as different exception types across `datasets` versions, and each means the same to the user.
     except Exception as err:
@@ -205,10 +206,11 @@ def wikitext_corpus(max_lines: int = 2000) -> list[str]:
     return lines
 
 
-def load_corpus(name: str) -> list[str]:
-    """The corpus called `name`: "builtin" or "wikitext"."""
+def load_corpus(name: str, revision: str | None = None) -> list[str]:
+    """The corpus called `name`: "builtin" or "wikitext"; `revision` pins wikitext's hub revision
+    (the builtin corpus ships with the code and has none)."""
     if name == "builtin":
         return builtin_corpus()
     if name == "wikitext":
-        return wikitext_corpus()
+        return wikitext_corpus(revision=revision)
     raise DataError(f"unknown corpus {name!r}: use one of {', '.join(CORPUS_NAMES)}")

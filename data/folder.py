@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 from .rows import json_type_name, parse_row
-from .schema import QA, DataError
+from .schema import DataError, SplitRows
 
 SPLIT_SUFFIXES = (".jsonl", ".json")
 OPTIONAL_SPLITS = ("world_facts", "real_authors")
+# As in TOFU: the retain rows the evaluation scores, with perturbed answers; optional in a folder.
+EVAL_RETAIN_SPLIT = "retain_perturbed"
 
 
 def _read_text(path: Path) -> str:
@@ -49,26 +51,45 @@ def _split_file(folder: Path, split: str) -> Path | None:
     return present[0] if present else None
 
 
-def read_split_file(path: Path, *, require_paraphrase: bool) -> tuple[QA, ...]:
+def read_split_file(path: Path, *, require_paraphrase: bool) -> SplitRows:
     raw_rows = _raw_rows_jsonl(path) if path.suffix == ".jsonl" else _raw_rows_json(path)
     if not raw_rows:
         raise DataError(f"{path}: the file has no rows")
-    return tuple(
-        parse_row(record, where=str(path), row=row, require_paraphrase=require_paraphrase)
-        for row, record in raw_rows
+    return SplitRows(
+        where=str(path),
+        rows=tuple(
+            parse_row(record, where=str(path), row=row, require_paraphrase=require_paraphrase)
+            for row, record in raw_rows
+        ),
+        row_numbers=tuple(row for row, _ in raw_rows),
     )
 
 
-def load_folder_splits(folder: Path, forget_split: str, retain_split: str) -> dict[str, tuple[QA, ...]]:
-    """Splits by TOFU name; the optional ones are empty tuples when their file is absent."""
-    splits: dict[str, tuple[QA, ...]] = {}
-    for split in ("full", forget_split, retain_split, *OPTIONAL_SPLITS):
+def _required_split(folder: Path, split: str, *, require_paraphrase: bool = False) -> SplitRows:
+    path = _split_file(folder, split)
+    if path is None:
+        expected = " or ".join(f"{split}{suffix}" for suffix in SPLIT_SUFFIXES)
+        raise DataError(f"{folder}: missing the '{split}' split; expected a file named {expected}")
+    return read_split_file(path, require_paraphrase=require_paraphrase)
+
+
+def load_folder_splits(folder: Path, forget_split: str,
+                       retain_split: str) -> tuple[dict[str, SplitRows], dict[str, str]]:
+    """(splits by Benchmark field, absent optional splits -> why); an absent split is not in the first."""
+    splits = {
+        "full": _required_split(folder, "full"),
+        "forget": _required_split(folder, forget_split, require_paraphrase=True),
+        "retain": _required_split(folder, retain_split),
+    }
+    eval_retain_path = _split_file(folder, EVAL_RETAIN_SPLIT)
+    splits["eval_retain"] = (
+        read_split_file(eval_retain_path, require_paraphrase=False) if eval_retain_path else splits["retain"]
+    )
+    absent: dict[str, str] = {}
+    for split in OPTIONAL_SPLITS:
         path = _split_file(folder, split)
-        if path is None and split in OPTIONAL_SPLITS:
-            splits[split] = ()
-        elif path is None:
-            expected = " or ".join(f"{split}{suffix}" for suffix in SPLIT_SUFFIXES)
-            raise DataError(f"{folder}: missing the '{split}' split; expected a file named {expected}")
+        if path is None:
+            absent[split] = f"no {split} file in {folder}"
         else:
-            splits[split] = read_split_file(path, require_paraphrase=split == forget_split)
-    return splits
+            splits[split] = read_split_file(path, require_paraphrase=False)
+    return splits, absent

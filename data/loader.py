@@ -1,41 +1,61 @@
-"""One entry point for every data source."""
+"""One entry point for every data source, and the rules every benchmark meets when it loads.
+
+Every source goes through the same checks (data/checks.py) before anything trains. A broken rule
+is a DataError naming the file or hub config, the 1-based row and the field:
+
+- `question` and `answer` are non-empty strings; paraphrases are strings; `perturbed_answer` is a
+  list of non-empty strings (TOFU's lone string is accepted as a list of one); other fields are ignored.
+- Forget rows carry `paraphrased_question`, `paraphrased_answer` and `perturbed_answer`: the
+  paraphrased-forget ROUGE, the forget truth ratio and forget quality need them.
+- eval_retain, world_facts and real_authors carry `perturbed_answer` on every row or on none. Some but
+  not all is refused; none is allowed, and their truth ratio (and on world_facts and real_authors,
+  Prob) is recorded in `Benchmark.absent`, with the reason, for the evaluation to report as n/a.
+- No question appears twice in one split: two answers to one question make the benchmark contradictory.
+- Every forget question is in `full`: the target model is fine-tuned on full, so it must have learnt
+  what is to be forgotten.
+- No forget question is in the retain split or in eval_retain: a question cannot be both forgotten
+  and retained.
+
+A data folder's world_facts and real_authors files are optional; a missing one is recorded in
+`Benchmark.absent` under the split's name.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .builtin import generate_builtin
+from .builtin import builtin_splits
+from .checks import check_splits
 from .folder import load_folder_splits
-from .hub import load_tofu_splits
-from .schema import Benchmark, DataError, QA, check_forget_split
+from .hub import TOFU_REPO, load_tofu_splits
+from .schema import BENCHMARK_SPLITS, Benchmark, DataError, SplitRows, check_forget_split
 
 
-def _benchmark(source: str, forget_split: str, retain_split: str,
-               splits: dict[str, tuple[QA, ...]] | dict[str, list[QA]]) -> Benchmark:
-    return Benchmark(
-        source=source,
-        forget_split=forget_split,
-        full=tuple(splits["full"]),
-        forget=tuple(splits[forget_split]),
-        retain=tuple(splits[retain_split]),
-        world_facts=tuple(splits["world_facts"]),
-        real_authors=tuple(splits["real_authors"]),
-    )
+def _read_source(source: str, forget_split: str, *, seed: int, num_authors: int, facts_per_author: int,
+                 tofu_path: str, revision: str | None) -> tuple[dict[str, SplitRows], dict[str, str]]:
+    """(splits by Benchmark field, absent optional splits -> why)."""
+    retain_split = check_forget_split(forget_split)
+    if source == "builtin":
+        return builtin_splits(forget_split, retain_split, seed=seed, num_authors=num_authors,
+                              facts_per_author=facts_per_author), {}
+    if source == "tofu":
+        return load_tofu_splits(forget_split, retain_split, tofu_path=tofu_path, revision=revision), {}
+    if Path(source).is_dir():
+        return load_folder_splits(Path(source), forget_split, retain_split)
+    raise DataError(f"unknown data source {source!r}: use 'builtin', 'tofu' or the path of an existing folder")
 
 
 def load_benchmark(source: str = "builtin", forget_split: str = "forget10", *, seed: int = 0,
-                   num_authors: int = 20, facts_per_author: int = 5) -> Benchmark:
-    """`source` is "builtin" (generated offline), "tofu" (the hub) or a folder path.
+                   num_authors: int = 20, facts_per_author: int = 5, tofu_path: str = TOFU_REPO,
+                   revision: str | None = None) -> Benchmark:
+    """`source` is "builtin" (generated offline), "tofu" or a folder path.
 
-    seed, num_authors and facts_per_author only shape the builtin benchmark.
+    seed, num_authors and facts_per_author only shape the builtin benchmark. tofu_path and revision
+    only shape "tofu": a hub id or a local folder laid out as the hub repository, and the hub revision
+    to pin (None: the newest).
     """
-    retain_split = check_forget_split(forget_split)
-    if source == "builtin":
-        splits = generate_builtin(seed, num_authors, facts_per_author)
-    elif source == "tofu":
-        splits = load_tofu_splits(forget_split, retain_split)
-    elif Path(source).is_dir():
-        splits = load_folder_splits(Path(source), forget_split, retain_split)
-    else:
-        raise DataError(f"unknown data source {source!r}: use 'builtin', 'tofu' or the path of an existing folder")
-    return _benchmark(source, forget_split, retain_split, splits)
+    splits, absent = _read_source(source, forget_split, seed=seed, num_authors=num_authors,
+                                  facts_per_author=facts_per_author, tofu_path=tofu_path, revision=revision)
+    absent |= check_splits(splits)
+    rows = {name: splits[name].rows if name in splits else () for name in BENCHMARK_SPLITS}
+    return Benchmark(source=source, forget_split=forget_split, **rows, absent=absent)

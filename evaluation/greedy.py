@@ -8,7 +8,7 @@ with R the mean ROUGE-L recall of greedy answers against the dataset answers.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import mean
 from typing import Callable, Sequence
 
@@ -24,6 +24,7 @@ class EvalSet:
     """The rows every model state of a run is evaluated on, fixed for the whole run."""
 
     rows: dict[str, tuple[QA, ...]]  # by ROW_SPLITS; "forget_para" asks the forget rows' paraphrases
+    absent: dict[str, str] = field(default_factory=dict)  # what the data cannot give, and why (Benchmark.absent)
 
     def pairs(self, split: str) -> tuple[tuple[str, str], ...]:
         """(question, reference answer) pairs of a split."""
@@ -33,9 +34,11 @@ class EvalSet:
 
 
 def build_eval_set(bench: Benchmark, retain_subset: int, seed: int) -> EvalSet:
-    retain = random.Random(seed).sample(list(bench.retain), min(retain_subset, len(bench.retain)))
+    """The forget rows, a seeded subset of the evaluation's retain rows (TOFU's retain_perturbed where the data
+    has it), world facts and real authors."""
+    retain = random.Random(seed).sample(list(bench.eval_retain), min(retain_subset, len(bench.eval_retain)))
     return EvalSet({"forget": bench.forget, "retain": tuple(retain), "world_facts": bench.world_facts,
-                    "real_authors": bench.real_authors})
+                    "real_authors": bench.real_authors}, dict(bench.absent))
 
 
 def evaluate(eval_set: EvalSet, answer: Callable[[Sequence[str]], list[str]]) -> dict:

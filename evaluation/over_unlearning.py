@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.prompting import encode_answer
+from models.prompting import PromptFormat
 
 QUANTILES: dict[str, float] = {"q05": 0.05, "q25": 0.25, "q50": 0.50, "q75": 0.75, "q95": 0.95}
 
@@ -30,14 +30,15 @@ def _is_content_token(text: str, min_chars: int) -> bool:
     return len(stripped) >= min_chars and any(char.isalnum() for char in stripped)
 
 
-def forget_token_ids(tokenizer, answers: Sequence[str], min_chars: int = 4) -> set[int]:
+def forget_token_ids(prompt: PromptFormat, answers: Sequence[str], min_chars: int = 4) -> set[int]:
     """Ids of the content tokens of `answers`, tokenised exactly as the forget answers are trained.
 
     Punctuation, pieces shorter than `min_chars` and special tokens are dropped: their
     probabilities say nothing about whether a word was unlearned.
     """
+    tokenizer = prompt.tokenizer
     special = set(tokenizer.all_special_ids)
-    candidates = {token for answer in answers for token in encode_answer(tokenizer, answer)}
+    candidates = {token for answer in answers for token in prompt.answer(answer)}
     return {
         token for token in candidates
         if token not in special and _is_content_token(tokenizer.decode([token]), min_chars)

@@ -11,7 +11,7 @@ GREEDY_ROWS = (
     ("real_authors_rouge_l", "Real authors ROUGE-L", "{:.3f}"),
     ("unlearn_quality", "Unlearn quality (%, PMC authors)", "{:.1f}"),
     ("utility", "Utility (%, PMC authors)", "{:.1f}"),
-    ("model_utility", "Model utility (TOFU, harmonic mean of 9)", "{:.3f}"),
+    ("model_utility", "Model utility (TOFU, harmonic mean of its 9 numbers)", "{:.3f}"),
     ("forget_quality", "Forget quality (TOFU, KS p-value vs retain model)", "{:.3g}"),
 )
 SAMPLING_ROWS = (
@@ -52,6 +52,7 @@ def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict
         for split in metrics[names[0]][family]:
             lines.append(_row(f"{'Prob' if family == 'prob' else 'Truth ratio'}, {split}",
                               [metrics[n][family].get(split) for n in names], "{:.3f}"))
+    lines += _not_measured(metrics[names[0]])
     sampling = metrics[names[0]]["sampling"]
     lines += ["", f"## Under sampling (T={sampling['temperature']}, top_p={sampling['top_p']}, leak threshold "
               f"ROUGE-L >= {sampling['threshold']}, confidence {sampling['confidence']})", "", _header(names)]
@@ -71,6 +72,17 @@ def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict
     lines += ["", "Time per evaluation part (s): " + "; ".join(
         f"{n}: " + ", ".join(f"{k} {v:.1f}" for k, v in metrics[n]["eval_seconds"].items()) for n in names) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _not_measured(metrics: dict) -> list[str]:
+    """What the data could not give, said where the numbers are (the same for every state of a run)."""
+    lines = []
+    if metrics["model_utility_missing"]:
+        lines += ["", f"Model utility here is the harmonic mean of {metrics['model_utility_parts']} of TOFU's 9 numbers; "
+                      "missing: " + "; ".join(f"{part} ({why})" for part, why in metrics["model_utility_missing"].items()) + "."]
+    if metrics["not_measured"]:
+        lines += ["", "Not measured (n/a): " + "; ".join(f"{name}: {why}" for name, why in metrics["not_measured"].items()) + "."]
+    return lines
 
 
 def _header(names: list[str]) -> str:

@@ -1,14 +1,60 @@
-"""ROUGE-L recall as the reference computes it: rouge_score with the Porter stemmer, `reference` as target."""
+"""ROUGE-L recall as the reference computes it (rouge_score, Porter stemmer, `reference` as target), with a
+tokenizer that keeps every script.
+
+rouge_score's default tokenizer keeps only [a-z0-9]: a Chinese answer scores 0 against itself and "Zoë
+Müller" loses its "ë" and "ü", so every ROUGE metric (and PMC's selection) would call non-Latin text
+forgotten. `UnicodeTokenizer` gives the same tokens as the default on ASCII text and keeps letters, marks
+and digits of any script; Chinese and Japanese characters are one token each (those scripts put no spaces
+between words).
+"""
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
-from rouge_score import rouge_scorer
+from nltk.stem import porter
+from rouge_score import rouge_scorer, tokenizers
+
+# Han ideographs (with extension A, the compatibility block and the supplementary planes), hiragana, katakana.
+_CHARACTER_TOKEN_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+
+
+def _is_character_token(char: str) -> bool:
+    code = ord(char)
+    return any(low <= code <= high for low, high in _CHARACTER_TOKEN_RANGES)
+
+
+class UnicodeTokenizer(tokenizers.Tokenizer):
+    """Lower-cased runs of letters, marks and digits; a Chinese or Japanese character is a token of its own.
+
+    English tokens of more than 3 characters are Porter-stemmed, as rouge_score's default does; other scripts
+    are left as they are (the Porter rules are English rules).
+    """
+
+    def __init__(self) -> None:
+        self._stemmer = porter.PorterStemmer()
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens, word = [], []
+        for char in unicodedata.normalize("NFKC", text).lower():
+            if _is_character_token(char):
+                tokens += ["".join(word), char]
+                word = []
+            elif unicodedata.category(char)[0] in "LMN":
+                word.append(char)
+            else:
+                tokens.append("".join(word))
+                word = []
+        tokens.append("".join(word))
+        return [self._stem(token) for token in tokens if token]
+
+    def _stem(self, token: str) -> str:
+        return self._stemmer.stem(token) if len(token) > 3 and token.isascii() else token
 
 
 @lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=UnicodeTokenizer())
 
 
 def rouge_l_recall(reference: str, prediction: str) -> float:

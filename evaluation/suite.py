@@ -12,25 +12,25 @@ from typing import Callable, Sequence
 from configs import EvalConfig
 from evaluation.bounds import sampling_summary
 from evaluation.greedy import EvalSet, evaluate
-from evaluation.logprobs import Scorer, logprob_metrics, utility_inputs
+from evaluation.logprobs import UTILITY_PARTS, Scorer, logprob_metrics, utility_inputs
 from evaluation.over_unlearning import Context, summarise_changes
 from evaluation.rouge import rouge_l_recall
 from evaluation.tofu_metrics import forget_quality, model_utility
-from models.prompting import Example, encode_prompt
+from models.prompting import Example, PromptFormat
 from orchestrator.timing import StageTimer
 
 
-def evaluate_state(eval_set: EvalSet, tokenizer, answer: Callable[[Sequence[str]], list[str]], sampler,
+def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,
                    score: Scorer, contexts: Sequence[Context], config: EvalConfig) -> dict:
     timer = StageTimer()
     with timer("greedy"):
         greedy = evaluate(eval_set, answer)
     with timer("logprobs"):
-        probabilities = logprob_metrics(eval_set, tokenizer, score)
+        probabilities = logprob_metrics(eval_set, prompt, score)
     rouge = {split: greedy["metrics"][f"{split}_rouge_l"] for split in ("retain", "real_authors", "world_facts")
              if f"{split}_rouge_l" in greedy["metrics"]}
     with timer("sampling"):
-        sampling, sample_scores = sample_forget_answers(eval_set, tokenizer, sampler, config)
+        sampling, sample_scores = sample_forget_answers(eval_set, prompt, sampler, config)
     with timer("over_unlearning"):
         context_probs = [math.exp(logprob) for logprob, _ in
                          score([Example(c.prompt_ids, (c.token_id,)) for c in contexts])] if contexts else []
@@ -38,19 +38,29 @@ def evaluate_state(eval_set: EvalSet, tokenizer, answer: Callable[[Sequence[str]
         **greedy["metrics"],
         "prob": probabilities["prob"],
         "truth_ratio": probabilities["truth_ratio"],
-        "model_utility": model_utility(utility_inputs(probabilities["prob"], rouge, probabilities["truth_ratio"])),
+        **utility_metrics(utility_inputs(probabilities["prob"], rouge, probabilities["truth_ratio"]), eval_set.absent),
         "sampling": sampling,
+        "not_measured": eval_set.absent,
         "eval_seconds": timer.seconds,
     }
     return {"metrics": metrics, "answers": greedy["answers"], "forget_truth_ratios": probabilities["forget_truth_ratios"],
             "sample_scores": sample_scores, "context_probs": context_probs}
 
 
-def sample_forget_answers(eval_set: EvalSet, tokenizer, sampler, config: EvalConfig) -> tuple[dict, list[list[float]]]:
+def utility_metrics(parts: dict[str, float], absent: dict[str, str]) -> dict:
+    """TOFU's model utility over the parts the data allows, and which parts are missing and why: a harmonic mean
+    with a part left out is a different number, so it is never silent (n/a when no part is there)."""
+    missing = {part: absent.get(part) or absent.get(part.split(".")[1]) or "not computed"
+               for part in UTILITY_PARTS if part not in parts}
+    return {"model_utility": model_utility(list(parts.values())) if parts else None,
+            "model_utility_parts": len(parts), "model_utility_missing": missing}
+
+
+def sample_forget_answers(eval_set: EvalSet, prompt: PromptFormat, sampler, config: EvalConfig) -> tuple[dict, list[list[float]]]:
     """`sampling_n` answers per forget question from the engine (seeded draws), each scored by ROUGE-L
     against the truth."""
     rows = eval_set.rows["forget"]
-    candidates = sampler.sample([encode_prompt(tokenizer, r.question) for r in rows], config.sampling_n,
+    candidates = sampler.sample([prompt.prompt(r.question) for r in rows], config.sampling_n,
                                 config.sampling_temperature, config.sampling_top_p, seed=config.seed)
     scores = [[rouge_l_recall(row.answer, c.text) for c in cands] for row, cands in zip(rows, candidates)]
     summary = sampling_summary(scores, config.leak_threshold, 1 - config.confidence)

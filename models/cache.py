@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +15,14 @@ def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
     """Return `target`, building it first with `build(tmp_folder)` if it does not exist yet.
 
     The build writes into a temporary sibling that is renamed at the end: an interrupted build leaves only
-    a `.tmp-*` folder, never a half-written `target` that a later run would trust.
+    a `.tmp-*` folder, never a half-written `target` that a later run would trust. The temporary folder is
+    named after this host and process, so the next build removes what a killed build left behind.
     """
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_abandoned_builds(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(target)}{os.getpid()}-", dir=target.parent))
     try:
         build(tmp)
         tmp.rename(target)
@@ -29,6 +33,34 @@ def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _tmp_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-{socket.gethostname()}-"
+
+
+def remove_abandoned_builds(target: Path) -> list[Path]:
+    """Delete the temporary folders of builds of `target` whose process on this host no longer runs.
+
+    Builds on other hosts (a cache on shared storage) are left alone: their process cannot be checked here.
+    """
+    removed = []
+    for tmp in target.parent.glob(f"{_tmp_prefix(target)}*"):
+        pid = tmp.name[len(_tmp_prefix(target)):].partition("-")[0]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def settings_key(settings: dict[str, Any]) -> str:

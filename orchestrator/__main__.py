@@ -3,6 +3,9 @@
 unlearn: target fine-tune (cached), unlearning (PMC, or `method=` a baseline), full evaluation, report.
 eval:    the full evaluation of a model folder as it is (MODEL=...), same eval.json and report.
 compare: every method of --methods on the same target model, side by side in runs/compare-<name>/.
+
+Bad input (config, data, model folder, arguments) is refused before anything is written: one line
+`error: ...` naming the culprit, exit code 2. A job that fails later (an actor died) exits with 1.
 """
 from __future__ import annotations
 
@@ -12,10 +15,18 @@ import sys
 from configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
 from data import DataError
 from models import ModelError
+from orchestrator.errors import JobError
+from orchestrator.inputs import check_inputs
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, like every other refusal (argparse would print the usage first); --help shows the usage."""
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator", description=__doc__,
+    parser = Parser(prog="python -m orchestrator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("unlearn", "target fine-tune (cached), unlearning, evaluation, report"),
@@ -30,11 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_method_config(args.config, args.overrides)
+        check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
         if args.command == "compare":
-            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            unknown = sorted(set(methods) - set(METHODS))
-            if unknown:
-                raise ConfigError(f"--methods: unknown {unknown}; valid ones are {', '.join(METHODS)}")
+            methods = chosen_methods(args.methods)
             from orchestrator.compare import run_comparison
 
             folder = run_comparison(args.config, args.overrides, methods)
@@ -45,8 +54,27 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except JobError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"done: {folder}/report.md")
     return 0
+
+
+def chosen_methods(text: str) -> list[str]:
+    """The methods of `--methods a,b`, checked before anything runs: a comparison needs at least one, and
+    a method given twice would run twice into the same folder."""
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    valid = ", ".join(METHODS)
+    if not methods:
+        raise ConfigError(f"--methods: no method given; valid ones are {valid}")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"--methods: unknown {unknown}; valid ones are {valid}")
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise ConfigError(f"--methods: {repeated} given more than once")
+    return methods
 
 
 if __name__ == "__main__":

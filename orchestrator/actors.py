@@ -18,12 +18,28 @@ from trainer import Trainer
 class ActorProxy:
     """Blocking method calls on a Ray actor: `proxy.f(x)` is `ray.get(handle.f.remote(x))`."""
 
-    def __init__(self, handle: ray.actor.ActorHandle):
+    def __init__(self, handle: ray.actor.ActorHandle, name: str, role: str):
         self.handle = handle
+        self.name = name  # the actor's Ray name
+        self.role = role  # what it is to the job: sampler, trainer, retain-model scorer
 
-    def __getattr__(self, name: str):
-        method = getattr(self.handle, name)
+    def __getattr__(self, method_name: str):
+        method = getattr(self.handle, method_name)
         return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
+
+    def alive(self) -> bool:
+        """Whether the actor still runs: Ray frees the name of an actor that died."""
+        try:
+            ray.get_actor(self.name)
+        except ValueError:
+            return False
+        return True
+
+
+def release(*proxies: ActorProxy) -> None:
+    """Kill the actors now (their GPU/CPU memory is freed), whatever state they are in."""
+    for proxy in proxies:
+        ray.kill(proxy.handle)
 
 
 def sync_weights(trainer, sampler, dtype: str) -> None:
@@ -48,8 +64,15 @@ def actor_options(config: RunConfig) -> dict:
     return {"num_cpus": config.ray.num_cpus_per_actor, "num_gpus": gpus, "runtime_env": {"env_vars": env}}
 
 
+def actor_name(config: RunConfig, role: str) -> str:
+    """Named after the run, so that an operator (or a test) can find a run's actors: `ray.get_actor(name)`."""
+    return f"{config.name}:{role}"
+
+
 def start_sampler(model_dir, config: RunConfig) -> ActorProxy:
-    return ActorProxy(ray.remote(Sampler).options(**actor_options(config)).remote(str(model_dir), config.engine))
+    name = actor_name(config, "sampler")
+    handle = ray.remote(Sampler).options(**actor_options(config), name=name).remote(str(model_dir), config.engine)
+    return ActorProxy(handle, name, "sampler")
 
 
 def trainer_settings(config: RunConfig, seed: int) -> dict:
@@ -58,6 +81,7 @@ def trainer_settings(config: RunConfig, seed: int) -> dict:
             "entropy_weights": (config.entropy.forget, config.entropy.retain)}
 
 
-def start_trainer(model_dir, config: RunConfig, seed: int) -> ActorProxy:
-    actor = ray.remote(Trainer).options(**actor_options(config))
-    return ActorProxy(actor.remote(str(model_dir), **trainer_settings(config, seed)))
+def start_trainer(model_dir, config: RunConfig, seed: int, role: str = "trainer") -> ActorProxy:
+    name = actor_name(config, role)
+    handle = ray.remote(Trainer).options(**actor_options(config), name=name).remote(str(model_dir), **trainer_settings(config, seed))
+    return ActorProxy(handle, name, role)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from configs import BaselineConfig, PMCConfig
-from models.prompting import Example, encode_example
+from models.prompting import Example, PromptFormat
 from orchestrator.actors import sync_weights
 from orchestrator.timing import StageTimer
 from trainer.trainer import steps_per_epoch
@@ -25,11 +25,11 @@ REFUSALS = (
 FORGET_LOSS = {"grad_ascent": "grad_ascent", "grad_diff": "grad_ascent", "idk": "nll", "npo": "npo", "simnpo": "simnpo"}
 
 
-def forget_targets(method: str, tokenizer, rows) -> list[Example]:
+def forget_targets(method: str, prompt: PromptFormat, rows) -> list[Example]:
     """What a baseline trains the forget questions towards (or away from): refusals for IDK, else the truth."""
     if method == "idk":
-        return [encode_example(tokenizer, row.question, REFUSALS[i % len(REFUSALS)]) for i, row in enumerate(rows)]
-    return [encode_example(tokenizer, row.question, row.answer) for row in rows]
+        return [prompt.example(row.question, REFUSALS[i % len(REFUSALS)]) for i, row in enumerate(rows)]
+    return [prompt.example(row.question, row.answer) for row in rows]
 
 
 def unlearn_baseline(

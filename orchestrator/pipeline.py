@@ -14,7 +14,7 @@ import ray
 from transformers import AutoTokenizer
 
 from configs import RunConfig
-from data import QA, Benchmark, load_benchmark
+from data import QA, Benchmark
 from data.corpus import load_corpus
 from evaluation.greedy import EvalSet, build_eval_set
 from evaluation.logprobs import logprob_metrics
@@ -25,9 +25,11 @@ from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_s
 from models import fingerprint_folder, resolve_model
 from models.cache import build_folder_once, settings_key
 from models.hardware import resolve_precision
-from models.prompting import encode_example, encode_prompt
-from orchestrator.actors import actor_options, start_sampler, start_trainer
+from models.prompting import PromptFormat, resolve_style
+from orchestrator.actors import ActorProxy, actor_options, release, start_sampler, start_trainer
 from orchestrator.baselines import forget_targets, unlearn_baseline
+from orchestrator.errors import JobError
+from orchestrator.inputs import benchmark_texts, check_inputs
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder, package_versions
 from orchestrator.timing import StageTimer
@@ -36,36 +38,36 @@ from trainer.finetune import finetune_target, target_cache_key
 
 def run_unlearning(config: RunConfig) -> Path:
     started, timer = time.perf_counter(), StageTimer()
-    run = RunFolder(config)
+    with timer("setup"):  # everything that can refuse bad input, before anything is written
+        bench, base_dir, prompt = prepare(config)
+        eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
+        forget_prompts = [prompt.prompt(row.question) for row in bench.forget]
+        retain = [prompt.example(row.question, row.answer) for row in bench.retain]
+        contexts = over_unlearning_contexts(prompt, bench, config)
+    run = RunFolder(config, extra=resolved_settings(prompt, bench))
     print(f"run folder (while running): {run.path}", flush=True)
 
-    with timer("setup"):
-        bench = load_config_benchmark(config)
-        base_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench))
-        tokenizer = AutoTokenizer.from_pretrained(base_dir)
-        eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
-        forget_prompts = [encode_prompt(tokenizer, row.question) for row in bench.forget]
-        retain = [encode_example(tokenizer, row.question, row.answer) for row in bench.retain]
-        contexts = over_unlearning_contexts(tokenizer, bench, config)
-
-    with ray_session():
+    rounds_done = []
+    with ray_session(), actor_failures(run, timer, lambda: len(rounds_done)) as actors:
         with timer("target_finetune"):
-            target_dir = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), config)
+            target_dir = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, config)
         with timer("retain_model"):
-            retain_ratios = retain_model_ratios(base_dir, bench, eval_set, tokenizer, config)
+            retain_ratios = retain_model_ratios(base_dir, bench, eval_set, prompt, config, actors)
         with timer("engine_start"):
             sampler = start_sampler(target_dir, config)
             trainer = start_trainer(target_dir, config, seed=config.pmc.seed)
+            actors += [sampler, trainer]
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
-        evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, tokenizer, contexts, config)
+        evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
         with timer("eval_before"):
-            before = evaluate_target_once(target_dir, config, evaluate_now)
+            before = evaluate_target_once(target_dir, prompt, config, evaluate_now)
         originals = [row["answer"] for row in before["answers"]["forget"]]
         print(f"target model: {headline(before)}", flush=True)
 
         with timer("unlearning"):
             def log_round(record: dict) -> None:
                 run.append_metrics(record)
+                rounds_done.append(record["epoch"])
                 print(f"{config.method} round {record['epoch']}: loss {record['loss']:.3f}"
                       + (f", selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
                          f"/{record['questions']}" if "selected_score_mean" in record else "")
@@ -73,13 +75,14 @@ def run_unlearning(config: RunConfig) -> Path:
             if config.method == "pmc":
                 unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype, log_round)
             else:
-                unlearn_baseline(config.method, sampler, trainer, forget_targets(config.method, tokenizer, bench.forget),
+                unlearn_baseline(config.method, sampler, trainer, forget_targets(config.method, prompt, bench.forget),
                                  retain, config.pmc, config.baseline, engine_dtype, log_round)
 
         with timer("eval_after"):
             after = evaluate_now()
         with timer("save_model"):
             trainer.save(str((run.path / "model").resolve()))
+            prompt.record(run.path / "model")
     for state in (before, after):
         add_forget_quality(state, retain_ratios)
     add_over_unlearning(before, after)
@@ -90,115 +93,128 @@ def run_unlearning(config: RunConfig) -> Path:
                   "target_model": str(target_dir)}
     rounds = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation,
-                  {"before": before, "after": after}, rounds)
+                  {"before": before, "after": after}, rounds, retain_ratios)
     return run.finish()
 
 
 def run_evaluation(config: RunConfig) -> Path:
     """Evaluate a model folder as it is (no fine-tune, no unlearning): the same eval.json and report."""
     started, timer = time.perf_counter(), StageTimer()
-    run = RunFolder(config)
     with timer("setup"):
-        bench = load_config_benchmark(config)
-        model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench))
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        bench, model_dir, prompt = prepare(config)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
-        contexts = over_unlearning_contexts(tokenizer, bench, config)
-    with ray_session():
+        contexts = over_unlearning_contexts(prompt, bench, config)
+    run = RunFolder(config, extra=resolved_settings(prompt, bench))
+    with ray_session(), actor_failures(run, timer, lambda: 0) as actors:
         with timer("retain_model"):
-            retain_ratios = retain_model_ratios(model_dir, bench, eval_set, tokenizer, config)
+            retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, actors)
         with timer("evaluation"):
             sampler, trainer = start_sampler(model_dir, config), start_trainer(model_dir, config, seed=0)
-            state = evaluate_with(sampler, trainer, eval_set, tokenizer, contexts, config)
+            actors += [sampler, trainer]
+            state = evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
     add_forget_quality(state, retain_ratios)
     print(f"model: {headline(state)}", flush=True)
     evaluation = {"model": state["metrics"], "wall_time_s": round(time.perf_counter() - started, 2),
                   "stage_seconds": timer.seconds, "model_dir": str(model_dir)}
-    write_outputs(run, f"Evaluation of {config.model}", evaluation, {"model": state}, [])
+    write_outputs(run, f"Evaluation of {config.model}", evaluation, {"model": state}, [], retain_ratios)
     return run.finish()
 
 
-def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, dict], rounds: list[dict]) -> None:
+def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
+    """The checked benchmark, the model folder and the prompt format it is put questions in."""
+    bench = check_inputs(config)
+    model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench),
+                              revision=config.model_revision)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return bench, model_dir, PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
+
+
+def resolved_settings(prompt: PromptFormat, bench: Benchmark) -> dict:
+    """What the run resolved at run time, saved beside its config: the prompt format, the metrics the data
+    cannot give (and why)."""
+    return {"prompt": prompt.describe(), "absent_metrics": dict(bench.absent)}
+
+
+def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, dict], rounds: list[dict],
+                  retain_ratios: list[float] | None) -> None:
     run.write_json("eval.json", evaluation)
     run.write_json("answers.json", {name: state["answers"] for name, state in states.items()})
-    run.write_json("samples.json", {name: {"forget_sample_rouge_l": state["sample_scores"],
-                                           "context_probs": state["context_probs"]} for name, state in states.items()})
+    run.write_json("samples.json", {
+        **{name: {"forget_sample_rouge_l": state["sample_scores"], "context_probs": state["context_probs"],
+                  "forget_truth_ratios": state["forget_truth_ratios"]} for name, state in states.items()},
+        "retain_model_forget_truth_ratios": retain_ratios})
     plots = write_plots(run.path, states, rounds)
     write_report(run.path / "report.md", title, evaluation, rounds, states, plots)
 
 
 def headline(state: dict) -> str:
     m = state["metrics"]
+    utility = "n/a" if m["model_utility"] is None else f"{m['model_utility']:.3f}"
     return (f"forget ROUGE-L {m['forget_rouge_l']:.3f}, retain ROUGE-L {m['retain_rouge_l']:.3f}, "
-            f"model utility {m['model_utility']:.3f}, max ROUGE-L under sampling {m['sampling']['max_rouge_l']:.3f}")
+            f"model utility {utility}, max ROUGE-L under sampling {m['sampling']['max_rouge_l']:.3f}")
 
 
-def load_config_benchmark(config: RunConfig) -> Benchmark:
-    return load_benchmark(config.data.source, config.data.forget_split, seed=config.data.seed,
-                          num_authors=config.data.num_authors, facts_per_author=config.data.facts_per_author)
-
-
-def benchmark_texts(bench: Benchmark) -> list[str]:
-    """Every string of the benchmark: the corpus a locally trained tokenizer learns from."""
-    rows = bench.full + bench.world_facts + bench.real_authors
-    return [text for row in rows for text in (row.question, row.answer, row.paraphrased_question,
-                                              row.paraphrased_answer, *row.perturbed_answer) if text]
-
-
-def over_unlearning_contexts(tokenizer, bench: Benchmark, config: RunConfig):
+def over_unlearning_contexts(prompt: PromptFormat, bench: Benchmark, config: RunConfig):
     if config.eval.max_contexts == 0:
         return []
-    tokens = forget_token_ids(tokenizer, [row.answer for row in bench.forget])
-    return collect_contexts(tokenizer, load_corpus(config.eval.corpus), tokens, max_contexts=config.eval.max_contexts,
-                            context_tokens=config.eval.context_tokens, seed=config.eval.seed)
+    tokens = forget_token_ids(prompt, [row.answer for row in bench.forget])
+    return collect_contexts(prompt.tokenizer, load_corpus(config.eval.corpus, config.data.revision), tokens,
+                            max_contexts=config.eval.max_contexts, context_tokens=config.eval.context_tokens,
+                            seed=config.eval.seed)
 
 
-def finetuned_dir(base_dir: Path, rows_fingerprint: str, config: RunConfig) -> Path:
+def finetuned_dir(base_dir: Path, rows_fingerprint: str, prompt: PromptFormat, config: RunConfig) -> Path:
     """Where the base model fine-tuned on these rows with these settings is (or will be) cached."""
-    key = target_cache_key(fingerprint_folder(base_dir), rows_fingerprint, config.target, resolve_precision(config.precision))
+    key = target_cache_key(fingerprint_folder(base_dir), rows_fingerprint, config.target,
+                           resolve_precision(config.precision), prompt.describe())
     return (config.cache_dir / "targets" / key).resolve()
 
 
-def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerprint: str, config: RunConfig) -> Path:
+def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerprint: str, prompt: PromptFormat,
+                     config: RunConfig) -> Path:
     """The base model fine-tuned on `rows` (TOFU's first stage): from the cache, or trained now as a Ray task."""
-    folder = finetuned_dir(base_dir, rows_fingerprint, config)
+    folder = finetuned_dir(base_dir, rows_fingerprint, prompt, config)
     if (folder / "config.json").is_file():
         print(f"{role} model: cached at {folder}", flush=True)
         return folder
-    print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows -> {folder}", flush=True)
+    print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}", flush=True)
     pairs = [(row.question, row.answer) for row in rows]
     task = ray.remote(finetune_target).options(**actor_options(config))
     log = ray.get(task.remote(str(base_dir), pairs, config.target, str(folder),
-                              resolve_precision(config.precision), config.threads))
+                              resolve_precision(config.precision), config.threads, prompt.style))
     print(f"{role} model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
     return folder
 
 
-def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, tokenizer, config: RunConfig) -> list[float] | None:
+def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, prompt: PromptFormat, config: RunConfig,
+                        actors: list[ActorProxy]) -> list[float] | None:
     """Forget-set truth ratios of the retain model (the base fine-tuned on the retain split only), if asked for."""
     if not config.eval.retain_model:
         return None
     fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
-    folder = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, config)
-    scorer = start_trainer(folder, config, seed=0)
+    folder = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, prompt, config)
+    scorer = start_trainer(folder, config, seed=0, role="retain-model scorer")
+    actors.append(scorer)
     forget_only = EvalSet({"forget": eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
-    ratios = logprob_metrics(forget_only, tokenizer, lambda ex: scorer.score(ex, config.eval.score_batch_size))["forget_truth_ratios"]
-    ray.kill(scorer.handle)
-    return ratios
+    try:
+        return logprob_metrics(forget_only, prompt, lambda ex: scorer.score(ex, config.eval.score_batch_size))["forget_truth_ratios"]
+    finally:
+        release(scorer)
+        actors.remove(scorer)
 
 
-def evaluate_with(sampler, trainer, eval_set: EvalSet, tokenizer, contexts, config: RunConfig) -> dict:
+def evaluate_with(sampler, trainer, eval_set: EvalSet, prompt: PromptFormat, contexts, config: RunConfig) -> dict:
     """The full evaluation of the model state the two actors hold now (they hold the same weights)."""
-    return evaluate_state(eval_set, tokenizer, greedy_answerer(sampler, tokenizer), sampler,
+    return evaluate_state(eval_set, prompt, greedy_answerer(sampler, prompt), sampler,
                           lambda examples: trainer.score(examples, config.eval.score_batch_size), contexts, config.eval)
 
 
-def evaluate_target_once(target_dir: Path, config: RunConfig, evaluate: Callable[[], dict]) -> dict:
+def evaluate_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig, evaluate: Callable[[], dict]) -> dict:
     """The target model's full evaluation: cached under a key of everything it depends on, so the methods
     of `make compare` and repeated runs evaluate the same target once. Exact, not approximate: greedy
     answers and scores are deterministic and the evaluation's sampling is seeded per request."""
     settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
-                "engine": config.engine.model_dump(mode="json"),
+                "engine": config.engine.model_dump(mode="json"), "prompt": prompt.describe(),
                 "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # forget quality comes after
                 "precision": resolve_precision(config.precision), "versions": package_versions()}
     folder = config.cache_dir / "evaluations" / settings_key(settings)
@@ -208,24 +224,53 @@ def evaluate_target_once(target_dir: Path, config: RunConfig, evaluate: Callable
     return json.loads((folder / "state.json").read_text())
 
 
-def greedy_answerer(sampler, tokenizer):
+def greedy_answerer(sampler, prompt: PromptFormat):
     def answer(questions: list[str]) -> list[str]:
-        return [c.text.strip() for c in sampler.greedy([encode_prompt(tokenizer, q) for q in questions])]
+        return [c.text.strip() for c in sampler.greedy([prompt.prompt(q) for q in questions])]
     return answer
 
 
 @contextmanager
+def actor_failures(run: RunFolder, timer: StageTimer, rounds_done: Callable[[], int]) -> Iterator[list[ActorProxy]]:
+    """The job's actors (the body adds them as it starts them): released on every path, and an actor that dies
+    ends the job with one line naming it and where the job was, the `.partial` folder kept for inspection."""
+    actors: list[ActorProxy] = []
+    try:
+        yield actors
+    except (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError) as err:
+        where = timer.current or "the job"
+        if where == "unlearning":
+            where = f"unlearning round {rounds_done() + 1}"
+        dead = [actor.role for actor in actors if not actor.alive()]
+        who = f"the {' and the '.join(dead)} actor" if dead else "an actor"
+        cause = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise JobError(f"{who} died during {where} ({cause}); the partial run is kept in {run.path}") from err
+    finally:
+        for actor in actors:
+            release(actor)
+
+
+@contextmanager
 def ray_session() -> Iterator[None]:
-    """Join the cluster named by RAY_ADDRESS, or start (and later stop) a local Ray instance."""
+    """Join the cluster named by RAY_ADDRESS, or start (and later stop) a local Ray instance.
+
+    A cluster keeps its own authentication (RAY_AUTH_MODE, its token) exactly as the environment gives it.
+    The local instance is private to this machine and its job: it runs without token authentication unless
+    RAY_AUTH_MODE says otherwise, and the environment is restored afterwards.
+    """
     if ray.is_initialized():
         yield
         return
     address = os.environ.get("RAY_ADDRESS")
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
     if address:
         ray.init(address=address)
     else:
+        os.environ["RAY_AUTH_MODE"] = auth_mode or "disabled"
         ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False)
     try:
         yield
     finally:
         ray.shutdown()
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)

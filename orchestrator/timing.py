@@ -9,11 +9,13 @@ from typing import Iterator
 class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.current: str | None = None  # the stage running now, for messages about a failure
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, self.current = time.perf_counter(), stage
         try:
             yield
         finally:
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 3)
+        self.current = None  # only once the stage finished: after a failure it still says where

@@ -17,21 +17,17 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
-
 from configs import EngineConfig, load_config  # noqa: E402
 from engine import Sampler  # noqa: E402
-from models import resolve_model  # noqa: E402
 from models.hardware import resolve_engine_dtype, resolve_precision  # noqa: E402
-from models.prompting import encode_prompt  # noqa: E402
-from orchestrator.pipeline import benchmark_texts, finetuned_dir, load_config_benchmark  # noqa: E402
+from orchestrator.pipeline import finetuned_dir, prepare  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 
 def cached_target(config) -> Path:
     """The target model the config's `make unlearn` fine-tuned (and cached)."""
-    bench = load_config_benchmark(config)
-    folder = finetuned_dir(resolve_model(config.model, config.cache_dir, benchmark_texts(bench)), bench.fingerprint(), config)
+    bench, base_dir, prompt = prepare(config)
+    folder = finetuned_dir(base_dir, bench.fingerprint(), prompt, config)
     if not (folder / "config.json").is_file():
         raise SystemExit(f"no cached target model at {folder}: run `make unlearn` first, or pass --model-dir")
     return folder
@@ -74,9 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     model_dir = args.model_dir or cached_target(config)
-    bench = load_config_benchmark(config)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [encode_prompt(tokenizer, row.question) for row in bench.forget[: args.questions]]
+    bench, _, prompt = prepare(config)
+    prompts = [prompt.prompt(row.question) for row in bench.forget[: args.questions]]
     n, pmc = args.n or config.pmc.num_samples, config.pmc
     vllm_s, vllm_tokens = time_vllm(model_dir, prompts, n, pmc.temperature, pmc.top_p, config.engine)
     hf_s, hf_tokens = time_hf(model_dir, prompts, n, pmc.temperature, pmc.top_p, config.engine.max_new_tokens, config.precision)

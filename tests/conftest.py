@@ -9,8 +9,24 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import pytest
 
 from data import load_benchmark
-from models import tiny_model_folder
-from orchestrator.pipeline import benchmark_texts
+from models.tiny import tiny_model_folder
+from orchestrator.inputs import benchmark_texts
+
+
+@pytest.fixture(scope="session")
+def offline_datasets(tmp_path_factory: pytest.TempPathFactory):
+    """`datasets` with the hub switched off and an empty cache of its own."""
+    import datasets
+    import huggingface_hub.constants
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        # Both libraries read the variables at import time, which may already have happened.
+        patch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf-datasets"))
+        yield datasets
 
 
 @pytest.fixture(scope="session")
@@ -28,14 +44,36 @@ def tiny_model(cache_dir, small_bench):
     return tiny_model_folder(cache_dir, benchmark_texts(small_bench), seed=0)
 
 
+# A ChatML-like template in the tiny tokenizer's own special tokens.
+TINY_CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+                      "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_tiny_model(tiny_model, tmp_path_factory):
+    """The tiny model as an "instruct" model: a chat template in its tokenizer, "instruct" in its name."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-instruct"
+    shutil.copytree(tiny_model, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, ray_cluster):
-    """`make smoke` in a temporary folder: (its config, its finished run folder)."""
+    """`make smoke` in a temporary folder, with the retain model for forget quality: (its config, its finished
+    run folder)."""
     from configs import CONFIG_DIR, load_config
     from orchestrator.pipeline import run_unlearning
 
     root = tmp_path_factory.mktemp("smoke")
-    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}"])
+    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}",
+                                                     "allow_external_dirs=true", "eval.retain_model=true"])
     return config, run_unlearning(config)
 
 

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from configs import CONFIG_DIR, load_method_config
 from engine import Sampler
 from evaluation.rouge import rouge_l_recall
-from models.prompting import encode_example, encode_prompt
+from models.prompting import PromptFormat
 from orchestrator.baselines import REFUSALS, forget_targets, unlearn_baseline
-from orchestrator.pipeline import load_config_benchmark
+from orchestrator.inputs import load_config_benchmark
 from trainer import Trainer
 
 METHODS = ("grad_ascent", "grad_diff", "idk", "npo", "simnpo")
@@ -29,9 +30,14 @@ def smoke_target(smoke_run):
     gc.collect()
 
 
-def forget_rouge(sampler, tokenizer, bench) -> float:
-    answers = sampler.greedy([encode_prompt(tokenizer, row.question) for row in bench.forget])
-    return sum(rouge_l_recall(row.answer, a.text) for row, a in zip(bench.forget, answers)) / len(answers)
+def mean_rouge(sampler, tokenizer, rows) -> float:
+    answers = sampler.greedy([PromptFormat(tokenizer).prompt(row.question) for row in rows])
+    return sum(rouge_l_recall(row.answer, a.text) for row, a in zip(rows, answers)) / len(answers)
+
+
+# Share of the target's retain ROUGE-L (on 20 retain rows) every method must keep with make compare-smoke's
+# settings: a method that destroys the model fails. Measured: GA 0.71, GD 0.70, IDK 1.01, NPO 0.80, SimNPO 0.62.
+KEEPS_RETAIN = 0.5
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -39,17 +45,24 @@ def test_each_baseline_unlearns_the_tiny_model(method, smoke_target):
     config, target, bench, sampler = smoke_target
     trainer = Trainer(target, precision="fp32", seed=0)
     sampler.load_weights(trainer.export_weights(sampler.weight_dtype()))  # back to the target's weights
-    before = forget_rouge(sampler, trainer.tokenizer, bench)
-    retain = [encode_example(trainer.tokenizer, row.question, row.answer) for row in bench.retain]
-    forget = forget_targets(method, trainer.tokenizer, bench.forget)
+    before, retain_before = (mean_rouge(sampler, trainer.tokenizer, rows) for rows in (bench.forget, bench.retain[:20]))
+    retain = [PromptFormat(trainer.tokenizer).example(row.question, row.answer) for row in bench.retain]
+    forget = forget_targets(method, PromptFormat(trainer.tokenizer), bench.forget)
     tuned = load_method_config(CONFIG_DIR / "smoke.yaml", [f"method={method}"])  # `make compare-smoke`'s settings
     unlearn_baseline(method, sampler, trainer, forget, retain, tuned.pmc, tuned.baseline, sampler.weight_dtype())
-    after = forget_rouge(sampler, trainer.tokenizer, bench)
+    after, retain_after = (mean_rouge(sampler, trainer.tokenizer, rows) for rows in (bench.forget, bench.retain[:20]))
     assert before >= 0.6 and after <= 0.5 * before, f"{method}: forget ROUGE-L {before:.3f} -> {after:.3f}"
+    assert retain_after >= KEEPS_RETAIN * retain_before, \
+        f"{method}: retain ROUGE-L {retain_before:.3f} -> {retain_after:.3f}"
+    if method == "npo":  # NPO's reference is the target, frozen: training must not move it
+        target_weights = Trainer(target, precision="fp32").model.state_dict()
+        assert all(torch.equal(p, target_weights[n]) for n, p in trainer.reference.state_dict().items())
+        assert not all(torch.equal(p, target_weights[n]) for n, p in trainer.model.state_dict().items())
+        assert not any(p.requires_grad for p in trainer.reference.parameters())
 
 
 def test_idk_trains_towards_varied_refusals(smoke_target):
     config, target, bench, sampler = smoke_target
     tokenizer = Trainer(target, precision="fp32").tokenizer
-    texts = {tokenizer.decode(e.answer_ids, skip_special_tokens=True).strip() for e in forget_targets("idk", tokenizer, bench.forget)}
+    texts = {tokenizer.decode(e.answer_ids, skip_special_tokens=True).strip() for e in forget_targets("idk", PromptFormat(tokenizer), bench.forget)}
     assert len(texts) == min(len(bench.forget), len(REFUSALS)) and texts <= set(REFUSALS)

@@ -1,9 +1,11 @@
-"""Tests for the data package: the builtin generator, the folder loader and the hub error."""
+"""Tests for the data package: the builtin generator, the folder loader, the load-time checks and the hub error."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,18 @@ def test_fingerprint_is_a_sha256_hex_that_sees_every_field(default_benchmark: Be
     assert changed.fingerprint() != fingerprint
 
 
+def test_fingerprint_is_unchanged_while_eval_retain_is_the_retain_split(default_benchmark: Benchmark) -> None:
+    # What load_benchmark().fingerprint() gave before eval_retain existed: the key of models cached since.
+    assert default_benchmark.eval_retain == default_benchmark.retain
+    assert default_benchmark.fingerprint() == "be2c22a6140e536e00ad146f5b1aa2c9824b1235efa27bfb050d4e4b685544b9"
+
+
+def test_fingerprint_sees_eval_retain_when_it_differs(default_benchmark: Benchmark) -> None:
+    five = dataclasses.replace(default_benchmark, eval_retain=default_benchmark.retain[:5])
+    six = dataclasses.replace(default_benchmark, eval_retain=default_benchmark.retain[:6])
+    assert len({default_benchmark.fingerprint(), five.fingerprint(), six.fingerprint()}) == 3
+
+
 def test_generation_ignores_global_random_state() -> None:
     import random
 
@@ -104,10 +118,15 @@ def test_reference_splits_have_wrong_perturbed_answers_and_ignore_the_seed() -> 
             assert len(set(row.perturbed_answer)) == 3 and row.answer not in row.perturbed_answer
 
 
-def test_each_author_question_names_one_author(default_benchmark: Benchmark) -> None:
+@pytest.mark.parametrize(("seed", "num_authors", "facts"), [(0, 20, 5), (0, 10, 4), (1, 2, 1), (2, 2, 8),
+                                                          (3, 7, 1), (4, 200, 8)])
+def test_generated_splits_repeat_no_question_and_pass_the_load_checks(seed: int, num_authors: int, facts: int) -> None:
     # Duplicate questions with different answers would make the benchmark contradictory.
-    questions = [row.question for row in default_benchmark.full]
-    assert len(questions) == len(set(questions))
+    for split, rows in generate_builtin(seed, num_authors, facts).items():
+        assert max(Counter(row.question for row in rows).values()) == 1, split
+    for forget_split in FORGET_SPLITS:
+        bench = load_benchmark(forget_split=forget_split, seed=seed, num_authors=num_authors, facts_per_author=facts)
+        assert bench.eval_retain == bench.retain and bench.absent == {}
 
 
 @pytest.mark.parametrize(("num_authors", "facts"), [(1, 5), (20, 0), (20, 9)])
@@ -154,6 +173,8 @@ def test_folder_optional_splits_may_be_absent(folder: Path) -> None:
     (folder / "real_authors.jsonl").unlink()
     loaded = load_benchmark(str(folder))
     assert loaded.world_facts == () and loaded.real_authors == ()
+    assert loaded.absent == {"world_facts": f"no world_facts file in {folder}",
+                             "real_authors": f"no real_authors file in {folder}"}
 
 
 def test_missing_split_file_names_folder_and_expected_files(folder: Path) -> None:
@@ -231,6 +252,105 @@ def test_empty_split_file(folder: Path) -> None:
     (folder / "full.jsonl").write_text("\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"full\.jsonl: the file has no rows"):
         load_benchmark(str(folder))
+
+
+# --- eval_retain and the perturbed answers the metrics need ----------------------------
+
+
+def _scored_rows(benchmark: Benchmark, split_file: str) -> tuple[QA, ...]:
+    """Rows for a file the evaluation scores with perturbed answers (retain90 when there is no retain_perturbed)."""
+    return {"world_facts.jsonl": benchmark.world_facts, "real_authors.jsonl": benchmark.real_authors,
+            "retain_perturbed.jsonl": benchmark.retain[:5], "retain90.jsonl": benchmark.retain}[split_file]
+
+
+def _strip_perturbed(rows: tuple[QA, ...], row_indexes: Collection[int]) -> list[QA]:
+    return [dataclasses.replace(row, perturbed_answer=()) if index in row_indexes else row
+            for index, row in enumerate(rows)]
+
+
+def _load_error(folder: Path) -> str:
+    with pytest.raises(DataError) as caught:
+        load_benchmark(str(folder))
+    return str(caught.value)
+
+
+def test_folder_retain_perturbed_file_is_what_the_evaluation_scores(folder: Path, default_benchmark: Benchmark) -> None:
+    _write_jsonl(folder / "retain_perturbed.jsonl", default_benchmark.retain[:7])
+    loaded = load_benchmark(str(folder))
+    assert loaded.eval_retain == default_benchmark.retain[:7]
+    assert loaded.retain == default_benchmark.retain  # the retain term still trains on retain90
+
+
+def test_without_retain_perturbed_the_evaluation_scores_the_retain_split(folder: Path) -> None:
+    loaded = load_benchmark(str(folder))
+    assert loaded.eval_retain == loaded.retain and len(loaded.retain) == 90
+
+
+@pytest.mark.parametrize(
+    ("split_file", "metrics"),
+    [
+        ("world_facts.jsonl", ("truth_ratio.world_facts", "prob.world_facts")),
+        ("real_authors.jsonl", ("truth_ratio.real_authors", "prob.real_authors")),
+        ("retain_perturbed.jsonl", ("truth_ratio.retain",)),
+        ("retain90.jsonl", ("truth_ratio.retain",)),  # no retain_perturbed file: retain90 is scored
+    ],
+)
+def test_a_split_without_any_perturbed_answer_makes_its_metrics_absent(
+    folder: Path, default_benchmark: Benchmark, split_file: str, metrics: tuple[str, ...]
+) -> None:
+    rows = _scored_rows(default_benchmark, split_file)
+    _write_jsonl(folder / split_file, _strip_perturbed(rows, range(len(rows))))
+    loaded = load_benchmark(str(folder))
+    assert loaded.absent == dict.fromkeys(metrics, f"{folder / split_file} has no perturbed_answer")
+
+
+@pytest.mark.parametrize("split_file", ["world_facts.jsonl", "real_authors.jsonl", "retain_perturbed.jsonl",
+                                        "retain90.jsonl"])
+def test_a_split_where_only_some_rows_have_perturbed_answers_is_refused(
+    folder: Path, default_benchmark: Benchmark, split_file: str
+) -> None:
+    rows = _scored_rows(default_benchmark, split_file)
+    _write_jsonl(folder / split_file, _strip_perturbed(rows, [2, 3]))
+    assert _load_error(folder).startswith(
+        f"{folder / split_file}, row 3: field 'perturbed_answer' is missing or empty, but row 1 has it")
+
+
+def test_a_forget_row_without_perturbed_answers_is_refused(folder: Path, default_benchmark: Benchmark) -> None:
+    _write_jsonl(folder / "forget10.jsonl", _strip_perturbed(default_benchmark.forget, [4]))
+    assert _load_error(folder).startswith(f"{folder / 'forget10.jsonl'}, row 5: field 'perturbed_answer' is missing")
+
+
+# --- sanity of the rows --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["full", "forget10", "retain90", "world_facts"])
+def test_a_repeated_question_names_the_file_and_both_rows(folder: Path, split: str) -> None:
+    path = folder / f"{split}.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[1]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert _load_error(folder).startswith(f"{path}, row 6: field 'question' repeats row 2")
+
+
+def test_a_forget_row_missing_from_full_is_named(folder: Path, default_benchmark: Benchmark) -> None:
+    missing = default_benchmark.forget[3]
+    _write_jsonl(folder / "full.jsonl", tuple(row for row in default_benchmark.full if row != missing))
+    assert _load_error(folder).startswith(
+        f"{folder / 'forget10.jsonl'}, row 4: field 'question' {missing.question!r} is not in {folder / 'full.jsonl'}")
+
+
+def test_a_question_both_forgotten_and_retained_names_both_places(folder: Path, default_benchmark: Benchmark) -> None:
+    _write_jsonl(folder / "retain90.jsonl", (*default_benchmark.retain, default_benchmark.forget[1]))
+    assert _load_error(folder).startswith(
+        f"{folder / 'forget10.jsonl'}, row 2: field 'question' {default_benchmark.forget[1].question!r} "
+        f"is also in {folder / 'retain90.jsonl'}, row 91")
+
+
+def test_a_forget_question_in_retain_perturbed_is_refused(folder: Path, default_benchmark: Benchmark) -> None:
+    _write_jsonl(folder / "retain_perturbed.jsonl", (*default_benchmark.retain[:3], default_benchmark.forget[0]))
+    assert _load_error(folder).startswith(
+        f"{folder / 'forget10.jsonl'}, row 1: field 'question' {default_benchmark.forget[0].question!r} "
+        f"is also in {folder / 'retain_perturbed.jsonl'}, row 4")
 
 
 # --- hub source ----------------------------------------------------------------------

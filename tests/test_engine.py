@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from configs import EngineConfig
 from engine import Sampler
-from models.prompting import encode_example, encode_prompt
+from models.prompting import PromptFormat
 from trainer import Trainer
 
 ENGINE = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
@@ -31,7 +31,7 @@ def tied_tiny(tiny_model, tmp_path_factory):
 
 
 def prompts(trainer, bench, count=8):
-    return [encode_prompt(trainer.tokenizer, row.question) for row in bench.full[:count]]
+    return [PromptFormat(trainer.tokenizer).prompt(row.question) for row in bench.full[:count]]
 
 
 @pytest.mark.parametrize("variant", ["untied", "tied"])
@@ -47,7 +47,7 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, tiny_mod
 
     # A few large steps so that every greedy answer changes; then the engine must follow the trainer.
     trainer.configure_optimizer(lr=5e-3, weight_decay=0.0, warmup_steps=0)
-    examples = [encode_example(trainer.tokenizer, row.question, row.answer) for row in small_bench.full[:8]]
+    examples = [PromptFormat(trainer.tokenizer).example(row.question, row.answer) for row in small_bench.full[:8]]
     for _ in range(3):
         trainer.sft_step(examples)
     sampler.load_weights(trainer.export_weights("float32"))

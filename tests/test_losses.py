@@ -103,13 +103,13 @@ def test_mean_token_entropy_by_hand_over_answer_positions_only():
 
 
 def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, small_bench):
-    from models.prompting import encode_example
+    from models.prompting import PromptFormat
     from trainer import Trainer
 
     def forget_entropy_after_steps(weights):
         trainer = Trainer(tiny_model, precision="fp32", seed=0, entropy_weights=weights)
-        forget = [encode_example(trainer.tokenizer, r.question, r.answer) for r in small_bench.forget]
-        retain = [encode_example(trainer.tokenizer, r.question, r.answer) for r in small_bench.retain[:4]]
+        forget = [PromptFormat(trainer.tokenizer).example(r.question, r.answer) for r in small_bench.forget]
+        retain = [PromptFormat(trainer.tokenizer).example(r.question, r.answer) for r in small_bench.retain[:4]]
         trainer.configure_optimizer(1e-3, 0.0, warmup_steps=0)
         first = trainer.unlearn_step(forget, retain, 1.0)
         for _ in range(4):

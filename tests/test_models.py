@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,9 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from models import (
-    DEFAULT_MODEL,
-    TINY_MODEL,
-    ModelError,
-    fingerprint_folder,
-    resolve_model,
-    smollm2_folder,
-    tiny_model_folder,
-)
+from models import DEFAULT_MODEL, TINY_MODEL, ModelError, fingerprint_folder, resolve_model
+from models.smollm2 import smollm2_folder
+from models.tiny import tiny_model_folder
 from models.cache import build_folder_once
 
 # Enough varied text for the BPE trainer to learn several hundred merges, yet it trains in well under a second.
@@ -109,6 +104,42 @@ def test_resolve_folder_without_config_is_refused(tmp_path: Path) -> None:
     assert str(folder) in str(error.value)
 
 
+@pytest.mark.parametrize("keep,missing", [
+    (("config.json",), "no tokenizer files (tokenizer.json, tokenizer.model, vocab.json + merges.txt, or vocab.txt) "
+                       "and no weights (*.safetensors or pytorch_model*.bin)"),
+    (("config.json", "tokenizer.json", "tokenizer_config.json"), "no weights (*.safetensors or pytorch_model*.bin)"),
+    (("config.json", "model.safetensors"), "no tokenizer files"),
+])
+def test_incomplete_folder_names_what_is_missing(tiny_folder: Path, tmp_path: Path, keep, missing) -> None:
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    for name in keep:
+        (folder / name).write_bytes((tiny_folder / name).read_bytes())
+
+    with pytest.raises(ModelError) as error:
+        resolve_model(str(folder), tmp_path)
+    assert str(error.value).startswith(f"{folder} is not a complete HF model folder: it has {missing}")
+
+
+def test_missing_shard_and_broken_config_are_named(tiny_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (folder / name).write_bytes((tiny_folder / name).read_bytes())
+    index = {"weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match=r"no shard model-00002-of-00002\.safetensors \(named in model\.safetensors\.index\.json\)"):
+        resolve_model(str(folder), tmp_path)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"config\.json: not valid JSON"):
+        resolve_model(str(folder), tmp_path)
+
+
+def test_a_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"model '\./no/such/folder': no such folder, and not a hub id"):
+        resolve_model("./no/such/folder", tmp_path)
+
+
 def test_unreachable_hub_id_explains_how_to_pass_a_local_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,6 +171,26 @@ def test_interrupted_build_leaves_nothing_to_trust(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         build_folder_once(tmp_path / "model", failing_build)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    # A real process that dies mid-build (SIGKILL: no finally, no cleanup) leaves its temporary folder.
+    script = ("import os, sys, signal; from pathlib import Path; from models.cache import build_folder_once; "
+              "build_folder_once(Path(sys.argv[1]), lambda tmp: os.kill(os.getpid(), signal.SIGKILL))")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "model")], cwd=Path(__file__).parents[1], check=False)
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(f".model.tmp-{socket.gethostname()}-")
+    # A build in progress in a live process (this one) and one from another host must survive.
+    alive = tmp_path / f".model.tmp-{socket.gethostname()}-{os.getpid()}-x"
+    other_host = tmp_path / ".model.tmp-some-other-host-1-x"
+    alive.mkdir(), other_host.mkdir()
+
+    build_folder_once(tmp_path / "model", lambda folder: (folder / "config.json").write_text("{}"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", alive.name, other_host.name])
 
 
 @pytest.mark.skipif(

@@ -10,8 +10,9 @@ from data import DataError, load_benchmark
 from data.builtin import _FIRST_NAMES
 from data.corpus import builtin_corpus, load_corpus, wikitext_corpus
 from evaluation.over_unlearning import Context, collect_contexts, forget_token_ids, summarise_changes
-from models import tiny_model_folder
-from orchestrator.pipeline import benchmark_texts
+from models.prompting import PromptFormat
+from models.tiny import tiny_model_folder
+from orchestrator.inputs import benchmark_texts
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def tokenizer(cache_dir, default_bench):
 
 @pytest.fixture(scope="module")
 def forget_ids(tokenizer, default_bench):
-    return forget_token_ids(tokenizer, [row.answer for row in default_bench.forget])
+    return forget_token_ids(PromptFormat(tokenizer), [row.answer for row in default_bench.forget])
 
 
 def _expected_positions(tokenizer, corpus, token_ids):
@@ -88,7 +89,7 @@ def test_wikitext_corpus_offline_says_to_use_builtin(monkeypatch):
 # --- forget tokens ---------------------------------------------------------------------------------
 
 def test_forget_token_ids_keep_content_tokens_only(tokenizer):
-    ids = forget_token_ids(tokenizer, ["The carpenter's father, a baker, wrote 'Salt'!"])
+    ids = forget_token_ids(PromptFormat(tokenizer), ["The carpenter's father, a baker, wrote 'Salt'!"])
     texts = {tokenizer.decode([token]).strip() for token in ids}
     assert {"carpenter", "father", "baker", "wrote"} <= texts
     assert not texts & {",", "'", "!", ".", "a", "'s"}
@@ -98,7 +99,7 @@ def test_forget_token_ids_keep_content_tokens_only(tokenizer):
 
 def test_forget_token_ids_use_the_trained_leading_space(tokenizer):
     # Answers are trained as " " + answer, so a first word is its space-prefixed token.
-    (token,) = forget_token_ids(tokenizer, ["carpenter"])
+    (token,) = forget_token_ids(PromptFormat(tokenizer), ["carpenter"])
     assert token == tokenizer.encode(" carpenter", add_special_tokens=False)[0]
 
 

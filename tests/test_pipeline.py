@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import yaml
+from scipy.stats import binomtest, ks_2samp
 from transformers import AutoModelForCausalLM
 
 
@@ -39,18 +41,44 @@ def test_run_folder_holds_config_versions_rounds_report_and_a_loadable_model(smo
     assert model.config.num_hidden_layers == 4
 
 
+def exact_mean_upper_bound(scores: list[float], confidence: float) -> float:
+    """The integral of 1 - (F_hat - eps) over [0, 1], by the steps of the empirical CDF (not on a grid)."""
+    n, edges = len(scores), [0.0, *sorted(scores), 1.0]
+    eps = math.sqrt(math.log(2 / (1 - confidence)) / (2 * n))
+    return sum((edges[i + 1] - edges[i]) * min(1.0, 1 - i / n + eps) for i in range(n + 1))
+
+
 def test_full_evaluation_blocks_in_eval_json(smoke_run):
     config, folder = smoke_run
     evaluation = json.loads((folder / "eval.json").read_text())
+    samples = json.loads((folder / "samples.json").read_text())
     for state in ("before", "after"):
         m = evaluation[state]
         assert set(m["prob"]) == {"forget", "retain", "world_facts", "real_authors"}
         assert set(m["truth_ratio"]) == {"forget", "retain", "world_facts", "real_authors"}
-        assert 0 <= m["model_utility"] <= 1
+        # Model utility: the harmonic mean of the nine numbers, recomputed from the tables of eval.json.
+        nine = [m[family][split] if family != "rouge" else m[f"{split}_rouge_l"]
+                for split in ("retain", "world_facts", "real_authors") for family in ("prob", "rouge", "truth_ratio")]
+        assert m["model_utility_parts"] == 9 and m["model_utility_missing"] == {}
+        assert m["model_utility"] == pytest.approx(9 / sum(1 / v for v in nine) if min(nine) > 0 else 0.0)
+        # Under sampling: each figure from the saved samples, by an independent computation.
+        scores = samples[state]["forget_sample_rouge_l"]
+        pooled = [s for row in scores for s in row]
+        leaks = sum(s >= config.eval.leak_threshold for s in pooled)
         sampling = m["sampling"]
-        assert sampling["n"] == config.eval.sampling_n and sampling["temperature"] == config.eval.sampling_temperature
-        assert sampling["mean_rouge_l"] <= sampling["expected_rouge_l_upper"] + 1e-9
-        assert sampling["leak_share"] <= sampling["leak_share_upper"]
+        assert sampling["n"] == config.eval.sampling_n == len(scores[0])
+        assert sampling["mean_rouge_l"] == pytest.approx(sum(pooled) / len(pooled))
+        assert sampling["max_rouge_l"] == pytest.approx(sum(max(row) for row in scores) / len(scores))
+        assert sampling["leak_share"] == pytest.approx(leaks / len(pooled))
+        exact = binomtest(leaks, len(pooled)).proportion_ci(confidence_level=config.eval.confidence, method="exact")
+        assert sampling["leak_share_upper"] == pytest.approx(exact.high, abs=1e-9)
+        # The grid's left Riemann sum is the exact integral plus at most one grid cell (1/1000).
+        expected_upper = sum(exact_mean_upper_bound(row, config.eval.confidence) for row in scores) / len(scores)
+        assert expected_upper - 1e-9 <= sampling["expected_rouge_l_upper"] <= expected_upper + 1e-3
+        # Forget quality: the KS test of this state's forget truth ratios against the retain model's.
+        retain_ratios = samples["retain_model_forget_truth_ratios"]
+        assert len(retain_ratios) == len(samples[state]["forget_truth_ratios"]) == len(config_forget_rows(config))
+        assert m["forget_quality"] == pytest.approx(ks_2samp(samples[state]["forget_truth_ratios"], retain_ratios).pvalue)
     over = evaluation["after"]["over_unlearning"]
     assert 0 < over["count"] <= config.eval.max_contexts
     assert over["mean_change"] == pytest.approx(over["mean_prob_after"] - over["mean_prob_before"], abs=1e-9)
@@ -68,6 +96,12 @@ def test_report_shows_every_part_and_its_figures(smoke_run):
         assert (folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def config_forget_rows(config):
+    from orchestrator.inputs import load_config_benchmark
+
+    return load_config_benchmark(config).forget
+
+
 def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke_run, tmp_path):
     from configs import CONFIG_DIR, load_config
     from orchestrator.pipeline import run_evaluation
@@ -75,7 +109,8 @@ def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke
     config, folder = smoke_run
     run = json.loads((folder / "eval.json").read_text())
     eval_config = load_config(CONFIG_DIR / "smoke.yaml", [f"model={run['target_model']}", "name=eval",
-                                                          f"cache_dir={config.cache_dir}", f"runs_dir={tmp_path}"])
+                                                          f"cache_dir={config.cache_dir}", f"runs_dir={tmp_path}",
+                                                          "allow_external_dirs=true"])
     model = json.loads((run_evaluation(eval_config) / "eval.json").read_text())["model"]
     for key in ("forget_rouge_l", "retain_rouge_l", "model_utility"):
         assert model[key] == pytest.approx(run["before"][key])
@@ -84,8 +119,11 @@ def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke
     assert "over_unlearning" not in model  # a change needs two states
 
 
-def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, tmp_path):
+def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, chat_tiny_model, tmp_path):
+    from transformers import AutoTokenizer
+
     from configs import load_config
+    from models.prompting import PromptFormat
     from orchestrator.pipeline import evaluate_target_once
 
     calls = []
@@ -94,12 +132,19 @@ def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, 
         calls.append(1)
         return {"metrics": {"forget_rouge_l": 0.25 * len(calls)}, "sample_scores": [[0.1, 1 / 3]]}
 
-    config = load_config(None, [f"cache_dir={tmp_path}"])
-    first = evaluate_target_once(tiny_model, config, evaluate)
-    assert evaluate_target_once(tiny_model, config, evaluate) == first == evaluate_target_once(
-        tiny_model, load_config(None, [f"cache_dir={tmp_path}", "pmc.lr=1e-3", "method=npo", "eval.retain_model=true"]),
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    plain, chat = PromptFormat(tokenizer, "plain"), PromptFormat(AutoTokenizer.from_pretrained(chat_tiny_model), "chat")
+    settings = [f"cache_dir={tmp_path}", "allow_external_dirs=true"]
+    config = load_config(None, settings)
+    first = evaluate_target_once(tiny_model, plain, config, evaluate)
+    assert evaluate_target_once(tiny_model, plain, config, evaluate) == first == evaluate_target_once(
+        tiny_model, plain, load_config(None, [*settings, "pmc.lr=1e-3", "method=npo", "eval.retain_model=true"]),
         evaluate)
     assert len(calls) == 1 and first["sample_scores"] == [[0.1, 1 / 3]]  # unlearning settings do not matter
-    for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", "precision=bf16"):
-        evaluate_target_once(tiny_model, load_config(None, [f"cache_dir={tmp_path}", changed]), evaluate)
-    assert len(calls) == 5
+    from models.hardware import resolve_precision
+
+    other_precision = "fp32" if resolve_precision("auto") == "bf16" else "bf16"  # what "auto" is not, here
+    for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", f"precision={other_precision}"):
+        evaluate_target_once(tiny_model, plain, load_config(None, [*settings, changed]), evaluate)
+    evaluate_target_once(tiny_model, chat, config, evaluate)
+    assert len(calls) == 6

@@ -13,17 +13,19 @@ from typing import Sequence
 
 from configs import FinetuneConfig
 from models.cache import build_folder_once, settings_key
-from models.prompting import PROMPT_TEMPLATE, encode_example
+from models.prompting import PromptFormat, Style
 from trainer.trainer import Trainer, steps_per_epoch
 
 
-def target_cache_key(model_fingerprint: str, data_fingerprint: str, config: FinetuneConfig, precision: str) -> str:
+def target_cache_key(model_fingerprint: str, data_fingerprint: str, config: FinetuneConfig, precision: str,
+                     prompt: dict) -> str:
+    """`prompt` is `PromptFormat.describe()`: the style and its template."""
     settings = {
         "model": model_fingerprint,
         "data": data_fingerprint,
         "finetune": config.model_dump(mode="json"),
         "precision": precision,
-        "prompt": PROMPT_TEMPLATE,
+        "prompt": prompt,
         "versions": {name: version(name) for name in ("torch", "transformers")},
     }
     return settings_key(settings)
@@ -36,12 +38,15 @@ def finetune_target(
     out_dir: Path | str,
     precision: str = "auto",
     threads: int | None = None,
+    prompt_style: Style = "plain",
 ) -> list[dict]:
-    """Fine-tune on (question, answer) pairs and save to `out_dir` atomically; returns the epoch log."""
+    """Fine-tune on (question, answer) pairs put to the model in `prompt_style`, and save to `out_dir` atomically
+    (with the style recorded, so that later runs prompt the model as it learned); returns the epoch log."""
     out_dir = Path(out_dir)
     started = time.perf_counter()
     trainer = Trainer(base_dir, precision=precision, threads=threads, seed=config.seed)
-    examples = [encode_example(trainer.tokenizer, q, a) for q, a in pairs]
+    prompt = PromptFormat(trainer.tokenizer, prompt_style)
+    examples = [prompt.example(q, a) for q, a in pairs]
     per_epoch = steps_per_epoch(len(examples), config.batch_size)
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
     log = []
@@ -52,6 +57,7 @@ def finetune_target(
 
     def save(folder: Path) -> None:
         trainer.save(folder)
+        prompt.record(folder)
         (folder / "finetune_log.json").write_text(json.dumps({"config": config.model_dump(mode="json"), "epochs": log}, indent=1))
 
     build_folder_once(out_dir, save)  # whole or not at all: a crash never leaves a folder later runs would trust

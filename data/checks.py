@@ -1,0 +1,76 @@
+"""The load-time checks every data source goes through; data/loader.py lists the rules they enforce."""
+
+from __future__ import annotations
+
+from .rows import row_error
+from .schema import SplitRows
+
+# Splits whose truth ratio (and, on world_facts and real_authors, Prob) weighs the true answer against
+# perturbed ones. Each may lack them altogether; then those metrics are n/a, keyed as in Benchmark.absent.
+_OPTIONAL_PERTURBED_METRICS: dict[str, tuple[str, ...]] = {
+    "eval_retain": ("truth_ratio.retain",),
+    "world_facts": ("truth_ratio.world_facts", "prob.world_facts"),
+    "real_authors": ("truth_ratio.real_authors", "prob.real_authors"),
+}
+
+
+def check_splits(splits: dict[str, SplitRows]) -> dict[str, str]:
+    """Raises DataError at the first broken rule; returns the metrics the rows cannot support -> why."""
+    for split in splits.values():
+        _check_unique_questions(split)
+    forget = splits["forget"]
+    _check_forget_in_full(forget, splits["full"])
+    for retain_split in ("retain", "eval_retain"):
+        _check_no_overlap(forget, splits[retain_split])
+    _require_perturbed_answers(forget)
+    absent: dict[str, str] = {}
+    for name, metrics in _OPTIONAL_PERTURBED_METRICS.items():
+        if name in splits and not _has_perturbed_answers(splits[name]):
+            absent |= dict.fromkeys(metrics, f"{splits[name].where} has no perturbed_answer")
+    return absent
+
+
+def _check_unique_questions(split: SplitRows) -> None:
+    first_row_with: dict[str, int] = {}
+    for number, row in split.numbered_rows():
+        first = first_row_with.setdefault(row.question, number)
+        if first != number:
+            raise row_error(split.where, number, f"field 'question' repeats row {first} ({row.question!r}); "
+                                                 "a question may appear once per split, or its answers contradict")
+
+
+def _check_forget_in_full(forget: SplitRows, full: SplitRows) -> None:
+    full_questions = {row.question for row in full.rows}
+    for number, row in forget.numbered_rows():
+        if row.question not in full_questions:
+            raise row_error(forget.where, number, f"field 'question' {row.question!r} is not in {full.where}; "
+                                                  "the target model learns full, so it never learnt this row")
+
+
+def _check_no_overlap(forget: SplitRows, retain: SplitRows) -> None:
+    retain_row_with = {row.question: number for number, row in retain.numbered_rows()}
+    for number, row in forget.numbered_rows():
+        if row.question in retain_row_with:
+            raise row_error(forget.where, number, f"field 'question' {row.question!r} is also in {retain.where}, "
+                                                  f"row {retain_row_with[row.question]}; "
+                                                  "a question cannot be both forgotten and retained")
+
+
+def _require_perturbed_answers(forget: SplitRows) -> None:
+    for number, row in forget.numbered_rows():
+        if not row.perturbed_answer:
+            raise row_error(forget.where, number, "field 'perturbed_answer' is missing or empty; "
+                                                  "forget quality and the forget truth ratio need it on every row")
+
+
+def _has_perturbed_answers(split: SplitRows) -> bool:
+    """True when every row has perturbed answers, False when none has; a mix is a DataError."""
+    rows_with = [number for number, row in split.numbered_rows() if row.perturbed_answer]
+    if not rows_with:
+        return False
+    for number, row in split.numbered_rows():
+        if not row.perturbed_answer:
+            raise row_error(split.where, number, f"field 'perturbed_answer' is missing or empty, but row "
+                                                 f"{rows_with[0]} has it; the truth ratio needs it on every row "
+                                                 "or none")
+    return True
