@@ -79,8 +79,8 @@ class DataConfig(Strict):
                                                "`datasets`) or a folder of <split>.jsonl / <split>.json files")
     tofu_path: str = Field("locuslab/TOFU", description="source 'tofu' only: a hub dataset id, or a local folder laid "
                                                         "out like the hub repository")
-    revision: str | None = Field(None, description="hub revision (branch, tag or commit) of TOFU and the wikitext "
-                                                   "corpus (None: the newest)")
+    revision: str | None = Field(None, description="source 'tofu' only: the hub revision (branch, tag or commit) "
+                                                   "to pin (None: the newest)")
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
     seed: WholeInt = 0
     num_authors: WholeInt = Field(20, ge=1, description="built-in benchmark only")
@@ -158,6 +158,7 @@ class EvalConfig(Strict):
     leak_threshold: FiniteFloat = Field(0.5, ge=0, le=1, description="a sample with ROUGE-L >= this counts as a leak")
     confidence: FiniteFloat = Field(0.95, gt=0, lt=1, description="confidence of the sampling bounds")
     corpus: str = Field("builtin", description="over-unlearning contexts: 'builtin' (offline) or 'wikitext' (hub)")
+    corpus_revision: str | None = Field(None, description="corpus 'wikitext' only: the hub revision to pin (None: the newest)")
     max_contexts: WholeInt = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
     context_tokens: WholeInt = Field(32, ge=1)
 

@@ -33,10 +33,13 @@ class Sampler:
             raise RuntimeError("Sampler needs the in-process engine: set VLLM_ENABLE_V1_MULTIPROCESSING=0")
         self.config = config
         self.dtype = resolve_engine_dtype(config.dtype)
-        memory = (
+        # On the CPU, prompts are scheduled whole: when vLLM splits a prompt over two steps (chunked prefill)
+        # it rewinds that request's seeded generator, which a CPU generator cannot do, and seeded sampling
+        # (the evaluation's, PMC's) crashes ("CPU Generator does not use offset").
+        device = (
             {"gpu_memory_utilization": config.gpu_memory_utilization}
             if torch.cuda.is_available()
-            else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes}
+            else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes, "enable_chunked_prefill": False}
         )
         self.llm = LLM(
             model=str(model_dir),
@@ -44,7 +47,7 @@ class Sampler:
             enforce_eager=True,
             max_model_len=config.max_model_len,
             seed=config.seed,
-            **memory,
+            **device,
         )
 
     def weight_dtype(self) -> str:

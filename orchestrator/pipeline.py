@@ -44,7 +44,7 @@ def run_unlearning(config: RunConfig) -> Path:
         forget_prompts = [prompt.prompt(row.question) for row in bench.forget]
         retain = [prompt.example(row.question, row.answer) for row in bench.retain]
         contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(prompt, bench))
+    run = RunFolder(config, extra=resolved_settings(base_dir, prompt, bench))
     print(f"run folder (while running): {run.path}", flush=True)
 
     rounds_done = []
@@ -104,7 +104,7 @@ def run_evaluation(config: RunConfig) -> Path:
         bench, model_dir, prompt = prepare(config)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(prompt, bench))
+    run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench))
     with ray_session(), actor_failures(run, timer, lambda: 0) as actors:
         with timer("retain_model"):
             retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, actors)
@@ -129,10 +129,10 @@ def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
     return bench, model_dir, PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
 
 
-def resolved_settings(prompt: PromptFormat, bench: Benchmark) -> dict:
-    """What the run resolved at run time, saved beside its config: the prompt format, the metrics the data
-    cannot give (and why)."""
-    return {"prompt": prompt.describe(), "absent_metrics": dict(bench.absent)}
+def resolved_settings(model_dir: Path, prompt: PromptFormat, bench: Benchmark) -> dict:
+    """What the run resolved at run time, saved beside its config: the model folder (for a hub model its
+    snapshot, named by commit), the prompt format, the metrics the data cannot give (and why)."""
+    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(bench.absent)}
 
 
 def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, dict], rounds: list[dict],
@@ -158,7 +158,7 @@ def over_unlearning_contexts(prompt: PromptFormat, bench: Benchmark, config: Run
     if config.eval.max_contexts == 0:
         return []
     tokens = forget_token_ids(prompt, [row.answer for row in bench.forget])
-    return collect_contexts(prompt.tokenizer, load_corpus(config.eval.corpus, config.data.revision), tokens,
+    return collect_contexts(prompt.tokenizer, load_corpus(config.eval.corpus, config.eval.corpus_revision), tokens,
                             max_contexts=config.eval.max_contexts, context_tokens=config.eval.context_tokens,
                             seed=config.eval.seed)
 
@@ -242,7 +242,7 @@ def actor_failures(run: RunFolder, timer: StageTimer, rounds_done: Callable[[], 
         if where == "unlearning":
             where = f"unlearning round {rounds_done() + 1}"
         dead = [actor.role for actor in actors if not actor.alive()]
-        who = f"the {' and the '.join(dead)} actor" if dead else "an actor"
+        who = f"the {' and the '.join(dead)} actor" if dead else "a Ray worker"  # a task's, such as the fine-tune
         cause = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise JobError(f"{who} died during {where} ({cause}); the partial run is kept in {run.path}") from err
     finally:

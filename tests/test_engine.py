@@ -79,6 +79,14 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     assert ids(sampler.sample(questions, 4, 1.0, 1.0)) != ids(sampler.sample(questions, 4, 1.0, 1.0))
     assert ids(sampler.sample(questions, 4, 1.0, 1.0, seed=7)) == seeded
     assert len(set(seeded[0])) > 1  # the n draws of one seeded request still differ
+
+    # More prompt tokens than one engine step takes: on the CPU the prompts must not be split over steps,
+    # whose seeded generators vLLM cannot rewind there (it crashed: "CPU Generator does not use offset").
+    long_prompts = [PromptFormat(trainer.tokenizer).prompt(" ".join(row.question for row in small_bench.full[i:i + 6]))
+                    for i in range(0, 60, 6)]
+    assert sum(len(p) for p in long_prompts) * 32 > sampler.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+    first = ids(sampler.sample(long_prompts, 32, 1.0, 1.0, seed=3))
+    assert ids(sampler.sample(long_prompts, 32, 1.0, 1.0, seed=3)) == first
     del sampler
     gc.collect()
 
