@@ -1,6 +1,7 @@
 """Typed run configuration (schema.py) and the YAML presets that sit beside it."""
 from configs.schema import (
     BaselineConfig,
+    CheckpointConfig,
     CONFIG_DIR,
     METHODS,
     ConfigError,
@@ -18,6 +19,7 @@ from configs.schema import (
 
 __all__ = [
     "BaselineConfig",
+    "CheckpointConfig",
     "CONFIG_DIR",
     "METHODS",
     "ConfigError",

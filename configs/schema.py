@@ -163,6 +163,14 @@ class EvalConfig(Strict):
     context_tokens: WholeInt = Field(32, ge=1)
 
 
+class CheckpointConfig(Strict):
+    """Per-round checkpoints in runs/<name>.partial/checkpoint/: a killed job, started again with the same
+    command and config, resumes from its last complete round and ends with the same numbers."""
+
+    every_round: bool = Field(True, description="save after every round (false: a killed job starts over)")
+    keep: bool = Field(False, description="keep the last checkpoint in the finished run folder")
+
+
 class RayConfig(Strict):
     num_cpus_per_actor: FiniteFloat = Field(1, ge=0)
     num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when CUDA is visible, else 0")
@@ -194,6 +202,7 @@ class RunConfig(Strict):
     baseline: BaselineConfig = BaselineConfig()
     entropy: EntropyConfig = EntropyConfig()
     eval: EvalConfig = EvalConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
     ray: RayConfig = RayConfig()
 
     @field_validator("name")

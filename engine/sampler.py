@@ -55,22 +55,27 @@ class Sampler:
         return self.dtype
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
-               seed: int | None = None) -> list[list[Completion]]:
+               seed: int | Sequence[int] | None = None) -> list[list[Completion]]:
         """`n` candidates for every prompt, in one batched engine call.
 
-        With a `seed` the draws do not depend on what the engine sampled before (vLLM gives each request
-        its own generator, and the i-th of the n its own seed + i): the evaluation uses that, so a cached
-        evaluation equals a fresh one. Without, they come from the engine's stream (seeded at start-up).
+        With a `seed` (one for all prompts, or one per prompt) the draws do not depend on what the engine
+        sampled before (vLLM gives each request its own generator, and the i-th of the n its own seed + i):
+        a cached evaluation equals a fresh one, and a resumed PMC job samples what the uninterrupted one
+        did. Without, they come from the engine's stream (seeded at start-up).
         """
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=seed,
-                                max_tokens=self.config.max_new_tokens)
+        seeds = seed if isinstance(seed, Sequence) else [seed] * len(prompts)
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens)
+                  for s in seeds]
         return self._generate(prompts, params)
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
         params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_new_tokens)
         return [candidates[0] for candidates in self._generate(prompts, params)]
 
-    def _generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+    def _generate(self, prompts: Sequence[Sequence[int]],
+                  params: SamplingParams | Sequence[SamplingParams]) -> list[list[Completion]]:
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[Completion(tuple(o.token_ids), o.text) for o in out.outputs] for out in outputs]

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 from configs import BaselineConfig, PMCConfig
 from models.prompting import Example, PromptFormat
 from orchestrator.actors import sync_weights
+from orchestrator.checkpoint import Checkpoints
 from orchestrator.timing import StageTimer
 from trainer.trainer import steps_per_epoch
 
@@ -42,6 +43,7 @@ def unlearn_baseline(
     config: BaselineConfig,
     engine_dtype: str,
     log: Callable[[dict], None] = lambda record: None,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
     beta, gamma = (config.simnpo_beta, config.simnpo_gamma) if method == "simnpo" else (config.npo_beta, 0.0)
     if method == "npo":
@@ -49,7 +51,10 @@ def unlearn_baseline(
     per_epoch = steps_per_epoch(len(forget), steps.batch_size)
     trainer.configure_optimizer(config.lr, steps.weight_decay, warmup_steps=round(steps.warmup_epochs * per_epoch))
     paired = [] if method == "grad_ascent" else retain  # plain gradient ascent has no retain term
-    for epoch in range(1, steps.epochs + 1):
+    saved = checkpoints.resume(trainer) if checkpoints else None  # a resumed job: on from its last round
+    if saved:
+        sync_weights(trainer, sampler, engine_dtype)  # the engine still holds the target's weights
+    for epoch in range((saved.round if saved else 0) + 1, steps.epochs + 1):
         timer = StageTimer()
         with timer("training"):
             losses = trainer.unlearn_epoch(forget, paired, config.lambda_, steps.batch_size,
@@ -57,5 +62,8 @@ def unlearn_baseline(
         if epoch == steps.epochs:
             with timer("weight_sync"):
                 sync_weights(trainer, sampler, engine_dtype)
-        log({"epoch": epoch, "questions": len(forget), **losses,
-             "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in ("training", "weight_sync")}})
+        record = {"epoch": epoch, "questions": len(forget), **losses,
+                  "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in ("training", "weight_sync")}}
+        if checkpoints:
+            checkpoints.save(trainer, epoch, record)
+        log(record)

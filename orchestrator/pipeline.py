@@ -45,10 +45,10 @@ def run_unlearning(config: RunConfig) -> Path:
         retain = [prompt.example(row.question, row.answer) for row in bench.retain]
         contexts = over_unlearning_contexts(prompt, bench, config)
     run = RunFolder(config, extra=resolved_settings(base_dir, prompt, bench))
-    print(f"run folder (while running): {run.path}", flush=True)
+    print(f"run folder (while running): {run.path}"
+          + (f", resuming after round {run.resumed}" if run.resumed else ""), flush=True)
 
-    rounds_done = []
-    with ray_session(), actor_failures(run, timer, lambda: len(rounds_done)) as actors:
+    with ray_session(), actor_failures(run, timer) as actors:
         with timer("target_finetune"):
             target_dir = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, config)
         with timer("retain_model"):
@@ -67,16 +67,17 @@ def run_unlearning(config: RunConfig) -> Path:
         with timer("unlearning"):
             def log_round(record: dict) -> None:
                 run.append_metrics(record)
-                rounds_done.append(record["epoch"])
                 print(f"{config.method} round {record['epoch']}: loss {record['loss']:.3f}"
                       + (f", selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
                          f"/{record['questions']}" if "selected_score_mean" in record else "")
                       + f", seconds {record['seconds']}", flush=True)
             if config.method == "pmc":
-                unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype, log_round)
+                unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype,
+                        log=log_round, checkpoints=run.checkpoints)
             else:
                 unlearn_baseline(config.method, sampler, trainer, forget_targets(config.method, prompt, bench.forget),
-                                 retain, config.pmc, config.baseline, engine_dtype, log_round)
+                                 retain, config.pmc, config.baseline, engine_dtype, log=log_round,
+                                 checkpoints=run.checkpoints)
 
         with timer("eval_after"):
             after = evaluate_now()
@@ -90,6 +91,7 @@ def run_unlearning(config: RunConfig) -> Path:
 
     evaluation = {"before": before["metrics"], "after": after["metrics"],
                   "wall_time_s": round(time.perf_counter() - started, 2), "stage_seconds": timer.seconds,
+                  "checkpoint_seconds": round(run.checkpoints.seconds, 2), "resumed_after_round": run.resumed,
                   "target_model": str(target_dir)}
     rounds = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation,
@@ -105,7 +107,7 @@ def run_evaluation(config: RunConfig) -> Path:
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
     run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench))
-    with ray_session(), actor_failures(run, timer, lambda: 0) as actors:
+    with ray_session(), actor_failures(run, timer) as actors:
         with timer("retain_model"):
             retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, actors)
         with timer("evaluation"):
@@ -231,7 +233,7 @@ def greedy_answerer(sampler, prompt: PromptFormat):
 
 
 @contextmanager
-def actor_failures(run: RunFolder, timer: StageTimer, rounds_done: Callable[[], int]) -> Iterator[list[ActorProxy]]:
+def actor_failures(run: RunFolder, timer: StageTimer) -> Iterator[list[ActorProxy]]:
     """The job's actors (the body adds them as it starts them): released on every path, and an actor that dies
     ends the job with one line naming it and where the job was, the `.partial` folder kept for inspection."""
     actors: list[ActorProxy] = []
@@ -240,7 +242,7 @@ def actor_failures(run: RunFolder, timer: StageTimer, rounds_done: Callable[[], 
     except (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError) as err:
         where = timer.current or "the job"
         if where == "unlearning":
-            where = f"unlearning round {rounds_done() + 1}"
+            where = f"unlearning round {len(run.checkpoints.records) + 1}"  # every round done has its record
         dead = [actor.role for actor in actors if not actor.alive()]
         who = f"the {' and the '.join(dead)} actor" if dead else "a Ray worker"  # a task's, such as the fine-tune
         cause = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)

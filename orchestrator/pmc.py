@@ -11,15 +11,20 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
         5. push the new weights to the sampling engine, so the next round samples the changed model
 
 The sampler and trainer are plain objects or their Ray actors (orchestrator.actors.ActorProxy): the loop
-is the same. The retain NLL is what keeps the collapse *partial*.
+is the same. The retain NLL is what keeps the collapse *partial*. Each question's candidates in each round
+are drawn with a seed of their own, so a round samples the same whatever the engine did before (a cached
+or fresh evaluation, a resumed job): with `checkpoints`, a killed job resumes after its last round.
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
+
 from configs import PMCConfig
 from models.prompting import Example
 from orchestrator.actors import sync_weights
+from orchestrator.checkpoint import Checkpoints
 from orchestrator.selection import SelectionCache
 from orchestrator.timing import StageTimer
 from trainer.trainer import steps_per_epoch
@@ -36,19 +41,26 @@ def unlearn(
     config: PMCConfig,
     engine_dtype: str,
     log: Callable[[dict], None] = lambda record: None,
+    checkpoints: Checkpoints | None = None,
 ) -> SelectionCache:
     cache = SelectionCache(originals, config.min_len)
     per_epoch = steps_per_epoch(len(forget_prompts), config.batch_size)
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
+    first = 1
+    if checkpoints and (saved := checkpoints.resume(trainer)):  # a resumed job: on from its last round
+        cache.restore(saved.selections)
+        first = saved.round + 1
+        sync_weights(trainer, sampler, engine_dtype)
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first, config.epochs + 1):
         timer = StageTimer()
         resample = (epoch - 1) % config.resample_every == 0
         pending = cache.pending() if resample else []
 
         with timer("sampling"):  # 1.
-            candidates = sampler.sample([forget_prompts[i] for i in pending], config.num_samples,
-                                        config.temperature, config.top_p) if pending else []
+            candidates = sampler.sample([forget_prompts[i] for i in pending], config.num_samples, config.temperature,
+                                        config.top_p, seed=[sampling_seed(config.seed, epoch, i) for i in pending]
+                                        ) if pending else []
         with timer("scoring"):  # 2. and 3.
             for question, question_candidates in zip(pending, candidates):
                 cache.offer(question, question_candidates)
@@ -61,7 +73,7 @@ def unlearn(
                 sync_weights(trainer, sampler, engine_dtype)
 
         scores = [sel.score for sel in selections]
-        log({
+        record = {
             "epoch": epoch,
             "questions": len(forget_prompts),
             "sampled_questions": len(pending),
@@ -71,9 +83,18 @@ def unlearn(
             "questions_at_zero": sum(score == 0 for score in scores),
             **losses,
             "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in STAGES},
-        })
+        }
+        if checkpoints:
+            checkpoints.save(trainer, epoch, record, cache.to_records())
+        log(record)
     return cache
 
 
 def samples_next_epoch(epoch: int, cache: SelectionCache, config: PMCConfig) -> bool:
     return epoch % config.resample_every == 0 and bool(cache.pending())
+
+
+def sampling_seed(seed: int, epoch: int, question: int) -> int:
+    """The seed of one question's candidates in one round. Hashed (numpy's SeedSequence), not added: vLLM
+    seeds the n candidates of a request seed, seed + 1, ..., so consecutive seeds would share draws."""
+    return int(np.random.SeedSequence([seed, epoch, question]).generate_state(1)[0])

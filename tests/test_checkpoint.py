@@ -1,0 +1,102 @@
+"""Jobs that survive being killed: per-round checkpoints, and a resumed job that ends where an uninterrupted
+one does, whatever the cache held and whatever ran before it."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from engine import Completion
+from models.prompting import PromptFormat
+from orchestrator.pmc import sampling_seed
+from orchestrator.selection import SelectionCache
+from trainer import Trainer
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_trainer_state_round_trip_continues_exactly(tiny_model, small_bench, tmp_path):
+    def trainer():
+        t = Trainer(tiny_model, precision="fp32", seed=3)
+        t.configure_optimizer(1e-3, 0.01, warmup_steps=2)
+        return t
+
+    prompt = PromptFormat(trainer().tokenizer)
+    forget = [prompt.example(r.question, r.answer) for r in small_bench.forget[:4]]
+    retain = [prompt.example(r.question, r.answer) for r in small_bench.retain[:8]]
+    uninterrupted, resumed = trainer(), trainer()
+    for _ in range(2):
+        uninterrupted.unlearn_epoch(forget, retain, 1.0, 2)
+    uninterrupted.save_state(tmp_path / "state.pt")
+    resumed.load_state(tmp_path / "state.pt")
+    # The random streams (minibatch order, retain pairing) and the scheduler go on as they would have.
+    logs = [t.unlearn_epoch(forget, retain, 1.0, 2) for t in (uninterrupted, resumed)]
+    assert logs[0] == logs[1]
+    assert uninterrupted.scheduler.last_epoch == resumed.scheduler.last_epoch == 6
+    for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not (tmp_path / "state.pt.tmp").exists()
+
+
+def test_selection_cache_round_trip():
+    cache = SelectionCache(["a b c", "d e f"])
+    cache.offer(0, [Completion((5, 6), "a x"), Completion((7,), "z")])
+    records = json.loads(json.dumps(cache.to_records()))
+    restored = SelectionCache(["a b c", "d e f"])
+    restored.restore(records)
+    assert restored.best == cache.best and restored.pending() == [1]
+
+
+def test_sampling_seeds_differ_by_round_and_question_and_are_far_apart():
+    seeds = {sampling_seed(0, epoch, q) for epoch in range(1, 21) for q in range(400)}
+    assert len(seeds) == 20 * 400
+    # vLLM seeds a request's n candidates seed, seed + 1, ...: no two requests may share one of them.
+    ordered = sorted(seeds)
+    assert min(b - a for a, b in zip(ordered, ordered[1:])) > 64
+    assert sampling_seed(0, 1, 0) == sampling_seed(0, 1, 0) != sampling_seed(1, 1, 0)
+
+
+def test_a_job_killed_at_a_random_round_resumes_and_ends_as_the_uninterrupted_one(smoke_run, tmp_path):
+    """The smoke job through the command line, SIGKILLed (process group: driver, Ray, actors) after a random
+    round, then started again with the same command. Its numbers must equal those of the session's smoke run,
+    which ran uninterrupted in another process and Ray session, and computed the target's evaluation itself
+    where this job finds it cached."""
+    config, uninterrupted = smoke_run
+    command = [sys.executable, "-m", "orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
+               "--set", f"cache_dir={config.cache_dir}", "--set", f"runs_dir={tmp_path}",
+               "--set", "allow_external_dirs=true", "--set", "eval.retain_model=true"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    kill_after = random.Random().randint(2, config.pmc.epochs - 2)
+    state = tmp_path / "smoke.partial" / "checkpoint" / "state.json"
+    job = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (state.is_file() and json.loads(state.read_text())["round"] >= kill_after):
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    killed_at = json.loads(state.read_text())["round"]
+    assert killed_at < config.pmc.epochs and not (tmp_path / "smoke").exists()
+
+    resumed = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming after round {killed_at}" in resumed.stdout
+    run = tmp_path / "smoke"
+    mine, theirs = (json.loads((folder / "eval.json").read_text()) for folder in (run, uninterrupted))
+    assert mine["resumed_after_round"] == killed_at
+    for state_name in ("before", "after"):
+        for metrics in (mine[state_name], theirs[state_name]):
+            metrics.pop("eval_seconds")
+        assert mine[state_name] == theirs[state_name]
+    rounds = [[{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in (folder / "metrics.jsonl").read_text().splitlines()]
+              for folder in (run, uninterrupted)]
+    assert rounds[0] == rounds[1]
+    assert not (run / "checkpoint").exists()  # checkpoints go when the run finishes
