@@ -8,7 +8,6 @@ metrics, and PMC's sampling is seeded per round and question (orchestrator/pmc.p
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,21 +46,26 @@ class Checkpoints:
         return saved
 
     def save(self, trainer, round_: int, record: dict, selections: list[dict | None] | None = None) -> None:
-        """Make `round_` the last complete round. The trainer (an actor too) writes its own state: no weights
-        pass through the driver. Then one atomic rename of the state file switches to the new checkpoint,
-        and the trainer state of the one before is removed."""
+        """Make `round_` the last complete round, once it is on disk. The trainer (an actor too) writes its own
+        state, in the background while the job goes on, and then the state file that points at it: no weights
+        pass through the driver, and until the new state file appears the one before stays valid. So the
+        trainer state of the round before is kept; older ones are removed."""
         self.records.append(record)
         if not self.enabled:
             return
         started = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
-        trainer_state = f"trainer-{round_}.pt"
-        trainer.save_state(str((self.folder / trainer_state).resolve()))
-        tmp = self.folder / f"{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps({"round": round_, "records": self.records, "selections": selections,
-                                   "trainer_state": trainer_state}))
-        os.replace(tmp, self.folder / STATE_FILE)
+        trainer_state = self.folder.resolve() / f"trainer-{round_}.pt"
+        state = json.dumps({"round": round_, "records": self.records, "selections": selections,
+                            "trainer_state": trainer_state.name})
+        trainer.save_state(str(trainer_state), then_write={str(self.folder.resolve() / STATE_FILE): state})
         for old in self.folder.glob("trainer-*.pt"):
-            if old.name != trainer_state:
+            if int(old.stem.partition("-")[2]) < round_ - 1:
                 old.unlink()
+        self.seconds += time.perf_counter() - started
+
+    def wait(self, trainer) -> None:
+        """Until the last checkpoint is on disk (before the run folder is moved into place)."""
+        started = time.perf_counter()
+        trainer.wait_for_saves()
         self.seconds += time.perf_counter() - started

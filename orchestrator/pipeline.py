@@ -78,6 +78,7 @@ def run_unlearning(config: RunConfig) -> Path:
                 unlearn_baseline(config.method, sampler, trainer, forget_targets(config.method, prompt, bench.forget),
                                  retain, config.pmc, config.baseline, engine_dtype, log=log_round,
                                  checkpoints=run.checkpoints)
+            run.checkpoints.wait(trainer)
 
         with timer("eval_after"):
             after = evaluate_now()

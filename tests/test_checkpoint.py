@@ -34,7 +34,9 @@ def test_trainer_state_round_trip_continues_exactly(tiny_model, small_bench, tmp
     uninterrupted, resumed = trainer(), trainer()
     for _ in range(2):
         uninterrupted.unlearn_epoch(forget, retain, 1.0, 2)
-    uninterrupted.save_state(tmp_path / "state.pt")
+    uninterrupted.save_state(tmp_path / "state.pt", then_write={str(tmp_path / "points-at-it.json"): "{}"})
+    uninterrupted.wait_for_saves()  # written in the background
+    assert (tmp_path / "points-at-it.json").read_text() == "{}"
     resumed.load_state(tmp_path / "state.pt")
     # The random streams (minibatch order, retain pairing) and the scheduler go on as they would have.
     logs = [t.unlearn_epoch(forget, retain, 1.0, 2) for t in (uninterrupted, resumed)]
@@ -42,7 +44,7 @@ def test_trainer_state_round_trip_continues_exactly(tiny_model, small_bench, tmp
     assert uninterrupted.scheduler.last_epoch == resumed.scheduler.last_epoch == 6
     for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
-    assert not (tmp_path / "state.pt.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["points-at-it.json", "state.pt"]
 
 
 def test_selection_cache_round_trip():

@@ -10,6 +10,7 @@ import copy
 import math
 import os
 import random
+import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -44,6 +45,8 @@ class Trainer:
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.reference: torch.nn.Module | None = None  # NPO's frozen target, see freeze_reference
         self.entropy_weights = entropy_weights  # (forget, retain): configs.EntropyConfig, off at (0, 0)
+        self.saving: threading.Thread | None = None  # the checkpoint being written, see save_state
+        self.save_error: BaseException | None = None
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizer(self, lr: float, weight_decay: float, warmup_steps: int) -> None:
@@ -181,18 +184,47 @@ class Trainer:
         return outputs
 
     # ---- checkpoints --------------------------------------------------------------------------------
-    def save_state(self, path: Path | str) -> None:
-        """Everything training continues from, written atomically: weights, optimizer and scheduler state,
-        the random streams (minibatch order, retain pairing, torch's)."""
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": self.rng.getstate(), "torch_rng": torch.get_rng_state()}
-        tmp = Path(f"{path}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+    def save_state(self, path: Path | str, then_write: dict[str, str] | None = None) -> None:
+        """Everything training continues from: weights, optimizer and scheduler state, the random streams
+        (minibatch order, retain pairing, torch's).
+
+        A copy is taken now and written by a thread while training goes on (writing 1.6 GB for the 135M model
+        takes seconds); then the `then_write` files (path -> text), which point at the state, appear. Each
+        file appears whole or not at all. A second save first waits for the one before (`wait_for_saves`).
+        """
+        self.wait_for_saves()
+        state = _copied({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                         "scheduler": self.scheduler.state_dict(), "rng": self.rng.getstate(),
+                         "torch_rng": torch.get_rng_state()})
+        files = {Path(path): state, **{Path(name): text for name, text in (then_write or {}).items()}}
+        self.saving = threading.Thread(target=self._write_files, args=(files,), name="checkpoint-writer")
+        self.saving.start()
+
+    def _write_files(self, files: dict[Path, object]) -> None:
+        try:
+            for path, content in files.items():
+                tmp = path.with_name(path.name + ".tmp")
+                if isinstance(content, str):
+                    tmp.write_text(content)
+                else:
+                    torch.save(content, tmp)
+                os.replace(tmp, path)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller by wait_for_saves
+            self.save_error = err
+
+    def wait_for_saves(self) -> None:
+        """Block until the checkpoint being written is on disk; raise what went wrong writing it."""
+        if self.saving is not None:
+            self.saving.join()
+            self.saving = None
+        if self.save_error is not None:
+            error, self.save_error = self.save_error, None
+            raise error
 
     def load_state(self, path: Path | str) -> None:
         """Continue where `save_state` left off (the optimizer configured as it was then)."""
         assert self.optimizer is not None, "configure_optimizer first"
+        self.wait_for_saves()
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -203,6 +235,17 @@ class Trainer:
     def save(self, folder: Path | str) -> None:
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
+
+
+def _copied(state):
+    """`state` with every tensor copied: a snapshot that training can no longer change."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {key: _copied(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_copied(value) for value in state)
+    return state
 
 
 def mean_logs(logs: list[dict[str, float]]) -> dict[str, float]:
