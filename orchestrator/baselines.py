@@ -51,14 +51,17 @@ def unlearn_baseline(
     per_epoch = steps_per_epoch(len(forget), steps.batch_size)
     trainer.configure_optimizer(config.lr, steps.weight_decay, warmup_steps=round(steps.warmup_epochs * per_epoch))
     paired = [] if method == "grad_ascent" else retain  # plain gradient ascent has no retain term
+    train_round = lambda: trainer.unlearn_epoch(forget, paired, config.lambda_, steps.batch_size,
+                                                forget_loss=FORGET_LOSS[method], beta=beta, gamma=gamma)
     saved = checkpoints.resume(trainer) if checkpoints else None  # a resumed job: on from its last round
     if saved:
+        for _ in saved.replay:  # the rounds since the last full trainer state, trained again exactly
+            train_round()
         sync_weights(trainer, sampler, engine_dtype)  # the engine still holds the target's weights
     for epoch in range((saved.round if saved else 0) + 1, steps.epochs + 1):
         timer = StageTimer()
         with timer("training"):
-            losses = trainer.unlearn_epoch(forget, paired, config.lambda_, steps.batch_size,
-                                           forget_loss=FORGET_LOSS[method], beta=beta, gamma=gamma)
+            losses = train_round()
         if epoch == steps.epochs:
             with timer("weight_sync"):
                 sync_weights(trainer, sampler, engine_dtype)

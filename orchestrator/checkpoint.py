@@ -1,13 +1,16 @@
 """Per-round checkpoints of an unlearning job, in `runs/<name>.partial/checkpoint/`.
 
-A job killed at any moment (kill -9, a lost machine) and started again with the same command resumes from
-its last complete round and ends with the same numbers as a job that never stopped: the checkpoint holds the
-trainer's weights, optimizer and scheduler state and random streams, PMC's selection cache and every round's
-metrics, and PMC's sampling is seeded per round and question (orchestrator/pmc.py).
+A job killed at any moment (kill -9, a lost machine) and started again with the same command resumes after
+its last complete round and ends with the same numbers as a job that never stopped. After every round the
+checkpoint records that round's metrics and what it trained on (PMC's selection cache); the trainer's full
+state (weights, optimizer and scheduler state, random streams: 1.6 GB for the 135M default) is written at
+most once every `full_state_every_s` seconds, and a resumed job trains the rounds since then again, exactly
+(training is deterministic, and PMC's sampling is seeded per round and question, see orchestrator/pmc.py).
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,49 +22,66 @@ STATE_FILE = "state.json"
 class Saved:
     round: int  # the last complete round
     records: list[dict]  # the metrics of every round up to it
-    selections: list[dict | None] | None  # PMC's selection cache (None for the baselines)
-    trainer_state: Path
+    selections: list[dict | None] | None  # PMC's selection cache after it (None for the baselines)
+    # What each round after the last full trainer state trained on, to train again: PMC's selection cache
+    # after that round (the baselines train on fixed targets: None).
+    replay: list[list[dict | None] | None]
+    trainer_state: Path | None  # the last full trainer state (None: none yet, the job starts from the target)
 
 
 @dataclass
 class Checkpoints:
     folder: Path
     enabled: bool = True
-    seconds: float = 0.0  # spent saving, in all
+    full_state_every_s: float = 300.0
+    seconds: float = 0.0  # spent checkpointing, in all
     records: list[dict] = field(default_factory=list)
+    replay: list = field(default_factory=list)
+    trainer_state: str | None = None
+    last_full_state: float = field(default_factory=time.monotonic)
 
     def latest(self) -> Saved | None:
         path = self.folder / STATE_FILE
         if not path.is_file():
             return None
         state = json.loads(path.read_text())
-        return Saved(state["round"], state["records"], state["selections"], self.folder / state["trainer_state"])
+        trainer_state = state["trainer_state"] and self.folder / state["trainer_state"]
+        return Saved(state["round"], state["records"], state["selections"], state["replay"], trainer_state)
 
     def resume(self, trainer) -> Saved | None:
-        """The last checkpoint, loaded into `trainer` (its optimizer configured as at the start), or None."""
+        """The last checkpoint, its full trainer state loaded into `trainer` (whose optimizer is configured as at
+        the start), or None. The caller trains `replay` again."""
         saved = self.latest()
         if saved:
-            trainer.load_state(str(saved.trainer_state.resolve()))
-            self.records = list(saved.records)
+            if saved.trainer_state:
+                trainer.load_state(str(saved.trainer_state.resolve()))
+                self.trainer_state = saved.trainer_state.name
+            self.records, self.replay = list(saved.records), list(saved.replay)
+        self.last_full_state = time.monotonic()
         return saved
 
     def save(self, trainer, round_: int, record: dict, selections: list[dict | None] | None = None) -> None:
-        """Make `round_` the last complete round, once it is on disk. The trainer (an actor too) writes its own
-        state, in the background while the job goes on, and then the state file that points at it: no weights
-        pass through the driver, and until the new state file appears the one before stays valid. So the
-        trainer state of the round before is kept; older ones are removed."""
+        """Make `round_` the last complete round. The full trainer state, when due, is written by the trainer
+        (an actor too: no weights pass through the driver) in the background, followed by the state file that
+        points at it; until then the state file before stays valid, and so does the trainer state it names.
+        `selections` (PMC's cache after the round) is also what the round trained on."""
         self.records.append(record)
+        self.replay.append(selections)
         if not self.enabled:
             return
         started = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
-        trainer_state = self.folder.resolve() / f"trainer-{round_}.pt"
-        state = json.dumps({"round": round_, "records": self.records, "selections": selections,
-                            "trainer_state": trainer_state.name})
-        trainer.save_state(str(trainer_state), then_write={str(self.folder.resolve() / STATE_FILE): state})
-        for old in self.folder.glob("trainer-*.pt"):
-            if int(old.stem.partition("-")[2]) < round_ - 1:
-                old.unlink()
+        trainer.wait_for_saves()  # state files appear in order
+        if time.monotonic() - self.last_full_state >= self.full_state_every_s:
+            self._remove_trainer_states(keep=self.trainer_state)
+            self.trainer_state, self.replay = f"trainer-{round_}.pt", []
+            trainer.save_state(str(self.folder.resolve() / self.trainer_state),
+                               then_write={str(self.folder.resolve() / STATE_FILE): self._state(round_, selections)})
+            self.last_full_state = time.monotonic()
+        else:
+            tmp = self.folder / f"{STATE_FILE}.tmp"
+            tmp.write_text(self._state(round_, selections))
+            os.replace(tmp, self.folder / STATE_FILE)
         self.seconds += time.perf_counter() - started
 
     def wait(self, trainer) -> None:
@@ -69,3 +89,13 @@ class Checkpoints:
         started = time.perf_counter()
         trainer.wait_for_saves()
         self.seconds += time.perf_counter() - started
+
+    def _state(self, round_: int, selections: list[dict | None] | None) -> str:
+        return json.dumps({"round": round_, "records": self.records, "selections": selections, "replay": self.replay,
+                           "trainer_state": self.trainer_state})
+
+    def _remove_trainer_states(self, keep: str | None) -> None:
+        """Older full states, no state file names them any more (the one named now stays until replaced)."""
+        for old in self.folder.glob("trainer-*.pt"):
+            if old.name != keep:
+                old.unlink()

@@ -48,6 +48,9 @@ def unlearn(
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
     first = 1
     if checkpoints and (saved := checkpoints.resume(trainer)):  # a resumed job: on from its last round
+        for trained_on in saved.replay:  # the rounds since the last full trainer state, trained again exactly
+            cache.restore(trained_on)
+            trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_, config.batch_size)
         cache.restore(saved.selections)
         first = saved.round + 1
         sync_weights(trainer, sampler, engine_dtype)
@@ -64,15 +67,14 @@ def unlearn(
         with timer("scoring"):  # 2. and 3.
             for question, question_candidates in zip(pending, candidates):
                 cache.offer(question, question_candidates)
-        selections = cache.selections()
         with timer("training"):  # 4.
-            selected = [Example(forget_prompts[i], sel.completion.token_ids) for i, sel in enumerate(selections)]
-            losses = trainer.unlearn_epoch(selected, retain, config.lambda_, config.batch_size)
+            losses = trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_,
+                                           config.batch_size)
         if epoch == config.epochs or samples_next_epoch(epoch, cache, config):
             with timer("weight_sync"):  # 5. (only when the engine will be used: sampling or evaluation)
                 sync_weights(trainer, sampler, engine_dtype)
 
-        scores = [sel.score for sel in selections]
+        scores = [sel.score for sel in cache.selections()]
         record = {
             "epoch": epoch,
             "questions": len(forget_prompts),
@@ -88,6 +90,11 @@ def unlearn(
             checkpoints.save(trainer, epoch, record, cache.to_records())
         log(record)
     return cache
+
+
+def training_examples(forget_prompts: Sequence[tuple[int, ...]], cache: SelectionCache) -> list[Example]:
+    """Each forget question with its selected answer: what a round fine-tunes on."""
+    return [Example(forget_prompts[i], sel.completion.token_ids) for i, sel in enumerate(cache.selections())]
 
 
 def samples_next_epoch(epoch: int, cache: SelectionCache, config: PMCConfig) -> bool:

@@ -47,7 +47,8 @@ class RunFolder:
         config, settings and versions left, if it holds a checkpoint (`resumed` is then its last round)."""
         self.final = config.runs_dir / config.name
         self.path = config.runs_dir / f"{config.name}{PARTIAL}"
-        self.checkpoints = Checkpoints(self.path / "checkpoint", enabled=config.checkpoint.every_round)
+        self.checkpoints = Checkpoints(self.path / "checkpoint", enabled=config.checkpoint.every_round,
+                                       full_state_every_s=config.checkpoint.full_state_every_s)
         self.keep_checkpoint = config.checkpoint.keep
         written = {"config.yaml": yaml.safe_dump(config.resolved(), sort_keys=False),
                    "versions.json": _json(package_versions()), "resolved.json": _json(extra)}

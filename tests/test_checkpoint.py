@@ -2,15 +2,18 @@
 one does, whatever the cache held and whatever ran before it."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from engine import Completion
@@ -73,7 +76,9 @@ def test_a_job_killed_at_a_random_round_resumes_and_ends_as_the_uninterrupted_on
     config, uninterrupted = smoke_run
     command = [sys.executable, "-m", "orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
                "--set", f"cache_dir={config.cache_dir}", "--set", f"runs_dir={tmp_path}",
-               "--set", "allow_external_dirs=true", "--set", "eval.retain_model=true"]
+               "--set", "allow_external_dirs=true", "--set", "eval.retain_model=true",
+               # A full trainer state about every other round: resumes mix a loaded state and replayed rounds.
+               "--set", "checkpoint.full_state_every_s=0.5"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     kill_after = random.Random().randint(2, config.pmc.epochs - 2)
     state = tmp_path / "smoke.partial" / "checkpoint" / "state.json"
@@ -102,3 +107,50 @@ def test_a_job_killed_at_a_random_round_resumes_and_ends_as_the_uninterrupted_on
               for folder in (run, uninterrupted)]
     assert rounds[0] == rounds[1]
     assert not (run / "checkpoint").exists()  # checkpoints go when the run finishes
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_model):
+    from configs import CONFIG_DIR, load_config
+    from engine import Sampler
+
+    config = load_config(CONFIG_DIR / "smoke.yaml")
+    sampler = Sampler(tiny_model, config.engine)
+    yield config, sampler
+    del sampler
+    gc.collect()
+
+
+@pytest.mark.parametrize("full_state_every_s", [0.0, 1e9], ids=["full-state-every-round", "replay-every-round"])
+def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny_model, small_bench, tmp_path,
+                                                                 full_state_every_s):
+    from orchestrator.checkpoint import Checkpoints
+    from orchestrator.pmc import unlearn
+
+    config, sampler = tiny_engine
+    prompt = PromptFormat(Trainer(tiny_model).tokenizer)
+    rows = small_bench.forget[:4]
+    args = ([prompt.prompt(r.question) for r in rows], [r.answer for r in rows],
+            [prompt.example(r.question, r.answer) for r in small_bench.retain[:4]],
+            config.pmc.model_copy(update={"epochs": 4, "num_samples": 4, "min_len": 1000}), sampler.weight_dtype())
+
+    def copy_at_round_2(record):
+        if record["epoch"] == 2:
+            uninterrupted.wait_for_saves()  # the round's checkpoint is written in the background
+            shutil.copytree(tmp_path / "job", tmp_path / "copy")
+
+    uninterrupted = Trainer(tiny_model, precision="fp32", seed=0)
+    unlearn(sampler, uninterrupted, *args, log=copy_at_round_2,
+            checkpoints=Checkpoints(tmp_path / "job", full_state_every_s=full_state_every_s))
+    uninterrupted.wait_for_saves()
+    saved = Checkpoints(tmp_path / "copy").latest()
+    assert saved.round == 2 and len(saved.replay) == (0 if full_state_every_s == 0 else 2)
+    assert (saved.trainer_state is None) == (full_state_every_s > 0)
+
+    resumed = Trainer(tiny_model, precision="fp32", seed=0)
+    records = []
+    unlearn(sampler, resumed, *args, log=records.append,
+            checkpoints=Checkpoints(tmp_path / "copy", full_state_every_s=full_state_every_s))
+    assert [r["epoch"] for r in records] == [3, 4]
+    for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
