@@ -1,25 +1,45 @@
-"""Cache folders that appear whole or not at all, named by a key of what they depend on."""
+"""Cache folders that appear whole or not at all, named by a key of what they depend on, and built once
+when several jobs need them at the same time."""
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
 def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """Return `target`, building it first with `build(tmp_folder)` if it does not exist yet.
-
-    The build writes into a temporary sibling that is renamed at the end: an interrupted build leaves only
-    a `.tmp-*` folder, never a half-written `target` that a later run would trust. The temporary folder is
-    named after this host and process, so the next build removes what a killed build left behind.
-    """
+    """Return `target`, building it first with `build(tmp_folder)` if it does not exist yet. Jobs that need it
+    at the same time build it once: the others wait for the build (`building`) and then find it."""
     if target.is_dir():
         return target
+    with building(target):
+        return target if target.is_dir() else write_folder_atomically(target, build)
+
+
+@contextmanager
+def building(target: Path) -> Iterator[None]:
+    """An exclusive lock on building `target`, held across processes: `flock` on `.<name>.lock` beside it (on one
+    machine, and on shared file systems that support it). The lock file stays: removing it would race."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write_folder_atomically(target: Path, build: Callable[[Path], None]) -> Path:
+    """`build(tmp_folder)` into a temporary sibling that is renamed to `target` at the end: an interrupted build
+    leaves only a `.tmp-*` folder, never a half-written `target` that a later run would trust. The temporary
+    folder is named after this host and process, so the next build removes what a killed build left behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_builds(target)
     tmp = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(target)}{os.getpid()}-", dir=target.parent))

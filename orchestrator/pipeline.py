@@ -23,7 +23,7 @@ from evaluation.plots import write_plots
 from evaluation.report import write_report
 from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
 from models import fingerprint_folder, resolve_model
-from models.cache import build_folder_once, settings_key
+from models.cache import build_folder_once, building, settings_key
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
 from orchestrator.actors import ActorProxy, actor_options, release, start_sampler, start_trainer
@@ -175,16 +175,18 @@ def finetuned_dir(base_dir: Path, rows_fingerprint: str, prompt: PromptFormat, c
 
 def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerprint: str, prompt: PromptFormat,
                      config: RunConfig) -> Path:
-    """The base model fine-tuned on `rows` (TOFU's first stage): from the cache, or trained now as a Ray task."""
+    """The base model fine-tuned on `rows` (TOFU's first stage): from the cache, or trained now as a Ray task.
+    Jobs that need the same model at the same time fine-tune it once; the others wait and find it cached."""
     folder = finetuned_dir(base_dir, rows_fingerprint, prompt, config)
-    if (folder / "config.json").is_file():
-        print(f"{role} model: cached at {folder}", flush=True)
-        return folder
-    print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}", flush=True)
-    pairs = [(row.question, row.answer) for row in rows]
-    task = ray.remote(finetune_target).options(**actor_options(config))
-    log = ray.get(task.remote(str(base_dir), pairs, config.target, str(folder),
-                              resolve_precision(config.precision), config.threads, prompt.style))
+    with building(folder):
+        if (folder / "config.json").is_file():
+            print(f"{role} model: cached at {folder}", flush=True)
+            return folder
+        print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}", flush=True)
+        pairs = [(row.question, row.answer) for row in rows]
+        task = ray.remote(finetune_target).options(**actor_options(config))
+        log = ray.get(task.remote(str(base_dir), pairs, config.target, str(folder),
+                                  resolve_precision(config.precision), config.threads, prompt.style))
     print(f"{role} model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
     return folder
 

@@ -41,7 +41,8 @@ def test_tiny_model_is_built_once_and_reused(tiny_folder: Path) -> None:
 
     assert again == tiny_folder
     assert weights.stat().st_mtime_ns == built_at
-    assert [p.name for p in tiny_folder.parent.iterdir()] == [tiny_folder.name]  # no temporary folder left
+    # No temporary folder left; the build lock's file stays (removing it would race with another build).
+    assert sorted(p.name for p in tiny_folder.parent.iterdir()) == [f".{tiny_folder.name}.lock", tiny_folder.name]
 
 
 def test_tiny_model_cache_key_follows_seed_and_corpus(tiny_folder: Path) -> None:
@@ -170,7 +171,7 @@ def test_interrupted_build_leaves_nothing_to_trust(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         build_folder_once(tmp_path / "model", failing_build)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".model.lock"]  # the build lock's file, nothing to trust
 
 
 def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> None:
@@ -182,7 +183,7 @@ def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> 
     script = ("import os, sys, signal; from pathlib import Path; from models.cache import build_folder_once; "
               "build_folder_once(Path(sys.argv[1]), lambda tmp: os.kill(os.getpid(), signal.SIGKILL))")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "model")], cwd=Path(__file__).parents[1], check=False)
-    (left,) = tmp_path.iterdir()
+    (left,) = (p for p in tmp_path.iterdir() if p.name != ".model.lock")
     assert left.name.startswith(f".model.tmp-{socket.gethostname()}-")
     # A build in progress in a live process (this one) and one from another host must survive.
     alive = tmp_path / f".model.tmp-{socket.gethostname()}-{os.getpid()}-x"
@@ -190,7 +191,23 @@ def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> 
     alive.mkdir(), other_host.mkdir()
 
     build_folder_once(tmp_path / "model", lambda folder: (folder / "config.json").write_text("{}"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", alive.name, other_host.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".model.lock", "model", alive.name, other_host.name])
+
+
+def test_concurrent_builds_of_one_folder_build_it_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Each process builds slowly and counts its build; both must end with the folder, built once.
+    script = ("import sys, time; from pathlib import Path; from models.cache import build_folder_once; "
+              "count = Path(sys.argv[2]); "
+              "build = lambda tmp: (time.sleep(1), count.open('a').write('built\\n'), (tmp / 'config.json').write_text('{}')); "
+              "print(build_folder_once(Path(sys.argv[1]), build))")
+    args = [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "count")]
+    jobs = [subprocess.Popen(args, cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [job.communicate(timeout=60)[0].strip() for job in jobs]
+    assert outputs == [str(tmp_path / "model")] * 2
+    assert (tmp_path / "count").read_text() == "built\n"
 
 
 @pytest.mark.skipif(
@@ -210,4 +227,4 @@ def test_smollm2_converts_once_into_a_tied_bf16_folder(tmp_path: Path) -> None:
     assert "lm_head.weight" not in shapes  # tied: the head is the input embedding
     assert abs(sum(math.prod(shape) for shape in shapes.values()) - 134.5e6) < 0.1e6
     assert "<|im_start|>" in AutoTokenizer.from_pretrained(folder).chat_template
-    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{folder.name}.lock", folder.name]

@@ -119,6 +119,25 @@ def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke
     assert "over_unlearning" not in model  # a change needs two states
 
 
+def test_concurrent_jobs_fine_tune_one_target_once(tiny_model, small_bench, ray_cluster, tmp_path, capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoTokenizer
+
+    from configs import CONFIG_DIR, load_config
+    from models.prompting import PromptFormat
+    from orchestrator.pipeline import ensure_finetuned
+
+    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={tmp_path}", "allow_external_dirs=true", "target.epochs=2"])
+    prompt = PromptFormat(AutoTokenizer.from_pretrained(tiny_model))
+    fine_tune = lambda _: ensure_finetuned(tiny_model, small_bench.full, "target", small_bench.fingerprint(), prompt, config)
+    with ThreadPoolExecutor(2) as pool:  # two jobs of one driver; separate processes lock the same way
+        folders = list(pool.map(fine_tune, range(2)))
+    output = capsys.readouterr().out
+    assert folders[0] == folders[1] and (folders[0] / "config.json").is_file()
+    assert output.count("target model: fine-tuning") == 1 and output.count("target model: cached at") == 1
+
+
 def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, chat_tiny_model, tmp_path):
     from transformers import AutoTokenizer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from configs import FinetuneConfig
-from models.cache import build_folder_once, settings_key
+from models.cache import settings_key, write_folder_atomically
 from models.prompting import PromptFormat, Style
 from trainer.trainer import Trainer, steps_per_epoch
 
@@ -60,5 +60,7 @@ def finetune_target(
         prompt.record(folder)
         (folder / "finetune_log.json").write_text(json.dumps({"config": config.model_dump(mode="json"), "epochs": log}, indent=1))
 
-    build_folder_once(out_dir, save)  # whole or not at all: a crash never leaves a folder later runs would trust
+    # Whole or not at all: a crash never leaves a folder later runs would trust. (The caller holds the build
+    # lock, see orchestrator.pipeline.ensure_finetuned, so that concurrent jobs fine-tune once.)
+    write_folder_atomically(out_dir, save)
     return log
