@@ -17,7 +17,7 @@ from evaluation.over_unlearning import Context, summarise_changes
 from evaluation.rouge import rouge_l_recall
 from evaluation.tofu_metrics import forget_quality, model_utility
 from models.prompting import Example, PromptFormat
-from orchestrator.timing import StageTimer
+from telemetry.timing import StageTimer
 
 
 def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,

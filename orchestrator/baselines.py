@@ -11,7 +11,7 @@ from configs import BaselineConfig, PMCConfig
 from models.prompting import Example, PromptFormat
 from orchestrator.actors import sync_weights
 from orchestrator.checkpoint import Checkpoints
-from orchestrator.timing import StageTimer
+from telemetry.timing import StageTimer
 from trainer.trainer import steps_per_epoch
 
 # Varied refusals for IDK, so that it does not learn a single fixed string.

@@ -32,7 +32,7 @@ from orchestrator.errors import JobError
 from orchestrator.inputs import benchmark_texts, check_inputs
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder, package_versions
-from orchestrator.timing import StageTimer
+from telemetry.timing import StageTimer
 from trainer.finetune import finetune_target, target_cache_key
 
 

@@ -26,7 +26,7 @@ from models.prompting import Example
 from orchestrator.actors import sync_weights
 from orchestrator.checkpoint import Checkpoints
 from orchestrator.selection import SelectionCache
-from orchestrator.timing import StageTimer
+from telemetry.timing import StageTimer
 from trainer.trainer import steps_per_epoch
 
 STAGES = ("sampling", "scoring", "training", "weight_sync")
