@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from configs import EvalConfig
 from evaluation.bounds import sampling_summary
 from evaluation.greedy import EvalSet, evaluate
-from evaluation.logprobs import UTILITY_PARTS, Scorer, logprob_metrics, utility_inputs
+from evaluation.logprobs import UTILITY_PARTS, UTILITY_SPLITS, Scorer, logprob_metrics, utility_inputs
 from evaluation.over_unlearning import Context, summarise_changes
 from evaluation.rouge import rouge_l_recall
 from evaluation.tofu_metrics import forget_quality, model_utility
@@ -27,7 +27,7 @@ def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Se
         greedy = evaluate(eval_set, answer)
     with timer("logprobs"):
         probabilities = logprob_metrics(eval_set, prompt, score)
-    rouge = {split: greedy["metrics"][f"{split}_rouge_l"] for split in ("retain", "real_authors", "world_facts")
+    rouge = {split: greedy["metrics"][f"{split}_rouge_l"] for split in UTILITY_SPLITS
              if f"{split}_rouge_l" in greedy["metrics"]}
     with timer("sampling"):
         sampling, sample_scores = sample_forget_answers(eval_set, prompt, sampler, config)

@@ -55,6 +55,13 @@ def write_folder_atomically(target: Path, build: Callable[[Path], None]) -> Path
     return target
 
 
+def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp_path)` beside `path`, then one rename: readers see the old file or the whole new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def _tmp_prefix(target: Path) -> str:
     return f".{target.name}.tmp-{socket.gethostname()}-"
 

@@ -10,10 +10,11 @@ most once every `full_state_every_s` seconds, and a resumed job trains the round
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from models.cache import write_file_atomically
 
 STATE_FILE = "state.json"
 
@@ -79,9 +80,8 @@ class Checkpoints:
                                then_write={str(self.folder.resolve() / STATE_FILE): self._state(round_, selections)})
             self.last_full_state = time.monotonic()
         else:
-            tmp = self.folder / f"{STATE_FILE}.tmp"
-            tmp.write_text(self._state(round_, selections))
-            os.replace(tmp, self.folder / STATE_FILE)
+            state = self._state(round_, selections)
+            write_file_atomically(self.folder / STATE_FILE, lambda tmp: tmp.write_text(state))
         self.seconds += time.perf_counter() - started
 
     def wait(self, trainer) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import random
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Iterator, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from models.cache import write_file_atomically
 from models.hardware import resolve_precision
 from models.prompting import Example
 from trainer.losses import Batch, collate, grad_ascent, mean_token_entropy, nll, npo, sequence_logprobs, simnpo
@@ -203,12 +203,8 @@ class Trainer:
     def _write_files(self, files: dict[Path, object]) -> None:
         try:
             for path, content in files.items():
-                tmp = path.with_name(path.name + ".tmp")
-                if isinstance(content, str):
-                    tmp.write_text(content)
-                else:
-                    torch.save(content, tmp)
-                os.replace(tmp, path)
+                write_file_atomically(path, lambda tmp: tmp.write_text(content) if isinstance(content, str)
+                                      else torch.save(content, tmp))
         except BaseException as err:  # noqa: BLE001 - handed to the caller by wait_for_saves
             self.save_error = err
 
