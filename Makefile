@@ -10,13 +10,14 @@ NAME ?=
 SET ?=
 RUNS ?=
 METHODS ?=
+BATCH ?= configs/batch/smoke.yaml
 export PYTHONUNBUFFERED := 1
 export VLLM_LOGGING_LEVEL ?= WARNING
 
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report compare compare-smoke test bench clean
+.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test bench clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -36,6 +37,17 @@ compare: $(VENV_STAMP)
 
 compare-smoke: $(VENV_STAMP)
 	$(PYTHON) -m orchestrator compare --config configs/smoke.yaml $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
+
+# Many jobs on Ray Tune (configs/batch/*.yaml); SET=... (and MODEL=, DATA=, METHOD=) apply to every trial.
+batch: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator batch $(BATCH) $(OVERRIDES)
+
+batch-smoke: $(VENV_STAMP)
+	$(PYTHON) -m orchestrator batch configs/batch/smoke.yaml $(OVERRIDES)
+
+# The baselines' learning-rate search (a Tune grid search): prints the method_settings block for CONFIG.
+tune: $(VENV_STAMP)
+	$(PYTHON) scripts/tune_baselines.py --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
 report: $(VENV_STAMP)
 	$(PYTHON) -m evaluation.compare $(RUNS)

@@ -177,8 +177,13 @@ class CheckpointConfig(Strict):
 
 
 class RayConfig(Strict):
+    """Where a job's actors run: one placement group per job (orchestrator/placement.py), a bundle per role."""
+
     num_cpus_per_actor: FiniteFloat = Field(1, ge=0)
-    num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when CUDA is visible, else 0")
+    num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when the cluster has "
+                                                                          "GPUs (CUDA visible, for a job of its own), else 0")
+    colocate: bool = Field(False, description="sampler and trainer in one bundle (one node, sharing its GPU) instead "
+                                              "of a bundle each")
 
 
 class RunConfig(Strict):
@@ -242,9 +247,9 @@ class RunConfig(Strict):
 def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> RunConfig:
     """Read a YAML preset, apply `a.b=value` overrides (values parsed as YAML), validate. Every method's
     `method_settings` are checked too, so a comparison cannot fail at its fourth method."""
-    preset = _read_preset(Path(path)) if path else {}
+    preset = read_mapping(Path(path)) if path else {}
     source = f"{path or 'defaults'} (with overrides {list(overrides)})"
-    config = _validated(_with_overrides(preset, overrides), source)
+    config = validated(_with_overrides(preset, overrides), source)
     for method, settings in config.method_settings.items():
         _check_method_settings(preset, overrides, method, settings)
     return config
@@ -272,12 +277,13 @@ def _check_method_setting(preset: dict[str, Any], overrides: list[str], setting:
     key = setting.partition("=")[0].split(".")[0]
     if key in RUN_IDENTITY_KEYS:
         raise ConfigError(f"{setting!r}: a method's settings cannot set {key}")
-    _validated(_with_overrides(preset, [setting, *overrides]), repr(setting))
+    validated(_with_overrides(preset, [setting, *overrides]), repr(setting))
 
 
-def _validated(raw: dict[str, Any], source: str) -> RunConfig:
+def validated(raw: dict[str, Any], source: str, schema: type[BaseModel] = RunConfig) -> Any:
+    """`raw` as a `schema` (a RunConfig by default), or a ConfigError naming `source` and every bad key."""
     try:
-        return RunConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(f"{source}: {'; '.join(map(_problem, err.errors()))}") from None
 
@@ -330,7 +336,8 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
-def _read_preset(path: Path) -> dict[str, Any]:
+def read_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (a preset, a batch file), keys given twice refused."""
     preset = _parse_yaml(_read_text(path), str(path)) or {}
     if not isinstance(preset, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")

@@ -1,8 +1,10 @@
-"""Command line: `python -m orchestrator {unlearn,eval,compare} [--config FILE] [--set key.sub=value ...]`.
+"""Command line: `python -m orchestrator {unlearn,eval,compare} [--config FILE] [--set key.sub=value ...]`
+and `python -m orchestrator batch BATCH_FILE [--set key.sub=value ...]`.
 
 unlearn: target fine-tune (cached), unlearning (PMC, or `method=` a baseline), full evaluation, report.
 eval:    the full evaluation of a model folder as it is (MODEL=...), same eval.json and report.
-compare: every method of --methods on the same target model, side by side in runs/compare-<name>/.
+compare: every method of --methods on the same target model, as a batch, in runs/compare-<name>/.
+batch:   the trials of a batch file (configs/batch/) on Ray Tune, report in runs/<batch>/ (--set: every trial).
 
 Bad input (config, data, model folder, arguments) is refused before anything is written: one line
 `error: ...` naming the culprit, exit code 2. A job that fails later (an actor died) exits with 1.
@@ -13,6 +15,7 @@ import argparse
 import sys
 
 from configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
+from configs.batch import Batch, load_batch
 from data import DataError
 from models import ModelError
 from orchestrator.errors import JobError
@@ -26,8 +29,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m orchestrator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m orchestrator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("unlearn", "target fine-tune (cached), unlearning, evaluation, report"),
                        ("eval", "evaluate a model folder without unlearning"),
@@ -38,16 +40,26 @@ def main(argv: list[str] | None = None) -> int:
                          help="override one setting, e.g. --set pmc.epochs=5 (repeatable)")
         if name == "compare":
             job.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
+    batch_command = commands.add_parser("batch", help="a batch file's trials on Ray Tune")
+    batch_command.add_argument("file", help="batch file, e.g. configs/batch/smoke.yaml")
+    batch_command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one setting of every trial (repeatable)")
     args = parser.parse_args(argv)
     try:
-        config = load_method_config(args.config, args.overrides)
-        check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
-        if args.command == "compare":
-            methods = chosen_methods(args.methods)
-            from orchestrator.compare import run_comparison
+        if args.command in ("batch", "compare"):
+            if args.command == "batch":
+                batch = load_batch(args.file, args.overrides)
+            else:
+                from orchestrator.compare import comparison_batch
 
-            folder = run_comparison(args.config, args.overrides, methods)
+                batch = comparison_batch(args.config, args.overrides, chosen_methods(args.methods))
+            check_batch_inputs(batch)
+            from orchestrator.batch import run_batch
+
+            folder = run_batch(batch)
         else:
+            config = load_method_config(args.config, args.overrides)
+            check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
             from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the config is sound
 
             folder = (run_unlearning if args.command == "unlearn" else run_evaluation)(config)
@@ -59,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"done: {folder}/report.md")
     return 0
+
+
+def check_batch_inputs(batch: Batch) -> None:
+    """Every trial's data and model folder, checked before the first trial starts (each distinct pair once)."""
+    seen = set()
+    for trial in batch.trials:
+        config = batch.trial_config(trial)
+        key = (config.model, config.data)
+        if key not in seen:
+            seen.add(key)
+            check_inputs(config)
 
 
 def chosen_methods(text: str) -> list[str]:

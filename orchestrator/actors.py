@@ -5,13 +5,11 @@ not know (or care) whether it drives Ray actors or local objects.
 """
 from __future__ import annotations
 
-import os
-
 import ray
-import torch
 
 from configs import RunConfig
 from engine import Sampler
+from orchestrator.placement import SAMPLER, Placement
 from trainer import Trainer
 
 
@@ -54,25 +52,15 @@ def sync_weights(trainer, sampler, dtype: str) -> None:
         sampler.load_weights(trainer.export_weights(dtype))
 
 
-def actor_options(config: RunConfig) -> dict:
-    """Resources and environment for one actor. Both actors alternate, so each may use every core."""
-    gpus = config.ray.num_gpus_per_actor
-    if gpus is None:
-        gpus = 0.5 if torch.cuda.is_available() else 0
-    threads = str(config.threads or os.cpu_count())
-    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": threads}
-    return {"num_cpus": config.ray.num_cpus_per_actor, "num_gpus": gpus, "runtime_env": {"env_vars": env}}
-
-
 def actor_name(config: RunConfig, role: str) -> str:
     """Named after the run, so that an operator (or a test) can find a run's actors: `ray.get_actor(name)`."""
     return f"{config.name}:{role}"
 
 
-def start_sampler(model_dir, config: RunConfig) -> ActorProxy:
-    name = actor_name(config, "sampler")
-    handle = ray.remote(Sampler).options(**actor_options(config), name=name).remote(str(model_dir), config.engine)
-    return ActorProxy(handle, name, "sampler")
+def start_sampler(model_dir, config: RunConfig, placement: Placement) -> ActorProxy:
+    name = actor_name(config, SAMPLER)
+    handle = ray.remote(Sampler).options(**placement.options(SAMPLER), name=name).remote(str(model_dir), config.engine)
+    return ActorProxy(handle, name, SAMPLER)
 
 
 def trainer_settings(config: RunConfig, seed: int) -> dict:
@@ -81,7 +69,8 @@ def trainer_settings(config: RunConfig, seed: int) -> dict:
             "entropy_weights": (config.entropy.forget, config.entropy.retain)}
 
 
-def start_trainer(model_dir, config: RunConfig, seed: int, role: str = "trainer") -> ActorProxy:
+def start_trainer(model_dir, config: RunConfig, placement: Placement, seed: int, role: str = "trainer") -> ActorProxy:
     name = actor_name(config, role)
-    handle = ray.remote(Trainer).options(**actor_options(config), name=name).remote(str(model_dir), **trainer_settings(config, seed))
+    handle = ray.remote(Trainer).options(**placement.options(role), name=name).remote(
+        str(model_dir), **trainer_settings(config, seed))
     return ActorProxy(handle, name, role)

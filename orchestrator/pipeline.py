@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -26,17 +27,19 @@ from models import fingerprint_folder, resolve_model
 from models.cache import build_folder_once, building, settings_key
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
-from orchestrator.actors import ActorProxy, actor_options, release, start_sampler, start_trainer
+from orchestrator.actors import ActorProxy, release, start_sampler, start_trainer
 from orchestrator.baselines import forget_targets, unlearn_baseline
 from orchestrator.errors import JobError
 from orchestrator.inputs import benchmark_texts, check_inputs
+from orchestrator.placement import Placement, job_placement
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder, package_versions
 from telemetry.timing import StageTimer
 from trainer.finetune import finetune_target, target_cache_key
 
 
-def run_unlearning(config: RunConfig) -> Path:
+def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = None) -> Path:
+    """The whole job; `report` also gets each round's metrics (a batch trial passes them on to Ray Tune)."""
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):  # everything that can refuse bad input, before anything is written
         bench, base_dir, prompt = prepare(config)
@@ -48,16 +51,19 @@ def run_unlearning(config: RunConfig) -> Path:
     print(f"run folder (while running): {run.path}"
           + (f", resuming after round {run.resumed}" if run.resumed else ""), flush=True)
 
-    with ray_session(), actor_failures(run, timer) as actors:
+    with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
         with timer("target_finetune"):
-            target_dir = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, config)
+            target_dir, finetuned_now = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt,
+                                                         config, placement)
+            target_built = run.target_record(target_dir, finetuned_now)
         with timer("retain_model"):
-            retain_ratios = retain_model_ratios(base_dir, bench, eval_set, prompt, config, actors)
+            retain_ratios = retain_model_ratios(base_dir, bench, eval_set, prompt, config, placement, actors)
         with timer("engine_start"):
-            sampler = start_sampler(target_dir, config)
-            trainer = start_trainer(target_dir, config, seed=config.pmc.seed)
+            sampler = start_sampler(target_dir, config, placement)
+            trainer = start_trainer(target_dir, config, placement, seed=config.pmc.seed)
             actors += [sampler, trainer]
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
+            run.write_json("placement.json", placement.record(actors))
         evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
         with timer("eval_before"):
             before = evaluate_target_once(target_dir, prompt, config, evaluate_now)
@@ -67,6 +73,8 @@ def run_unlearning(config: RunConfig) -> Path:
         with timer("unlearning"):
             def log_round(record: dict) -> None:
                 run.append_metrics(record)
+                if report:
+                    report(record)
                 print(f"{config.method} round {record['epoch']}: loss {record['loss']:.3f}"
                       + (f", selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
                          f"/{record['questions']}" if "selected_score_mean" in record else "")
@@ -93,7 +101,7 @@ def run_unlearning(config: RunConfig) -> Path:
     evaluation = {"before": before["metrics"], "after": after["metrics"],
                   "wall_time_s": round(time.perf_counter() - started, 2), "stage_seconds": timer.seconds,
                   "checkpoint_seconds": round(run.checkpoints.seconds, 2), "resumed_after_round": run.resumed,
-                  "target_model": str(target_dir)}
+                  "target_model": str(target_dir), "target_finetuned": target_built}
     rounds = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation,
                   {"before": before, "after": after}, rounds, retain_ratios)
@@ -108,12 +116,14 @@ def run_evaluation(config: RunConfig) -> Path:
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
     run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench))
-    with ray_session(), actor_failures(run, timer) as actors:
+    with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
         with timer("retain_model"):
-            retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, actors)
+            retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, placement, actors)
         with timer("evaluation"):
-            sampler, trainer = start_sampler(model_dir, config), start_trainer(model_dir, config, seed=0)
+            sampler = start_sampler(model_dir, config, placement)
+            trainer = start_trainer(model_dir, config, placement, seed=0)
             actors += [sampler, trainer]
+            run.write_json("placement.json", placement.record(actors))
             state = evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
     add_forget_quality(state, retain_ratios)
     print(f"model: {headline(state)}", flush=True)
@@ -174,31 +184,32 @@ def finetuned_dir(base_dir: Path, rows_fingerprint: str, prompt: PromptFormat, c
 
 
 def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerprint: str, prompt: PromptFormat,
-                     config: RunConfig) -> Path:
-    """The base model fine-tuned on `rows` (TOFU's first stage): from the cache, or trained now as a Ray task.
-    Jobs that need the same model at the same time fine-tune it once; the others wait and find it cached."""
+                     config: RunConfig, placement: Placement) -> tuple[Path, bool]:
+    """The base model fine-tuned on `rows` (TOFU's first stage), and whether this call trained it: from the
+    cache, or trained now as a Ray task in the trainer's bundle. Jobs that need the same model at the same
+    time (the trials of a batch) fine-tune it once; the others wait and find it cached."""
     folder = finetuned_dir(base_dir, rows_fingerprint, prompt, config)
     with building(folder):
         if (folder / "config.json").is_file():
             print(f"{role} model: cached at {folder}", flush=True)
-            return folder
+            return folder, False
         print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}", flush=True)
         pairs = [(row.question, row.answer) for row in rows]
-        task = ray.remote(finetune_target).options(**actor_options(config))
+        task = ray.remote(finetune_target).options(**placement.options(f"{role} fine-tune"))
         log = ray.get(task.remote(str(base_dir), pairs, config.target, str(folder),
                                   resolve_precision(config.precision), config.threads, prompt.style))
     print(f"{role} model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
-    return folder
+    return folder, True
 
 
 def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, prompt: PromptFormat, config: RunConfig,
-                        actors: list[ActorProxy]) -> list[float] | None:
+                        placement: Placement, actors: list[ActorProxy]) -> list[float] | None:
     """Forget-set truth ratios of the retain model (the base fine-tuned on the retain split only), if asked for."""
     if not config.eval.retain_model:
         return None
     fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
-    folder = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, prompt, config)
-    scorer = start_trainer(folder, config, seed=0, role="retain-model scorer")
+    folder, _ = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, prompt, config, placement)
+    scorer = start_trainer(folder, config, placement, seed=0, role="retain-model scorer")
     actors.append(scorer)
     forget_only = EvalSet({"forget": eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
     try:
@@ -256,8 +267,10 @@ def actor_failures(run: RunFolder, timer: StageTimer) -> Iterator[list[ActorProx
 
 
 @contextmanager
-def ray_session() -> Iterator[None]:
-    """Join the cluster named by RAY_ADDRESS, or start (and later stop) a local Ray instance.
+def ray_session(num_cpus: float = 0, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Join the cluster named by RAY_ADDRESS, or start (and later stop) a local Ray instance with at least
+    `num_cpus` logical CPUs (a batch asks for what its concurrent trials' groups need: sampler and trainer
+    alternate, so the cores they share are not oversubscribed). `env` goes to every Ray worker of the job.
 
     A cluster keeps its own authentication (RAY_AUTH_MODE, its token) exactly as the environment gives it.
     The local instance is private to this machine and its job: it runs without token authentication unless
@@ -268,11 +281,13 @@ def ray_session() -> Iterator[None]:
         return
     address = os.environ.get("RAY_ADDRESS")
     auth_mode = os.environ.get("RAY_AUTH_MODE")
+    runtime_env = {"env_vars": env} if env else None
     if address:
-        ray.init(address=address)
+        ray.init(address=address, runtime_env=runtime_env)
     else:
         os.environ["RAY_AUTH_MODE"] = auth_mode or "disabled"
-        ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False)
+        ray.init(num_cpus=math.ceil(max(2, os.cpu_count() or 2, num_cpus)), include_dashboard=False,
+                 runtime_env=runtime_env)
     try:
         yield
     finally:

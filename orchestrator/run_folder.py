@@ -50,8 +50,7 @@ class RunFolder:
         self.checkpoints = Checkpoints(self.path / "checkpoint", enabled=config.checkpoint.every_round,
                                        full_state_every_s=config.checkpoint.full_state_every_s)
         self.keep_checkpoint = config.checkpoint.keep
-        written = {"config.yaml": yaml.safe_dump(config.resolved(), sort_keys=False),
-                   "versions.json": _json(package_versions()), "resolved.json": _json(extra)}
+        written = {**_identity(config), "resolved.json": _json(extra)}
         saved = self.checkpoints.latest() if all(_holds(self.path / name, text) for name, text in written.items()) else None
         self.resumed = saved.round if saved else None
         if saved:
@@ -61,6 +60,14 @@ class RunFolder:
         self.path.mkdir(parents=True)
         for name, text in written.items():
             (self.path / name).write_text(text)
+
+    def target_record(self, target_dir: Path, finetuned_now: bool) -> bool:
+        """Record the run's target model (target.json) and return whether this run fine-tuned it: now, or in
+        an earlier attempt that was interrupted after the fine-tune and is resumed now."""
+        path = self.path / "target.json"
+        earlier = path.is_file() and json.loads(path.read_text())["finetuned_here"]
+        self.write_json("target.json", {"target_model": str(target_dir), "finetuned_here": finetuned_now or earlier})
+        return finetuned_now or earlier
 
     def write_json(self, name: str, data) -> None:
         (self.path / name).write_text(_json(data))
@@ -84,6 +91,18 @@ class RunFolder:
         exchange_folders(self.path, self.final)  # the one step that matters: runs/<name> is now the new run
         self.path.rename(previous)
         return self.final
+
+
+def finished_run(config: RunConfig) -> Path | None:
+    """`runs/<name>` if it is a finished run of exactly this config with these package versions."""
+    folder = config.runs_dir / config.name
+    same = all(_holds(folder / name, text) for name, text in _identity(config).items())
+    return folder if same and (folder / "eval.json").is_file() else None
+
+
+def _identity(config: RunConfig) -> dict[str, str]:
+    """The files that say which job a run folder holds: its resolved config and the package versions."""
+    return {"config.yaml": yaml.safe_dump(config.resolved(), sort_keys=False), "versions.json": _json(package_versions())}
 
 
 def _json(data) -> str:

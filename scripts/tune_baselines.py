@@ -3,11 +3,12 @@
     .venv/bin/python scripts/tune_baselines.py                       # default model, the grids below
     .venv/bin/python scripts/tune_baselines.py --config configs/smoke.yaml --grid idk:baseline.lr=1e-3,3e-3
 
-Every point is a real run of the method on the cached target model, with the same number of optimizer
-steps and retain pairing as `make compare` (`orchestrator.baselines.unlearn_baseline`), in one process: the
-Trainer and the vLLM Sampler are the plain classes, a new Trainer per point. Each point is scored by greedy
-answers only (the cheap part of the evaluation), on a retain subset drawn with another seed than the one
-`make compare` reports on:
+The search is a Ray Tune grid search: one trial per point (and one for the target model itself), each in a
+placement group of its own like a batch trial (orchestrator/placement.py), `--concurrent` at a time. Every
+point is a real run of the method on the cached target model, with the same number of optimizer steps and
+retain pairing as `make compare` (`orchestrator.baselines.unlearn_baseline`), on the sampler and trainer
+actors of a job. Each point is scored by greedy answers only (the cheap part of the evaluation), on a retain
+subset drawn with another seed than the one `make compare` reports on:
 
     trade-off = harmonic mean of (1 - forget ROUGE-L) and (utility / the target's utility)
 
@@ -24,13 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ray import tune  # noqa: E402
+
 from configs import CONFIG_DIR, load_config  # noqa: E402
-from engine import Sampler  # noqa: E402
 from evaluation.greedy import build_eval_set, evaluate  # noqa: E402
-from orchestrator.actors import trainer_settings  # noqa: E402
+from orchestrator.actors import release, start_sampler, start_trainer, sync_weights  # noqa: E402
 from orchestrator.baselines import forget_targets, unlearn_baseline  # noqa: E402
+from orchestrator.batch import TRIAL_ENV  # noqa: E402
 from orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare, ray_session  # noqa: E402
-from trainer import Trainer  # noqa: E402
+from orchestrator.placement import cluster_has_gpus, job_placement, trial_bundles  # noqa: E402
 
 GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml's method_settings
     "grad_ascent": ("baseline.lr", ["1.0e-5", "3.0e-5", "5.0e-5", "1.0e-4"]),
@@ -39,6 +42,7 @@ GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml
     "npo": ("baseline.lr", ["3.0e-5", "1.0e-4", "2.0e-4", "3.0e-4"]),
     "simnpo": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4", "1.0e-3"]),
 }
+TARGET = "target"  # the point that scores the target model itself: each trade-off's reference
 
 
 def harmonic(a: float, b: float) -> float:
@@ -53,49 +57,75 @@ def parse_grid(text: str) -> tuple[str, tuple[str, list[str]]]:
     return method, (key, values.split(","))
 
 
+def score_point(params: dict) -> None:
+    """One point, in its Tune trial: the method with its setting on the target, then the greedy metrics."""
+    point = params["point"]
+    config = load_config(params["config"], [*params["overrides"], *point["overrides"]])
+    bench, base_dir, prompt = prepare(config)
+    eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed + 1)  # not the reported subset
+    started = time.perf_counter()
+    with job_placement(config) as placement:
+        target, _ = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, config, placement)
+        sampler = start_sampler(target, config, placement)
+        trainer = start_trainer(target, config, placement, seed=config.pmc.seed)
+        try:
+            dtype = sampler.weight_dtype()
+            if point["method"] != TARGET:
+                retain = [prompt.example(row.question, row.answer) for row in bench.retain]
+                unlearn_baseline(point["method"], sampler, trainer, forget_targets(point["method"], prompt, bench.forget),
+                                 retain, config.pmc, config.baseline, dtype)
+            sync_weights(trainer, sampler, dtype)
+            metrics = evaluate(eval_set, greedy_answerer(sampler, prompt))["metrics"]
+        finally:
+            release(sampler, trainer)
+    tune.report({"forget_rouge_l": metrics["forget_rouge_l"], "utility": metrics["utility"],
+                 "seconds": round(time.perf_counter() - started, 1)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(CONFIG_DIR / "default.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--grid", action="append", default=[], metavar="METHOD:KEY=V1,V2",
                         help="replaces the built-in grids (repeatable, one per method)")
+    parser.add_argument("--concurrent", type=int, default=2, help="points run at a time (default: %(default)s)")
     args = parser.parse_args()
     grids = dict(map(parse_grid, args.grid)) if args.grid else GRIDS
-    base = load_config(args.config, args.overrides)
-    bench, base_dir, prompt = prepare(base)
-    with ray_session():
-        target = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, base)
-    sampler = Sampler(target, base.engine)
-    dtype = sampler.weight_dtype()
-    eval_set = build_eval_set(bench, base.eval.retain_subset, base.eval.seed + 1)  # not the reported subset
-
-    def greedy_metrics(trainer: Trainer) -> dict:
-        sampler.load_weights(trainer.export_weights(dtype))
-        return evaluate(eval_set, greedy_answerer(sampler, prompt))["metrics"]
-
-    target_utility = greedy_metrics(Trainer(target, **trainer_settings(base, seed=0)))["utility"]
-    retain = [prompt.example(row.question, row.answer) for row in bench.retain]
-    points = []
-    print(f"{'method':<12} {'setting':<22} {'forget':>7} {'utility':>8} {'trade-off':>9} {'seconds':>8}", flush=True)
-    for method, (key, values) in grids.items():
-        forget = forget_targets(method, prompt, bench.forget)
-        for value in values:
-            config = load_config(args.config, [*args.overrides, f"{key}={value}", f"method={method}"])
-            started = time.perf_counter()
-            trainer = Trainer(target, **trainer_settings(config, config.pmc.seed))
-            unlearn_baseline(method, sampler, trainer, forget, retain, config.pmc, config.baseline, dtype)
-            metrics = greedy_metrics(trainer)
-            point = {"method": method, "setting": f"{key}={value}", "forget_rouge_l": metrics["forget_rouge_l"],
-                     "utility_ratio": metrics["utility"] / target_utility,
-                     "seconds": round(time.perf_counter() - started, 1)}
-            point["trade_off"] = harmonic(1 - point["forget_rouge_l"], point["utility_ratio"])
-            points.append(point)
-            print(f"{method:<12} {point['setting']:<22} {point['forget_rouge_l']:>7.3f} {point['utility_ratio']:>8.3f} "
-                  f"{point['trade_off']:>9.3f} {point['seconds']:>8.1f}", flush=True)
-    best = {m: max((p for p in points if p["method"] == m), key=lambda p: p["trade_off"]) for m in grids}
-    out = base.runs_dir / f"tune-{base.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"config": base.resolved(), "target_utility": target_utility, "points": points,
+    config_path = str(Path(args.config).resolve())
+    base = load_config(config_path, args.overrides)
+    runs_dir = base.runs_dir.resolve()
+    overrides = [*args.overrides, f"cache_dir={base.cache_dir.resolve()}", "allow_external_dirs=true"]
+    # Each point under a name of its own: its actors are named after it (orchestrator/actors.py).
+    points = [{"method": TARGET, "setting": "", "overrides": [f"name={base.name}-{TARGET}"]}]
+    points += [{"method": method, "setting": f"{key}={value}",
+                "overrides": [f"{key}={value}", f"method={method}", f"name={base.name}-{method}-{i}-{j}"]}
+               for i, (method, (key, values)) in enumerate(grids.items()) for j, value in enumerate(values)]
+    bundles = trial_bundles(base.ray, 1.0, gpus=False)
+    with ray_session(num_cpus=args.concurrent * sum(b.get("CPU", 0) for b in bundles), env=TRIAL_ENV):
+        bundles = trial_bundles(base.ray, 1.0, cluster_has_gpus())
+        results = tune.Tuner(
+            tune.with_resources(score_point, tune.PlacementGroupFactory(bundles, strategy="PACK")),
+            param_space={"point": tune.grid_search(points), "config": config_path, "overrides": overrides},
+            tune_config=tune.TuneConfig(max_concurrent_trials=args.concurrent),
+            run_config=tune.RunConfig(name=f"tune-{base.name}", storage_path=str(runs_dir), verbose=1),
+        ).fit()
+    failed = [result.config["point"]["setting"] or TARGET for result in results if result.error]
+    if failed:
+        raise SystemExit(f"points failed: {failed} (see {runs_dir / f'tune-{base.name}'})")
+    scored = [{**result.config["point"], **result.metrics} for result in results]
+    target_utility = next(p["utility"] for p in scored if p["method"] == TARGET)
+    table = []
+    print(f"{'method':<12} {'setting':<22} {'forget':>7} {'utility':>8} {'trade-off':>9} {'seconds':>8}")
+    for p in (p for p in scored if p["method"] != TARGET):
+        point = {"method": p["method"], "setting": p["setting"], "forget_rouge_l": p["forget_rouge_l"],
+                 "utility_ratio": p["utility"] / target_utility, "seconds": p["seconds"]}
+        point["trade_off"] = harmonic(1 - point["forget_rouge_l"], point["utility_ratio"])
+        table.append(point)
+        print(f"{point['method']:<12} {point['setting']:<22} {point['forget_rouge_l']:>7.3f} {point['utility_ratio']:>8.3f} "
+              f"{point['trade_off']:>9.3f} {point['seconds']:>8.1f}")
+    best = {m: max((p for p in table if p["method"] == m), key=lambda p: p["trade_off"]) for m in grids}
+    out = runs_dir / f"tune-{base.name}.json"
+    out.write_text(json.dumps({"config": base.resolved(), "target_utility": target_utility, "points": table,
                                "best": {m: p["setting"] for m, p in best.items()}}, indent=1) + "\n")
     print(f"\nwritten: {out}\nmethod_settings:")
     for method, point in best.items():

@@ -127,14 +127,17 @@ def test_concurrent_jobs_fine_tune_one_target_once(tiny_model, small_bench, ray_
     from configs import CONFIG_DIR, load_config
     from models.prompting import PromptFormat
     from orchestrator.pipeline import ensure_finetuned
+    from orchestrator.placement import job_placement
 
     config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={tmp_path}", "allow_external_dirs=true", "target.epochs=2"])
     prompt = PromptFormat(AutoTokenizer.from_pretrained(tiny_model))
-    fine_tune = lambda _: ensure_finetuned(tiny_model, small_bench.full, "target", small_bench.fingerprint(), prompt, config)
-    with ThreadPoolExecutor(2) as pool:  # two jobs of one driver; separate processes lock the same way
-        folders = list(pool.map(fine_tune, range(2)))
+    with job_placement(config) as placement:
+        fine_tune = lambda _: ensure_finetuned(tiny_model, small_bench.full, "target", small_bench.fingerprint(), prompt,
+                                               config, placement)
+        with ThreadPoolExecutor(2) as pool:  # two jobs of one driver; separate processes lock the same way
+            (first, built_first), (second, built_second) = pool.map(fine_tune, range(2))
     output = capsys.readouterr().out
-    assert folders[0] == folders[1] and (folders[0] / "config.json").is_file()
+    assert first == second and (first / "config.json").is_file() and sorted([built_first, built_second]) == [False, True]
     assert output.count("target model: fine-tuning") == 1 and output.count("target model: cached at") == 1
 
 

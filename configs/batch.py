@@ -1,0 +1,143 @@
+"""Batch files (configs/batch/*.yaml): many unlearning jobs from one preset, a grid, variants and repeats.
+
+    name: seeds                     # runs/<name>/ (default: the file's name)
+    base: configs/default.yaml      # the preset every trial starts from
+    set: [eval.retain_model=true]   # overrides for every trial
+    grid:                           # every combination of these values is a trial ...
+      method: [pmc, npo]
+    variants:                       # ... crossed with each of these (optional)
+      - {}
+      - {pmc.lr: 3.0e-4}
+    repeats: 3                      # ... each repeated with seeds 0, 1, 2 (written to every key of seed_keys)
+
+Every trial's config is built and checked when the batch is loaded, so a bad key or value is refused
+before the first trial starts, with the trial's name and the key in the message.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from configs.schema import PROJECT_DIR, ConfigError, RunConfig, Strict, WholeInt, FiniteFloat, load_method_config, \
+    read_mapping, validated
+
+Scalar = str | int | float | bool | None
+# The batch's own files in runs/<batch>/, which no trial may be named.
+BATCH_FILES = ("report.md", "results.json", "batch.json", "figures", "tune")
+
+
+class BatchConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="runs/<name>/ holds the batch's trials and report")
+    base: str = Field("configs/default.yaml", description="the preset every trial starts from (relative to the project)")
+    set: list[str] = Field(default_factory=list, description="overrides (key.sub=value) for every trial")
+    grid: dict[str, list[Scalar]] = Field(default_factory=dict, description="setting -> values: one trial per combination")
+    variants: list[dict[str, Scalar]] = Field(default_factory=list, description="settings of one trial each, crossed with the grid")
+    repeats: WholeInt = Field(1, ge=1, description="each trial repeated with seeds 0..repeats-1 (1: the preset's seeds)")
+    seed_keys: list[str] = Field(["pmc.seed"], min_length=1, description="the settings a repeat's seed is written to")
+    max_concurrent_trials: WholeInt = Field(2, ge=1)
+    max_failures: WholeInt = Field(1, ge=0, description="retries of a trial that failed (its process died, an error)")
+    threads_per_trial: WholeInt | None = Field(
+        None, ge=1, description="CPU threads of each trial's sampler and trainer where the preset leaves `threads` unset "
+                                "(None: this machine's cores / max_concurrent_trials, at least 1)")
+    trial_cpus: FiniteFloat = Field(1.0, gt=0, description="CPUs of the trial's own process (bundle 0 of its placement group)")
+    storage_path: str | None = Field(None, description="Tune's experiment state, on storage every node sees "
+                                                       "(None: runs/<name>/tune)")
+    trackers: list[Literal["mlflow", "wandb"]] = Field(
+        default_factory=list, description="experiment trackers that get every trial's per-round metrics, besides "
+                                          "TensorBoard's event files in Tune's folder (Tune's default logger)")
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str  # its run folder: runs/<batch>/<name>/
+    settings: dict[str, Scalar]  # what sets it apart from the other trials, the seed aside
+    seed: int | None  # its repeat's seed (None: the preset's seeds)
+    overrides: tuple[str, ...]  # applied to the base preset, in order
+
+    @property
+    def group(self) -> str:
+        """Trials that differ only by their seed form one group (their spread is the seed spread)."""
+        return ", ".join(f"{key}={value}" for key, value in self.settings.items()) or "base"
+
+
+@dataclass(frozen=True)
+class Batch:
+    config: BatchConfig
+    source: str  # the batch file, or how the batch was made (`make compare`)
+    base: Path  # the preset, absolute
+    trials: tuple[Trial, ...]
+    runs_dir: Path  # runs/<batch>/, absolute
+
+    def trial_config(self, trial: Trial) -> RunConfig:
+        return load_method_config(self.base, list(trial.overrides))
+
+    def describe(self) -> dict:
+        """The batch as it runs (saved as runs/<batch>/batch.json): a rerun continues it only if this is unchanged."""
+        return {"source": self.source, "config": self.config.model_dump(mode="json"), "base": str(self.base),
+                "trials": [{"name": t.name, "settings": t.settings, "seed": t.seed, "overrides": list(t.overrides)}
+                           for t in self.trials]}
+
+
+def load_batch(path: Path | str, overrides: list[str] = ()) -> Batch:
+    """A batch file, every trial's config checked (ConfigError naming the file, the trial and the key)."""
+    path = Path(path)
+    raw = {"name": path.stem, **read_mapping(path)}
+    batch = validated(raw, str(path), BatchConfig)
+    if overrides:
+        batch = batch.model_copy(update={"set": [*batch.set, *overrides]})
+    return make_batch(batch, str(path))
+
+
+def make_batch(batch: BatchConfig, source: str) -> Batch:
+    base = Path(batch.base) if Path(batch.base).is_absolute() else PROJECT_DIR / batch.base
+    if not base.is_file():
+        raise ConfigError(f"{source}: base: preset {batch.base} does not exist")
+    preset = load_method_config(base, batch.set)  # where the batch's runs and caches go
+    # Absolute folders: a trial may run on another node, in another working directory.
+    runs_dir = (preset.runs_dir if preset.runs_dir.is_absolute() else PROJECT_DIR / preset.runs_dir) / batch.name
+    cache_dir = preset.cache_dir if preset.cache_dir.is_absolute() else PROJECT_DIR / preset.cache_dir
+    # Concurrent trials whose actors each took every core would slow each other down more than they gain.
+    threads = preset.threads or batch.threads_per_trial or max(1, (os.cpu_count() or 1) // batch.max_concurrent_trials)
+    trials = expand(batch, [f"threads={threads}"], [f"runs_dir={runs_dir}", f"cache_dir={cache_dir}", "allow_external_dirs=true"])
+    made = Batch(batch, source, base, trials, runs_dir)
+    for trial in trials:  # every trial's config, checked now rather than when its turn comes
+        try:
+            made.trial_config(trial)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: trial {trial.name!r}: {err}") from None
+    return made
+
+
+def expand(batch: BatchConfig, defaults: list[str], where: list[str]) -> tuple[Trial, ...]:
+    """One trial per variant x grid point x repeat, named after what sets it apart. Its overrides: `defaults`
+    (what the batch, its grid and variants may change), the batch's `set`, its own settings and seed, then
+    `where` (the absolute folders)."""
+    keys = list(batch.grid)
+    points = [dict(zip(keys, values)) for values in itertools.product(*batch.grid.values())]
+    seeds = list(range(batch.repeats)) if batch.repeats > 1 else [None]
+    specs = [({**point, **variant}, seed) for variant in batch.variants or [{}] for point in points for seed in seeds]
+    names = [trial_name(settings, seed) for settings, seed in specs]
+    if len(set(names)) < len(names):  # two variants that read alike: numbered, so each keeps its own folder
+        names = [f"t{i:02d}-{name}" for i, name in enumerate(names)]
+    trials = []
+    for name, (settings, seed) in zip(names, specs):
+        seeded = [f"{key}={seed}" for key in batch.seed_keys] if seed is not None else []
+        settings_set = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+        trials.append(Trial(name, settings, seed, (*defaults, *batch.set, *settings_set, *seeded, *where, f"name={name}")))
+    return tuple(trials)
+
+
+def trial_name(settings: dict[str, Scalar], seed: int | None) -> str:
+    """`npo_lr-0.0003_seed-1`: the method by its name, other settings as leaf-value (a path by its last part)."""
+    shown = lambda value: Path(value).name if isinstance(value, str) and "/" in value else value
+    parts = [str(value) if key == "method" else f"{key.split('.')[-1]}-{shown(value)}" for key, value in settings.items()]
+    parts += [f"seed-{seed}"] if seed is not None else []
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts) or "base").strip("-.") or "base"
+    return f"trial-{name}" if name in BATCH_FILES else name

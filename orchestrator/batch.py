@@ -1,0 +1,157 @@
+"""`make batch BATCH=configs/batch/<file>.yaml`: many unlearning jobs on Ray Tune, one trial per job.
+
+Each trial runs the job of `make unlearn` (orchestrator/pipeline.py) into `runs/<batch>/<trial>/`, inside
+a placement group of its own: the trial's process, the sampler and the trainer (orchestrator/placement.py).
+Tune runs `max_concurrent_trials` at a time and retries a trial that failed up to `max_failures` times; a
+retried or interrupted trial resumes from its run folder's checkpoint. Trials that need the same target
+model fine-tune it once (the cache's lock, models/cache.py). Per-round metrics go to Tune's loggers
+(TensorBoard, and MLflow or Weights & Biases when asked for); `runs/<batch>/report.md` and `results.json`
+gather every trial, failed ones with their error.
+
+The same command again continues the batch: Tune restores its experiment (finished trials are not rerun,
+interrupted ones resume, failed ones get another try), and a trial whose finished run folder holds its
+exact config is not run again even without Tune's state.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+from ray import tune
+
+from configs import ConfigError, load_method_config
+from configs.batch import Batch, Trial
+from evaluation.batch_report import write_batch_report
+from orchestrator.errors import JobError
+from orchestrator.placement import cluster_has_gpus, trial_bundles
+from orchestrator.pipeline import ray_session, run_unlearning
+from orchestrator.run_folder import finished_run
+
+# Tune would run each trial in its own folder under the experiment; the job's paths are absolute anyway,
+# and the trial's files belong in its run folder.
+TRIAL_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "PYTHONUNBUFFERED": "1"}
+
+
+def run_batch(batch: Batch) -> Path:
+    """Run (or continue) the batch; returns runs/<batch>/ with its report."""
+    callbacks = tracker_callbacks(batch)  # a tracker that is not installed is refused before anything runs
+    batch.runs_dir.mkdir(parents=True, exist_ok=True)
+    print(f"batch {batch.config.name}: {len(batch.trials)} trials, {batch.config.max_concurrent_trials} at a time, "
+          f"in {batch.runs_dir}", flush=True)
+    with ray_session(num_cpus=local_cpus_needed(batch), env=TRIAL_ENV):
+        gpus = cluster_has_gpus()
+        params = [trial_params(batch, trial, gpus) for trial in batch.trials]
+        results = tuner(batch, params, callbacks).fit()
+    errors = {result.config["trial"]["name"]: one_line(result.error) for result in results if result.error}
+    records = [trial_record(batch, trial, errors.get(trial.name)) for trial in batch.trials]
+    write_batch_report(batch.runs_dir, f"Batch '{batch.config.name}' ({batch.source})", records, batch.describe())
+    unfinished = [f"{r['name']} ({r['status']}: {r['error']})" for r in records if r["status"] != "finished"]
+    if unfinished:  # the report lists them too; the exit code tells a script
+        raise JobError(f"{len(unfinished)} of {len(records)} trials did not finish: {'; '.join(unfinished)}; "
+                       f"see {batch.runs_dir / 'report.md'}")
+    return batch.runs_dir
+
+
+def trial_params(batch: Batch, trial: Trial, gpus: bool) -> dict:
+    config = batch.trial_config(trial)
+    bundles = trial_bundles(config.ray, batch.config.trial_cpus, gpus)
+    return {"name": trial.name, "base": str(batch.base), "overrides": list(trial.overrides), "bundles": bundles}
+
+
+def local_cpus_needed(batch: Batch) -> float:
+    """Logical CPUs for a local Ray instance to hold `max_concurrent_trials` trials' groups at once."""
+    per_trial = max(sum(b.get("CPU", 0) for b in trial_bundles(batch.trial_config(t).ray, batch.config.trial_cpus, False))
+                    for t in batch.trials)
+    return per_trial * min(batch.config.max_concurrent_trials, len(batch.trials))
+
+
+def tuner(batch: Batch, params: list[dict], callbacks: list) -> tune.Tuner:
+    """The batch's Tune experiment: restored when this batch (unchanged) was interrupted, else new."""
+    storage, name = experiment_location(batch)
+    trainable = tune.with_resources(run_trial, resources=lambda spec: tune.PlacementGroupFactory(
+        spec["trial"]["bundles"], strategy="PACK"))
+    experiment, spec_file = storage / name, batch.runs_dir / "batch.json"
+    same_batch = spec_file.is_file() and json.loads(spec_file.read_text()) == batch.describe()
+    if same_batch and tune.Tuner.can_restore(str(experiment)):
+        print(f"continuing the batch from {experiment}", flush=True)
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    shutil.rmtree(experiment, ignore_errors=True)  # another batch's state (the run folders stay)
+    spec_file.write_text(json.dumps(batch.describe(), indent=1) + "\n")
+    return tune.Tuner(
+        trainable, param_space={"trial": tune.grid_search(params)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=batch.config.max_concurrent_trials,
+                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=callbacks, verbose=1,
+                                  failure_config=tune.FailureConfig(max_failures=batch.config.max_failures)))
+
+
+def experiment_location(batch: Batch) -> tuple[Path, str]:
+    """(storage path, experiment name): runs/<batch>/tune by default, else <storage_path>/<batch>."""
+    if batch.config.storage_path is None:
+        return batch.runs_dir, "tune"
+    return Path(batch.config.storage_path).expanduser().resolve(), batch.config.name
+
+
+def trial_name(trial) -> str:
+    return trial.config["trial"]["name"]
+
+
+def run_trial(params: dict) -> None:
+    """One trial, in its Ray Tune process: the unlearning job, each round's metrics reported to Tune."""
+    spec = params["trial"]
+    config = load_method_config(spec["base"], spec["overrides"])
+    folder = finished_run(config)
+    if folder:
+        print(f"{spec['name']}: finished earlier, not run again ({folder})", flush=True)
+    else:
+        folder = run_unlearning(config, report=lambda record: tune.report(numbers(record)))
+    after = json.loads((folder / "eval.json").read_text())["after"]
+    tune.report({"finished": 1, **numbers(after)})
+
+
+def numbers(record: dict, prefix: str = "") -> dict[str, float]:
+    """The numeric entries of a (nested) record, flattened (`sampling/max_rouge_l`): what loggers can plot."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(numbers(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def trial_record(batch: Batch, trial: Trial, error: str | None) -> dict:
+    """What the report needs of a trial: its settings, status, error and evaluation."""
+    config = batch.trial_config(trial)
+    folder = finished_run(config)
+    status = "finished" if folder else "failed" if error else "not run"
+    return {"name": trial.name, "group": trial.group, "settings": trial.settings, "seed": trial.seed,
+            "status": status, "error": None if folder else error,
+            "run_folder": str(folder or config.runs_dir / f"{config.name}.partial"),
+            "eval": json.loads((folder / "eval.json").read_text()) if folder else None}
+
+
+def one_line(error: BaseException) -> str:
+    """The message a failed trial's exception ends with (Tune wraps it in Ray's traceback text)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def tracker_callbacks(batch: Batch) -> list:
+    """Tune's logger callbacks for the trackers the batch asks for (TensorBoard is Tune's default)."""
+    callbacks = []
+    for tracker in batch.config.trackers:
+        if importlib.util.find_spec(tracker) is None:
+            raise ConfigError(f"{batch.source}: trackers: {tracker} is not installed (pip install {tracker})")
+        if tracker == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            callbacks.append(MLflowLoggerCallback(experiment_name=batch.config.name))
+        else:
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            callbacks.append(WandbLoggerCallback(project=batch.config.name))
+    return callbacks
+
