@@ -96,6 +96,10 @@ class EngineConfig(Strict):
     kv_cache_memory_bytes: WholeInt = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
     gpu_memory_utilization: FiniteFloat = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
     seed: WholeInt = 0
+    weight_transfer: Literal["auto", "shm", "object_store"] = Field(
+        "auto", description="how the trainer's weights reach the engine: 'shm' (vLLM's weight-transfer interface, the "
+                            "project's shared-memory backend: trainer and engine on one node, the CPU), 'object_store' "
+                            "(a state dict through Ray's object store: any placement), 'auto' (shm where it can work)")
 
 
 class FinetuneConfig(Strict):

@@ -1,7 +1,9 @@
 """The Sampler owns one vLLM `LLM`: batched sampling, greedy answers, and in-place weight updates.
 
 The engine core runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0): it starts in seconds instead of
-a quarter minute, and the worker is reachable directly, so a weight update is a call, not a file.
+a quarter minute. Weights arrive through `LLM`'s public calls only: vLLM's weight-transfer interface
+(engine/weight_transfer.py) or a state dict through `collective_rpc("reload_weights")`, never through the
+engine's internals.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 from configs import EngineConfig
+from engine.weight_transfer import BACKEND as SHARED_MEMORY  # importing it registers the backend in this process
 from models.hardware import resolve_engine_dtype
 
 
@@ -39,7 +42,8 @@ class Sampler:
         device = (
             {"gpu_memory_utilization": config.gpu_memory_utilization}
             if torch.cuda.is_available()
-            else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes, "enable_chunked_prefill": False}
+            else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes, "enable_chunked_prefill": False,
+                  "weight_transfer_config": {"backend": SHARED_MEMORY}}  # pushes through vLLM's own interface
         )
         self.llm = LLM(
             model=str(model_dir),
@@ -80,12 +84,31 @@ class Sampler:
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[Completion(tuple(o.token_ids), o.text) for o in out.outputs] for out in outputs]
 
+    def accepts_shared_memory(self) -> bool:
+        """Whether this engine receives pushes through the shared-memory backend (a CPU engine does)."""
+        return self.llm.llm_engine.vllm_config.weight_transfer_config is not None
+
+    # vLLM's weight-transfer control plane, as `LLM` has it, so that vLLM's own clients
+    # (`RayVLLMWeightSyncClient` on this actor's handle) drive a push; see engine/weight_transfer.py.
+    def init_weight_transfer_engine(self, request: dict) -> None:
+        self.llm.init_weight_transfer_engine(request)
+
+    def start_weight_update(self) -> None:
+        self.llm.start_weight_update()
+
+    def update_weights(self, request: dict) -> None:
+        self.llm.update_weights(request)
+
+    def finish_weight_update(self, weight_version: str | None = None) -> None:
+        self.llm.finish_weight_update(weight_version)
+        self.llm.reset_prefix_cache()  # cached prefixes hold the old weights' keys and values
+
     def load_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Replace the engine's weights with HF-named tensors, then drop cached prefixes of the old weights.
 
         `reload_weights(..., is_checkpoint_format=True)` is the path that works on the CPU too: there vLLM
         repacks linear layers into oneDNN handles, which plain `load_weights` cannot write into.
         """
-        worker = self.llm.llm_engine.model_executor.driver_worker.worker
-        worker.reload_weights(weights_iterator=iter(weights.items()), is_checkpoint_format=True)
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights.items()),
+                                                          "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()

@@ -27,7 +27,8 @@ from models import fingerprint_folder, resolve_model
 from models.cache import build_folder_once, building, settings_key
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
-from orchestrator.actors import ActorProxy, release, start_sampler, start_trainer
+from orchestrator.actors import (ActorProxy, connect_weight_transfer, release, shared_memory_possible, start_sampler,
+                                 start_trainer)
 from orchestrator.baselines import forget_targets, unlearn_baseline
 from orchestrator.errors import JobError
 from orchestrator.inputs import benchmark_texts, check_inputs
@@ -63,7 +64,13 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
             trainer = start_trainer(target_dir, config, placement, seed=config.pmc.seed)
             actors += [sampler, trainer]
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
-            run.write_json("placement.json", placement.record(actors))
+            placed = placement.record(actors)
+            transfer = config.engine.weight_transfer
+            if transfer == "auto":
+                transfer = "shm" if shared_memory_possible(sampler, placed) else "object_store"
+            if transfer == "shm":
+                connect_weight_transfer(trainer, [sampler], engine_dtype)
+            run.write_json("placement.json", {**placed, "weight_transfer": transfer})
         evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
         with timer("eval_before"):
             before = evaluate_target_once(target_dir, prompt, config, evaluate_now)

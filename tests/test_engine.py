@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from configs import EngineConfig
 from engine import Sampler
 from models.prompting import PromptFormat
+from orchestrator.actors import connect_weight_transfer, sync_weights
 from trainer import Trainer
 
 ENGINE = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
@@ -34,8 +36,10 @@ def prompts(trainer, bench, count=8):
     return [PromptFormat(trainer.tokenizer).prompt(row.question) for row in bench.full[:count]]
 
 
-@pytest.mark.parametrize("variant", ["untied", "tied"])
-def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, tiny_model, tied_tiny, small_bench):
+@pytest.mark.parametrize("variant, path", [("untied", "state dict"), ("tied", "state dict"), ("untied", "shm"), ("tied", "shm")])
+def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, path, tiny_model, tied_tiny, small_bench):
+    """Both ways into the engine: a state dict (what travels through Ray's object store) and vLLM's
+    weight-transfer interface with the shared-memory backend, pushed twice (the mapping is reused)."""
     folder = tiny_model if variant == "untied" else tied_tiny
     trainer = Trainer(folder, precision="fp32", seed=0)
     sampler = Sampler(folder, ENGINE)
@@ -48,12 +52,20 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, tiny_mod
     # A few large steps so that every greedy answer changes; then the engine must follow the trainer.
     trainer.configure_optimizer(lr=5e-3, weight_decay=0.0, warmup_steps=0)
     examples = [PromptFormat(trainer.tokenizer).example(row.question, row.answer) for row in small_bench.full[:8]]
-    for _ in range(3):
+    if path == "shm":
+        connect_weight_transfer(trainer, [sampler], "float32")
+    trainer.sft_step(examples)
+    sync_weights(trainer, sampler, "float32")
+    assert engine_ids() == trainer.greedy(questions, ENGINE.max_new_tokens)
+    for _ in range(2):
         trainer.sft_step(examples)
-    sampler.load_weights(trainer.export_weights("float32"))
+    sync_weights(trainer, sampler, "float32")
     after = engine_ids()
     assert after == trainer.greedy(questions, ENGINE.max_new_tokens)
     assert sum(a != b for a, b in zip(after, before)) >= len(questions) // 2
+    if path == "shm":
+        trainer.weight_sender.shutdown()
+        assert not Path(trainer.weight_sender.path).exists()  # the shared file goes with the sender
 
     if variant == "tied":  # the engine's head must have moved with the embedding it is tied to
         assert trainer.model.lm_head.weight.data_ptr() == trainer.model.model.embed_tokens.weight.data_ptr()

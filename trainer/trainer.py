@@ -40,6 +40,7 @@ class Trainer:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(self.device)
+        self.weight_sender = None  # set by connect_engines: pushes go through vLLM's weight-transfer interface
         self.model.train()
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
@@ -169,6 +170,20 @@ class Trainer:
         """
         target = DTYPES[dtype]
         return {name: t.detach().to("cpu", target).contiguous() for name, t in self.model.state_dict().items()}
+
+    def connect_engines(self, client, dtype: str) -> None:
+        """Push weights from now on through vLLM's weight-transfer interface to the engines behind `client`
+        (vLLM's client protocol), in their `dtype`: shared memory, so trainer and engines share a node."""
+        from engine.weight_transfer import connect  # vLLM is imported only where engines are pushed to
+
+        self.weight_sender = connect(self.model, client, dtype)
+
+    @property
+    def pushes_weights(self) -> bool:
+        return self.weight_sender is not None
+
+    def push_weights(self) -> None:
+        self.weight_sender.send_weights()
 
     @torch.no_grad()
     def greedy(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:

@@ -1,0 +1,211 @@
+"""Weight pushes from the trainer into vLLM engines through vLLM's own weight-transfer interface, with a
+backend of the project's for the CPU: shared memory (`shm`).
+
+The trainer side allocates one file under /dev/shm that holds every weight in the engine's dtype, and tells
+each engine its layout once (`init_weight_transfer_engine`). A push is then a copy of the trainer's weights
+into that file, and, on each engine, vLLM's layerwise reload from views of the same memory
+(`start_weight_update` -> `update_weights` -> `finish_weight_update`): no pickling, no object store, nothing
+through the driver. On CUDA the same calls drive vLLM's built-in `ipc` and `nccl` backends.
+
+Both sides register under the name `shm` when this module is imported; the engine side must be imported in
+the process that runs vLLM's worker (on the CPU, the sampler's own process: vLLM runs its engine in-process
+there).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import torch
+from vllm.distributed.weight_transfer.base import (ParamMeta, TrainerInitInfo, TrainerWeightTransferEngine,
+                                                   VLLMWeightSyncClient, WeightSource, WeightTransferEngine,
+                                                   WeightTransferInitInfo, WeightTransferUpdateInfo)
+from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
+
+BACKEND = "shm"
+SHM_DIR = "/dev/shm"
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def layout(metadata: list[ParamMeta]) -> tuple[list[int], int]:
+    """Byte offset of each tensor in the shared file (64-byte aligned) and the file's size."""
+    offsets, size = [], 0
+    for meta in metadata:
+        offsets.append(size)
+        nbytes = torch.Size(meta.shape).numel() * torch.empty((), dtype=meta.dtype).element_size()
+        size += -(-nbytes // 64) * 64
+    return offsets, max(size, 64)
+
+
+def views(path: str, names: list[str], dtype_names: list[str], shapes: list[list[int]],
+          offsets: list[int], size: int) -> tuple[mmap.mmap, list[tuple[str, torch.Tensor]]]:
+    """The shared file mapped once, and a tensor view of it per weight."""
+    with open(path, "r+b") as f:
+        mapped = mmap.mmap(f.fileno(), size)
+    buffer = torch.frombuffer(mapped, dtype=torch.uint8)
+    tensors = []
+    for name, dtype_name, shape, offset in zip(names, dtype_names, shapes, offsets):
+        dtype = DTYPES[dtype_name]
+        count = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
+        tensors.append((name, buffer[offset:offset + count].view(dtype).view(shape)))
+    return mapped, tensors
+
+
+@dataclass
+class ShmInitInfo(WeightTransferInitInfo):
+    path: str
+    names: list[str]
+    dtype_names: list[str]
+    shapes: list[list[int]]
+    offsets: list[int]
+    size: int
+
+
+@dataclass
+class ShmUpdateInfo(WeightTransferUpdateInfo):
+    """Nothing to say per push: the layout was agreed at init, the bytes are in place."""
+
+
+class ShmWeightTransferEngine(WeightTransferEngine[ShmInitInfo, ShmUpdateInfo]):
+    """Engine side: load the weights from views of the shared file with vLLM's layerwise reload."""
+
+    init_info_cls = ShmInitInfo
+    update_info_cls = ShmUpdateInfo
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mapped: mmap.mmap | None = None
+        self.tensors: list[tuple[str, torch.Tensor]] = []
+
+    def init_transfer_engine(self, init_info: ShmInitInfo) -> None:
+        self.shutdown()
+        self.mapped, self.tensors = views(init_info.path, init_info.names, init_info.dtype_names, init_info.shapes,
+                                          init_info.offsets, init_info.size)
+
+    def start_weight_update(self) -> None:
+        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
+
+        initialize_layerwise_reload(self.model)
+
+    def update_weights(self, update_info: dict[str, Any]) -> None:
+        # The base class ends with torch.accelerator.synchronize(), which a CPU-only torch refuses.
+        self.receive_weights(self.parse_update_info(update_info))
+
+    def receive_weights(self, update_info: ShmUpdateInfo) -> None:
+        self.model.load_weights(iter(self.tensors))
+
+    def finish_weight_update(self) -> None:
+        from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
+
+        finalize_layerwise_reload(self.model, self.model_config)
+
+    def shutdown(self) -> None:
+        self.tensors = []
+        if self.mapped is not None:
+            self.mapped.close()
+            self.mapped = None
+
+
+class StateDictSource(WeightSource):
+    """A module's full state dict as a weight source: a tied output head is sent under its own name too
+    (vLLM's reload on the CPU leaves a tied head stale when only the embedding arrives), in `dtype`."""
+
+    def __init__(self, module: torch.nn.Module, dtype: torch.dtype) -> None:
+        self.module, self.dtype = module, dtype
+
+    def metadata(self) -> list[ParamMeta]:
+        return [ParamMeta(name, self.dtype, tuple(t.shape)) for name, t in self.module.state_dict().items()]
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        return iter(self.module.state_dict().items())
+
+
+@dataclass
+class ShmTrainerInitInfo(TrainerInitInfo):
+    backend: ClassVar[str] = BACKEND
+    folder: str = SHM_DIR
+    prefix: str = field(default="pmc-weights")
+
+
+class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitInfo]):
+    """Trainer side: owns the shared file; a push copies the weights in and drives each engine's reload."""
+
+    init_info_cls = ShmTrainerInitInfo
+
+    @classmethod
+    def trainer_init(cls, init_info: ShmTrainerInitInfo, *, client: VLLMWeightSyncClient,
+                     source: WeightSource | None = None) -> ShmTrainerWeightTransferEngine:
+        if source is None:
+            raise ValueError("shared-memory weight transfer needs a WeightSource")
+        engine = cls(client=client, source=source, is_sender=init_info.is_sender)
+        metadata = source.metadata()
+        offsets, size = layout(metadata)
+        engine.path = os.path.join(init_info.folder, f"{init_info.prefix}-{uuid.uuid4().hex}")
+        with open(engine.path, "wb") as f:
+            f.truncate(size)
+        info = {"path": engine.path, "names": [m.name for m in metadata],
+                "dtype_names": [str(m.dtype).removeprefix("torch.") for m in metadata],
+                "shapes": [list(m.shape) for m in metadata], "offsets": offsets, "size": size}
+        engine.mapped, engine.tensors = views(**info)
+        client.init_weight_transfer_engine(info)
+        return engine
+
+    @torch.no_grad()
+    def send_weights(self) -> None:
+        for (name, tensor), (expected, view) in zip(self.source, self.tensors, strict=True):
+            if name != expected:
+                raise RuntimeError(f"weight {name!r} arrived where {expected!r} was agreed: the model changed")
+            view.copy_(tensor)
+        self.client.start_weight_update()
+        self.client.update_weights({})
+        self.client.finish_weight_update()
+
+    def shutdown(self) -> None:
+        self.tensors = []
+        self.mapped.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class DirectClient:
+    """vLLM's client protocol over Sampler objects in this process (no Ray): what RayVLLMWeightSyncClient is
+    for Sampler actors."""
+
+    def __init__(self, samplers) -> None:
+        self.samplers = list(samplers)
+
+    def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
+        for sampler in self.samplers:
+            sampler.init_weight_transfer_engine({"init_info": init_info})
+
+    def start_weight_update(self) -> None:
+        for sampler in self.samplers:
+            sampler.start_weight_update()
+
+    def update_weights(self, update_info: dict[str, Any]) -> None:
+        for sampler in self.samplers:
+            sampler.update_weights({"update_info": update_info})
+
+    def finish_weight_update(self, weight_version: str | None = None) -> None:
+        for sampler in self.samplers:
+            sampler.finish_weight_update(weight_version)
+
+
+def connect(model: torch.nn.Module, client: VLLMWeightSyncClient, dtype: str) -> ShmTrainerWeightTransferEngine:
+    """The trainer's sender to the engines behind `client`, their weights in `dtype` (the engines')."""
+    return WeightTransferTrainerFactory.trainer_init(ShmTrainerInitInfo(rank=0), client=client,
+                                                     source=StateDictSource(model, DTYPES[dtype]))
+
+
+def _register() -> None:
+    """Both sides under `shm`, once per process (the factories refuse a name given twice)."""
+    if BACKEND not in WeightTransferEngineFactory._registry:
+        WeightTransferEngineFactory.register_engine(BACKEND, ShmWeightTransferEngine)
+    if BACKEND not in WeightTransferTrainerFactory._registry:
+        WeightTransferTrainerFactory.register_engine(BACKEND, ShmTrainerWeightTransferEngine)
+
+
+_register()
