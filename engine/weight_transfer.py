@@ -25,9 +25,10 @@ from vllm.distributed.weight_transfer.base import (ParamMeta, TrainerInitInfo, T
                                                    WeightTransferInitInfo, WeightTransferUpdateInfo)
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
 
+from models.hardware import ENGINE_DTYPES
+
 BACKEND = "shm"
 SHM_DIR = "/dev/shm"
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def layout(metadata: list[ParamMeta]) -> tuple[list[int], int]:
@@ -48,7 +49,7 @@ def views(path: str, names: list[str], dtype_names: list[str], shapes: list[list
     buffer = torch.frombuffer(mapped, dtype=torch.uint8)
     tensors = []
     for name, dtype_name, shape, offset in zip(names, dtype_names, shapes, offsets):
-        dtype = DTYPES[dtype_name]
+        dtype = ENGINE_DTYPES[dtype_name]
         count = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
         tensors.append((name, buffer[offset:offset + count].view(dtype).view(shape)))
     return mapped, tensors
@@ -197,7 +198,7 @@ class DirectClient:
 def connect(model: torch.nn.Module, client: VLLMWeightSyncClient, dtype: str) -> ShmTrainerWeightTransferEngine:
     """The trainer's sender to the engines behind `client`, their weights in `dtype` (the engines')."""
     return WeightTransferTrainerFactory.trainer_init(ShmTrainerInitInfo(rank=0), client=client,
-                                                     source=StateDictSource(model, DTYPES[dtype]))
+                                                     source=StateDictSource(model, ENGINE_DTYPES[dtype]))
 
 
 def _register() -> None:

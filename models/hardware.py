@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# The engine's weight dtypes by name (EngineConfig.dtype): what weights are cast to on their way to vLLM.
+ENGINE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @lru_cache(maxsize=1)

@@ -17,11 +17,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from models.cache import write_file_atomically
-from models.hardware import resolve_precision
+from models.hardware import ENGINE_DTYPES, resolve_precision
 from models.prompting import Example
 from trainer.losses import Batch, collate, grad_ascent, mean_token_entropy, nll, npo, sequence_logprobs, simnpo
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def pick_device() -> torch.device:
@@ -168,7 +167,7 @@ class Trainer:
         The full state dict, so a tied output head is sent under its own name too: vLLM's reload on the
         CPU leaves a tied head stale when only the embedding arrives (tests/test_engine.py checks both).
         """
-        target = DTYPES[dtype]
+        target = ENGINE_DTYPES[dtype]
         return {name: t.detach().to("cpu", target).contiguous() for name, t in self.model.state_dict().items()}
 
     def connect_engines(self, client, dtype: str) -> None:
