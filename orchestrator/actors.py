@@ -1,4 +1,5 @@
-"""Ray actors: thin wrappers around the plain Sampler and Trainer, and the weight hand-over between them.
+"""Ray actors: thin wrappers around the plain Sampler and Trainer (the weight hand-over between them is in
+orchestrator/weight_sync.py).
 
 An actor's methods are called through `ActorProxy` exactly like the plain object's, so the PMC loop does
 not know (or care) whether it drives Ray actors or local objects.
@@ -6,11 +7,9 @@ not know (or care) whether it drives Ray actors or local objects.
 from __future__ import annotations
 
 import ray
-from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
 
 from configs import RunConfig
 from engine import Sampler
-from engine.weight_transfer import DirectClient
 from orchestrator.placement import SAMPLER, Placement
 from trainer import Trainer
 
@@ -22,7 +21,7 @@ class ActorProxy:
         self.handle = handle
         self.name = name  # the actor's Ray name
         self.role = role  # what it is to the job: sampler, trainer, retain-model scorer
-        self.pushes_weights = False  # a trainer connected to its engines (connect_weight_transfer)
+        self.pushes_weights = False  # a trainer connected to its engines (weight_sync.py)
 
     def __getattr__(self, method_name: str):
         method = getattr(self.handle, method_name)
@@ -41,39 +40,6 @@ def release(*proxies: ActorProxy) -> None:
     """Kill the actors now (their GPU/CPU memory is freed), whatever state they are in."""
     for proxy in proxies:
         ray.kill(proxy.handle)
-
-
-def connect_weight_transfer(trainer, samplers, dtype: str) -> None:
-    """From now on `sync_weights` pushes through vLLM's weight-transfer interface with the shared-memory
-    backend (engine/weight_transfer.py): the trainer copies its weights into memory the engines map, and
-    each engine reloads from it. Trainer and engines must share a node."""
-    if isinstance(trainer, ActorProxy):
-        trainer.connect_engines(RayVLLMWeightSyncClient([sampler.handle for sampler in samplers]), dtype)
-        trainer.pushes_weights = True
-    else:
-        trainer.connect_engines(DirectClient(samplers), dtype)
-
-
-def shared_memory_possible(sampler, placed: dict) -> bool:
-    """Whether the shared-memory push can work for this job: sampler and trainer on one node (placement.json's
-    `roles`), and an engine built to receive it (a CPU engine)."""
-    roles = placed["roles"]
-    return roles["sampler"]["node_id"] == roles["trainer"]["node_id"] and sampler.accepts_shared_memory()
-
-
-def sync_weights(trainer, sampler, dtype: str) -> None:
-    """Push the trainer's current weights into the sampler's engine.
-
-    Through vLLM's weight-transfer interface once connected (`connect_weight_transfer`); else, between
-    actors, the state dict goes trainer -> object store -> sampler (any placement), never through the
-    driver and never through disk.
-    """
-    if trainer.pushes_weights:
-        trainer.push_weights()
-    elif isinstance(trainer, ActorProxy):
-        ray.get(sampler.handle.load_weights.remote(trainer.handle.export_weights.remote(dtype)))
-    else:
-        sampler.load_weights(trainer.export_weights(dtype))
 
 
 def actor_name(config: RunConfig, role: str) -> str:

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 from configs import BaselineConfig, PMCConfig
 from models.prompting import Example, PromptFormat
-from orchestrator.actors import sync_weights
+from orchestrator.weight_sync import sync_weights
 from orchestrator.checkpoint import Checkpoints
 from telemetry.timing import StageTimer
 from trainer.trainer import steps_per_epoch

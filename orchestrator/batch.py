@@ -25,7 +25,7 @@ from configs import ConfigError, load_method_config
 from configs.batch import Batch, Trial
 from evaluation.batch_report import write_batch_report
 from orchestrator.errors import JobError
-from orchestrator.placement import cluster_has_gpus, trial_bundles
+from orchestrator.placement import bundle_cpus, cluster_has_gpus, trial_bundles
 from orchestrator.pipeline import ray_session, run_unlearning
 from orchestrator.run_folder import finished_run
 
@@ -62,7 +62,7 @@ def trial_params(batch: Batch, trial: Trial, gpus: bool) -> dict:
 
 def local_cpus_needed(batch: Batch) -> float:
     """Logical CPUs for a local Ray instance to hold `max_concurrent_trials` trials' groups at once."""
-    per_trial = max(sum(b.get("CPU", 0) for b in trial_bundles(batch.trial_config(t).ray, batch.config.trial_cpus, False))
+    per_trial = max(bundle_cpus(trial_bundles(batch.trial_config(t).ray, batch.config.trial_cpus, False))
                     for t in batch.trials)
     return per_trial * min(batch.config.max_concurrent_trials, len(batch.trials))
 

@@ -27,14 +27,14 @@ from models import fingerprint_folder, resolve_model
 from models.cache import build_folder_once, building, settings_key
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
-from orchestrator.actors import (ActorProxy, connect_weight_transfer, release, shared_memory_possible, start_sampler,
-                                 start_trainer)
+from orchestrator.actors import ActorProxy, release, start_sampler, start_trainer
 from orchestrator.baselines import forget_targets, unlearn_baseline
 from orchestrator.errors import JobError
 from orchestrator.inputs import benchmark_texts, check_inputs
 from orchestrator.placement import Placement, job_placement
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder, package_versions
+from orchestrator.weight_sync import set_up_weight_transfer
 from telemetry.timing import StageTimer
 from trainer.finetune import finetune_target, target_cache_key
 
@@ -65,11 +65,7 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
             actors += [sampler, trainer]
             engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
             placed = placement.record(actors)
-            transfer = config.engine.weight_transfer
-            if transfer == "auto":
-                transfer = "shm" if shared_memory_possible(sampler, placed) else "object_store"
-            if transfer == "shm":
-                connect_weight_transfer(trainer, [sampler], engine_dtype)
+            transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype)
             run.write_json("placement.json", {**placed, "weight_transfer": transfer})
         evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
         with timer("eval_before"):

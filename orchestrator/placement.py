@@ -44,6 +44,11 @@ def trial_bundles(ray_config: RayConfig, trial_cpus: float, gpus: bool) -> list[
     return [{"CPU": trial_cpus}, *job_bundles(ray_config, gpus)]
 
 
+def bundle_cpus(bundles: list[dict[str, float]]) -> float:
+    """The CPUs a placement group of these bundles holds: what a local Ray instance needs per concurrent trial."""
+    return sum(bundle.get("CPU", 0) for bundle in bundles)
+
+
 class Placement:
     """A job's placement group and which of its bundles each role takes (from `first`, the job's first)."""
 

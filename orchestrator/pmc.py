@@ -23,7 +23,7 @@ import numpy as np
 
 from configs import PMCConfig
 from models.prompting import Example
-from orchestrator.actors import sync_weights
+from orchestrator.weight_sync import sync_weights
 from orchestrator.checkpoint import Checkpoints
 from orchestrator.selection import SelectionCache
 from telemetry.timing import StageTimer

@@ -20,10 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from configs import CONFIG_DIR, load_config  # noqa: E402
-from orchestrator.actors import connect_weight_transfer, release, start_sampler, start_trainer, sync_weights  # noqa: E402
+from orchestrator.actors import release, start_sampler, start_trainer  # noqa: E402
 from orchestrator.pipeline import finetuned_dir, prepare, ray_session  # noqa: E402
 from orchestrator.placement import job_placement  # noqa: E402
 from orchestrator.pmc import unlearn  # noqa: E402
+from orchestrator.weight_sync import connect_weight_transfer, sync_weights  # noqa: E402
 
 
 def main() -> None:

@@ -29,11 +29,12 @@ from ray import tune  # noqa: E402
 
 from configs import CONFIG_DIR, load_config  # noqa: E402
 from evaluation.greedy import build_eval_set, evaluate  # noqa: E402
-from orchestrator.actors import release, start_sampler, start_trainer, sync_weights  # noqa: E402
+from orchestrator.actors import release, start_sampler, start_trainer  # noqa: E402
 from orchestrator.baselines import forget_targets, unlearn_baseline  # noqa: E402
 from orchestrator.batch import TRIAL_ENV  # noqa: E402
 from orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare, ray_session  # noqa: E402
-from orchestrator.placement import cluster_has_gpus, job_placement, trial_bundles  # noqa: E402
+from orchestrator.placement import bundle_cpus, cluster_has_gpus, job_placement, trial_bundles  # noqa: E402
+from orchestrator.weight_sync import sync_weights  # noqa: E402
 
 GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml's method_settings
     "grad_ascent": ("baseline.lr", ["1.0e-5", "3.0e-5", "5.0e-5", "1.0e-4"]),
@@ -101,7 +102,7 @@ def main() -> None:
                 "overrides": [f"{key}={value}", f"method={method}", f"name={base.name}-{method}-{i}-{j}"]}
                for i, (method, (key, values)) in enumerate(grids.items()) for j, value in enumerate(values)]
     bundles = trial_bundles(base.ray, 1.0, gpus=False)
-    with ray_session(num_cpus=args.concurrent * sum(b.get("CPU", 0) for b in bundles), env=TRIAL_ENV):
+    with ray_session(num_cpus=args.concurrent * bundle_cpus(bundles), env=TRIAL_ENV):
         bundles = trial_bundles(base.ray, 1.0, cluster_has_gpus())
         results = tune.Tuner(
             tune.with_resources(score_point, tune.PlacementGroupFactory(bundles, strategy="PACK")),

@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from configs import EngineConfig
 from engine import Sampler
 from models.prompting import PromptFormat
-from orchestrator.actors import connect_weight_transfer, sync_weights
+from orchestrator.weight_sync import connect_weight_transfer, sync_weights
 from trainer import Trainer
 
 ENGINE = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
