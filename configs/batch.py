@@ -74,9 +74,10 @@ class Batch:
     base: Path  # the preset, absolute
     trials: tuple[Trial, ...]
     runs_dir: Path  # runs/<batch>/, absolute
+    configs: dict[str, RunConfig]  # each trial's config, by trial name: built and checked once, at load
 
     def trial_config(self, trial: Trial) -> RunConfig:
-        return load_method_config(self.base, list(trial.overrides))
+        return self.configs[trial.name]
 
     def describe(self) -> dict:
         """The batch as it runs (saved as runs/<batch>/batch.json): a rerun continues it only if this is unchanged."""
@@ -106,13 +107,13 @@ def make_batch(batch: BatchConfig, source: str) -> Batch:
     # Concurrent trials whose actors each took every core would slow each other down more than they gain.
     threads = preset.threads or batch.threads_per_trial or max(1, (os.cpu_count() or 1) // batch.max_concurrent_trials)
     trials = expand(batch, [f"threads={threads}"], [f"runs_dir={runs_dir}", f"cache_dir={cache_dir}", "allow_external_dirs=true"])
-    made = Batch(batch, source, base, trials, runs_dir)
+    configs = {}
     for trial in trials:  # every trial's config, checked now rather than when its turn comes
         try:
-            made.trial_config(trial)
+            configs[trial.name] = load_method_config(base, list(trial.overrides))
         except ConfigError as err:
             raise ConfigError(f"{source}: trial {trial.name!r}: {err}") from None
-    return made
+    return Batch(batch, source, base, trials, runs_dir, configs)
 
 
 def expand(batch: BatchConfig, defaults: list[str], where: list[str]) -> tuple[Trial, ...]:
