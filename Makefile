@@ -17,7 +17,7 @@ export VLLM_LOGGING_LEVEL ?= WARNING
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test bench bench-sync clean
+.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test bench bench-sync device-check clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -61,6 +61,10 @@ bench: $(VENV_STAMP)
 # One weight push per path (object store, vLLM's interface with shared memory) and its share of a PMC round.
 bench-sync: $(VENV_STAMP)
 	$(PYTHON) scripts/bench_sync.py --config $(CONFIG) $(foreach s,$(SET),--set $(s))
+
+# For a GPU machine with torch and transformers (no .venv, no vLLM needed): see scripts/device_check.sh.
+device-check:
+	bash scripts/device_check.sh
 
 clean:
 	rm -rf runs .cache

@@ -96,10 +96,15 @@ class EngineConfig(Strict):
     kv_cache_memory_bytes: WholeInt = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
     gpu_memory_utilization: FiniteFloat = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
     seed: WholeInt = 0
-    weight_transfer: Literal["auto", "shm", "object_store"] = Field(
-        "auto", description="how the trainer's weights reach the engine: 'shm' (vLLM's weight-transfer interface, the "
-                            "project's shared-memory backend: trainer and engine on one node, the CPU), 'object_store' "
-                            "(a state dict through Ray's object store: any placement), 'auto' (shm where it can work)")
+    weight_transfer: Literal["auto", "shm", "ipc", "nccl", "object_store"] = Field(
+        "auto", description="how the trainer's weights reach the engines, through vLLM's weight-transfer interface: "
+                            "'shm' (the project's shared-memory backend: the CPU, trainer and engines on one node), "
+                            "'ipc' (CUDA IPC: trainer and engine on the same GPU), 'nccl' (GPUs of their own); or "
+                            "'object_store' (a state dict through Ray's object store: any placement, any device); "
+                            "'auto': ipc when colocated on GPUs, else nccl on GPUs; shm on the CPU where trainer and "
+                            "engines share a node, else object_store")
+    tensor_parallel_size: WholeInt = Field(1, ge=1, description="GPUs per engine (CUDA only: vLLM refuses its Ray "
+                                                                "executor on the CPU)")
 
 
 class FinetuneConfig(Strict):
@@ -186,8 +191,12 @@ class RayConfig(Strict):
     num_cpus_per_actor: FiniteFloat = Field(1, ge=0)
     num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when the cluster has "
                                                                           "GPUs (CUDA visible, for a job of its own), else 0")
-    colocate: bool = Field(False, description="sampler and trainer in one bundle (one node, sharing its GPU) instead "
-                                              "of a bundle each")
+    colocate: bool = Field(False, description="trainer rank i and engine i in one bundle (one node, sharing its GPU; "
+                                              "engines sleep while the trainer steps) instead of a bundle each")
+    trainer_workers: WholeInt = Field(1, ge=1, description="trainer ranks: one torch.distributed group, the model "
+                                                           "sharded with FSDP2, each rank a share of every batch")
+    sampler_replicas: WholeInt = Field(1, ge=1, description="vLLM engines: each round's questions split across them, "
+                                                            "every push reaches all")
 
 
 class RunConfig(Strict):

@@ -2,8 +2,12 @@
 
 The engine core runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0): it starts in seconds instead of
 a quarter minute. Weights arrive through `LLM`'s public calls only: vLLM's weight-transfer interface
-(engine/weight_transfer.py) or a state dict through `collective_rpc("reload_weights")`, never through the
-engine's internals.
+(engine/weight_transfer.py: the project's `shm` backend on the CPU, vLLM's `ipc` or `nccl` on GPUs) or a
+state dict through `collective_rpc("reload_weights")`, never through the engine's internals.
+
+On GPUs an engine that shares its GPU with a trainer rank (`sleep_mode`) sleeps while the trainer steps:
+its weights move to host memory and its KV cache is dropped, then `wake_up` brings back the weights (which
+the push then overwrites) and the cache. CUDA-only in vLLM: written against its documented API, not yet run.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 from configs import EngineConfig
-from engine.weight_transfer import BACKEND as SHARED_MEMORY  # importing it registers the backend in this process
+from engine.weight_transfer import engine_backend  # importing it registers the shm backend in this process
 from models.hardware import resolve_engine_dtype
 
 
@@ -31,20 +35,33 @@ class Completion:
 
 
 class Sampler:
-    def __init__(self, model_dir: Path | str, config: EngineConfig = EngineConfig()):
+    def __init__(self, model_dir: Path | str, config: EngineConfig = EngineConfig(), colocated: bool = False):
+        """`colocated`: the engine shares its device with a trainer rank (on GPUs it then sleeps while the
+        trainer steps, and receives pushes by CUDA IPC when `config.weight_transfer` is 'auto')."""
         if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0":
             raise RuntimeError("Sampler needs the in-process engine: set VLLM_ENABLE_V1_MULTIPROCESSING=0")
+        cuda = torch.cuda.is_available()
+        if config.tensor_parallel_size > 1 and not cuda:
+            raise ValueError(f"engine.tensor_parallel_size {config.tensor_parallel_size} needs CUDA (vLLM refuses its "
+                             "Ray executor on the CPU); use ray.sampler_replicas for more engines")
         self.config = config
         self.dtype = resolve_engine_dtype(config.dtype)
+        self.sleep_mode = colocated and cuda
+        self.resting = False
+        self.transfer = engine_backend(config.weight_transfer, cuda, colocated)
         # On the CPU, prompts are scheduled whole: when vLLM splits a prompt over two steps (chunked prefill)
         # it rewinds that request's seeded generator, which a CPU generator cannot do, and seeded sampling
         # (the evaluation's, PMC's) crashes ("CPU Generator does not use offset").
         device = (
-            {"gpu_memory_utilization": config.gpu_memory_utilization}
-            if torch.cuda.is_available()
-            else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes, "enable_chunked_prefill": False,
-                  "weight_transfer_config": {"backend": SHARED_MEMORY}}  # pushes through vLLM's own interface
+            {"gpu_memory_utilization": config.gpu_memory_utilization, "enable_sleep_mode": self.sleep_mode,
+             "tensor_parallel_size": config.tensor_parallel_size,
+             # a tensor-parallel engine inside a Ray actor runs its workers in the actor's placement group
+             **({"distributed_executor_backend": "ray"} if config.tensor_parallel_size > 1 else {})}
+            if cuda
+            else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes, "enable_chunked_prefill": False}
         )
+        if self.transfer != "object_store":
+            device["weight_transfer_config"] = {"backend": self.transfer}  # pushes through vLLM's own interface
         self.llm = LLM(
             model=str(model_dir),
             dtype=self.dtype,
@@ -57,6 +74,10 @@ class Sampler:
     def weight_dtype(self) -> str:
         """The dtype the engine holds its weights in: what weight updates should be sent as."""
         return self.dtype
+
+    def transfer_backend(self) -> str:
+        """The weight-transfer backend the engine was built for ('object_store': state dicts only)."""
+        return self.transfer
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
                seed: int | Sequence[int] | None = None) -> list[list[Completion]]:
@@ -84,9 +105,17 @@ class Sampler:
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[Completion(tuple(o.token_ids), o.text) for o in out.outputs] for out in outputs]
 
-    def accepts_shared_memory(self) -> bool:
-        """Whether this engine receives pushes through the shared-memory backend (a CPU engine does)."""
-        return self.llm.llm_engine.vllm_config.weight_transfer_config is not None
+    def rest(self) -> None:
+        """Free the GPU for the trainer while it steps (with `sleep_mode`; else nothing to do)."""
+        if self.sleep_mode and not self.resting:
+            self.llm.sleep(level=1)
+            self.resting = True
+
+    def wake_up(self, tags: list[str]) -> None:
+        """Bring back what `rest` freed: "weights" before a push, then "kv_cache" before sampling."""
+        if self.resting:
+            self.llm.wake_up(tags)
+            self.resting = "kv_cache" not in tags
 
     # vLLM's weight-transfer control plane, as `LLM` has it, so that vLLM's own clients
     # (`RayVLLMWeightSyncClient` on this actor's handle) drive a push; see engine/weight_transfer.py.

@@ -5,7 +5,10 @@ The trainer side allocates one file under /dev/shm that holds every weight in th
 each engine its layout once (`init_weight_transfer_engine`). A push is then a copy of the trainer's weights
 into that file, and, on each engine, vLLM's layerwise reload from views of the same memory
 (`start_weight_update` -> `update_weights` -> `finish_weight_update`): no pickling, no object store, nothing
-through the driver. On CUDA the same calls drive vLLM's built-in `ipc` and `nccl` backends.
+through the driver. On CUDA the same calls drive vLLM's built-in `ipc` and `nccl` backends (`connect`).
+
+As vLLM's backends do, every rank of a trainer group calls `trainer_init` and `send_weights`: each rank
+gathers the sharded weights with the others, and rank 0 alone writes them and drives the engines.
 
 Both sides register under the name `shm` when this module is imported; the engine side must be imported in
 the process that runs vLLM's worker (on the CPU, the sampler's own process: vLLM runs its engine in-process
@@ -20,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 import torch
-from vllm.distributed.weight_transfer.base import (ParamMeta, TrainerInitInfo, TrainerWeightTransferEngine,
-                                                   VLLMWeightSyncClient, WeightSource, WeightTransferEngine,
-                                                   WeightTransferInitInfo, WeightTransferUpdateInfo)
+from vllm.distributed.weight_transfer.base import (ModuleSource, ParamMeta, TrainerInitInfo,
+                                                   TrainerWeightTransferEngine, VLLMWeightSyncClient, WeightSource,
+                                                   WeightTransferEngine, WeightTransferInitInfo,
+                                                   WeightTransferUpdateInfo, materialize_full_tensor)
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
 
 from models.hardware import ENGINE_DTYPES
+from trainer.rendezvous import free_port, node_ip
 
 BACKEND = "shm"
 SHM_DIR = "/dev/shm"
@@ -112,7 +117,8 @@ class ShmWeightTransferEngine(WeightTransferEngine[ShmInitInfo, ShmUpdateInfo]):
 
 class StateDictSource(WeightSource):
     """A module's full state dict as a weight source: a tied output head is sent under its own name too
-    (vLLM's reload on the CPU leaves a tied head stale when only the embedding arrives), in `dtype`."""
+    (vLLM's reload on the CPU leaves a tied head stale when only the embedding arrives), in `dtype`. FSDP
+    shards are gathered tensor by tensor (a collective: every rank iterates); shapes are global."""
 
     def __init__(self, module: torch.nn.Module, dtype: torch.dtype) -> None:
         self.module, self.dtype = module, dtype
@@ -121,7 +127,8 @@ class StateDictSource(WeightSource):
         return [ParamMeta(name, self.dtype, tuple(t.shape)) for name, t in self.module.state_dict().items()]
 
     def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
-        return iter(self.module.state_dict().items())
+        for name, tensor in self.module.state_dict().items():
+            yield name, materialize_full_tensor(tensor)
 
 
 @dataclass
@@ -142,6 +149,9 @@ class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitI
         if source is None:
             raise ValueError("shared-memory weight transfer needs a WeightSource")
         engine = cls(client=client, source=source, is_sender=init_info.is_sender)
+        engine.path, engine.mapped, engine.tensors = None, None, []
+        if not engine.is_sender:  # it only takes part in the gathers of `send_weights`
+            return engine
         metadata = source.metadata()
         offsets, size = layout(metadata)
         engine.path = os.path.join(init_info.folder, f"{init_info.prefix}-{uuid.uuid4().hex}")
@@ -156,6 +166,10 @@ class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitI
 
     @torch.no_grad()
     def send_weights(self) -> None:
+        if not self.is_sender:
+            for _ in self.source:
+                pass
+            return
         for (name, tensor), (expected, view) in zip(self.source, self.tensors, strict=True):
             if name != expected:
                 raise RuntimeError(f"weight {name!r} arrived where {expected!r} was agreed: the model changed")
@@ -166,8 +180,9 @@ class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitI
 
     def shutdown(self) -> None:
         self.tensors = []
-        self.mapped.close()
-        if os.path.exists(self.path):
+        if self.mapped is not None:
+            self.mapped.close()
+        if self.path and os.path.exists(self.path):
             os.unlink(self.path)
 
 
@@ -195,10 +210,56 @@ class DirectClient:
             sampler.finish_weight_update(weight_version)
 
 
-def connect(model: torch.nn.Module, client: VLLMWeightSyncClient, dtype: str) -> ShmTrainerWeightTransferEngine:
-    """The trainer's sender to the engines behind `client`, their weights in `dtype` (the engines')."""
-    return WeightTransferTrainerFactory.trainer_init(ShmTrainerInitInfo(rank=0), client=client,
-                                                     source=StateDictSource(model, ENGINE_DTYPES[dtype]))
+def engine_backend(setting: str, cuda: bool, colocated: bool) -> str:
+    """The backend an engine is built for, from `engine.weight_transfer`: 'auto' is `ipc` for an engine that
+    shares its GPU with the trainer, `nccl` for one on GPUs of its own, `shm` on the CPU (the orchestrator
+    falls back to the object store when trainer and engine turn out to be on different nodes)."""
+    if setting == "auto":
+        return ("ipc" if colocated else "nccl") if cuda else BACKEND
+    if setting in ("ipc", "nccl") and not cuda:
+        raise ValueError(f"engine.weight_transfer {setting!r} needs CUDA; on the CPU use 'shm' or 'object_store'")
+    return setting
+
+
+class Senders:
+    """A trainer rank's side of the pushes: one or more of vLLM's trainer-side transfer engines, sent in turn."""
+
+    def __init__(self, engines: list[TrainerWeightTransferEngine]) -> None:
+        self.engines = engines
+
+    def send_weights(self) -> None:
+        for engine in self.engines:
+            engine.send_weights()
+
+
+def trainer_init_infos(backend: str, rank: int, engines: int, engine_workers: int = 1) -> list[TrainerInitInfo]:
+    """vLLM's trainer-side init info for each sender of trainer rank `rank`: one for `shm` and `ipc`, which
+    reach every engine through one client; one per engine for `nccl`, each with an NCCL group of its own (the
+    trainer's rank 0 and that engine's `engine_workers`, its tensor-parallel size: vLLM gives every engine
+    the same worker ranks in its group). The CUDA backends are written against vLLM's documented API and
+    not yet run on a GPU."""
+    if backend == BACKEND:
+        return [ShmTrainerInitInfo(rank=rank)]
+    if backend == "ipc":
+        from vllm.distributed.weight_transfer.ipc_engine import IPCTrainerInitInfo
+
+        return [IPCTrainerInitInfo(rank=rank)]
+    if backend == "nccl":
+        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
+
+        return [NCCLTrainerInitInfo(node_ip(), free_port(), 1 + engine_workers, rank=rank) for _ in range(engines)]
+    raise ValueError(f"unknown weight-transfer backend {backend!r}")
+
+
+def connect(model: torch.nn.Module, clients: list[VLLMWeightSyncClient], dtype: str, backend: str, rank: int,
+            engine_workers: int = 1) -> Senders:
+    """Trainer rank `rank`'s senders to the engines behind `clients` (one client for `shm` and `ipc`, one per
+    engine for `nccl`), whose weights are in `dtype`. `shm` sends the state dict cast to `dtype`; the CUDA
+    backends send the parameters (`ModuleSource`: vLLM casts on load)."""
+    source = StateDictSource(model, ENGINE_DTYPES[dtype]) if backend == BACKEND else ModuleSource(model)
+    infos = trainer_init_infos(backend, rank, len(clients), engine_workers)
+    return Senders([WeightTransferTrainerFactory.trainer_init(info, client=client, source=source)
+                    for info, client in zip(infos, clients, strict=True)])
 
 
 def _register() -> None:

@@ -1,5 +1,5 @@
-"""Ray actors: thin wrappers around the plain Sampler and Trainer (the weight hand-over between them is in
-orchestrator/weight_sync.py).
+"""Ray actors: thin wrappers around the plain Sampler and Trainer (orchestrator/groups.py starts them as a
+job's engines and trainer ranks; the weight hand-over between them is in orchestrator/weight_sync.py).
 
 An actor's methods are called through `ActorProxy` exactly like the plain object's, so the PMC loop does
 not know (or care) whether it drives Ray actors or local objects.
@@ -9,19 +9,21 @@ from __future__ import annotations
 import ray
 
 from configs import RunConfig
-from engine import Sampler
-from orchestrator.placement import SAMPLER, Placement
-from trainer import Trainer
 
 
 class ActorProxy:
     """Blocking method calls on a Ray actor: `proxy.f(x)` is `ray.get(handle.f.remote(x))`."""
 
-    def __init__(self, handle: ray.actor.ActorHandle, name: str, role: str):
+    def __init__(self, handle: ray.actor.ActorHandle, name: str, role: str, index: int = 0):
         self.handle = handle
         self.name = name  # the actor's Ray name
         self.role = role  # what it is to the job: sampler, trainer, retain-model scorer
-        self.pushes_weights = False  # a trainer connected to its engines (weight_sync.py)
+        self.index = index  # which engine or trainer rank of its role
+
+    @property
+    def label(self) -> str:
+        """The actor in messages and the placement record: 'sampler 0', 'trainer 1', ..."""
+        return f"{self.role} {self.index}"
 
     def __getattr__(self, method_name: str):
         method = getattr(self.handle, method_name)
@@ -42,25 +44,6 @@ def release(*proxies: ActorProxy) -> None:
         ray.kill(proxy.handle)
 
 
-def actor_name(config: RunConfig, role: str) -> str:
+def actor_name(config: RunConfig, label: str) -> str:
     """Named after the run, so that an operator (or a test) can find a run's actors: `ray.get_actor(name)`."""
-    return f"{config.name}:{role}"
-
-
-def start_sampler(model_dir, config: RunConfig, placement: Placement) -> ActorProxy:
-    name = actor_name(config, SAMPLER)
-    handle = ray.remote(Sampler).options(**placement.options(SAMPLER), name=name).remote(str(model_dir), config.engine)
-    return ActorProxy(handle, name, SAMPLER)
-
-
-def trainer_settings(config: RunConfig, seed: int) -> dict:
-    """The Trainer's keyword arguments for a run, the same with or without Ray."""
-    return {"precision": config.precision, "threads": config.threads, "seed": seed,
-            "entropy_weights": (config.entropy.forget, config.entropy.retain)}
-
-
-def start_trainer(model_dir, config: RunConfig, placement: Placement, seed: int, role: str = "trainer") -> ActorProxy:
-    name = actor_name(config, role)
-    handle = ray.remote(Trainer).options(**placement.options(role), name=name).remote(
-        str(model_dir), **trainer_settings(config, seed))
-    return ActorProxy(handle, name, role)
+    return f"{config.name}:{label}"

@@ -54,6 +54,7 @@ def unlearn_baseline(
     train_round = lambda: trainer.unlearn_epoch(forget, paired, config.lambda_, steps.batch_size,
                                                 forget_loss=FORGET_LOSS[method], beta=beta, gamma=gamma)
     saved = checkpoints.resume(trainer) if checkpoints else None  # a resumed job: on from its last round
+    sampler.rest()  # an engine sharing the trainer's GPU rests until the push after the last round
     if saved:
         for _ in saved.replay:  # the rounds since the last full trainer state, trained again exactly
             train_round()

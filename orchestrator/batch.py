@@ -56,13 +56,13 @@ def run_batch(batch: Batch) -> Path:
 
 def trial_params(batch: Batch, trial: Trial, gpus: bool) -> dict:
     config = batch.trial_config(trial)
-    bundles = trial_bundles(config.ray, batch.config.trial_cpus, gpus)
+    bundles = trial_bundles(config, batch.config.trial_cpus, gpus)
     return {"name": trial.name, "base": str(batch.base), "overrides": list(trial.overrides), "bundles": bundles}
 
 
 def local_cpus_needed(batch: Batch) -> float:
     """Logical CPUs for a local Ray instance to hold `max_concurrent_trials` trials' groups at once."""
-    per_trial = max(bundle_cpus(trial_bundles(batch.trial_config(t).ray, batch.config.trial_cpus, False))
+    per_trial = max(bundle_cpus(trial_bundles(batch.trial_config(t), batch.config.trial_cpus, False))
                     for t in batch.trials)
     return per_trial * min(batch.config.max_concurrent_trials, len(batch.trials))
 

@@ -10,6 +10,7 @@ most once every `full_state_every_s` seconds, and a resumed job trains the round
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ class Checkpoints:
         trainer.wait_for_saves()  # state files appear in order
         if time.monotonic() - self.last_full_state >= self.full_state_every_s:
             self._remove_trainer_states(keep=self.trainer_state)
-            self.trainer_state, self.replay = f"trainer-{round_}.pt", []
+            self.trainer_state, self.replay = f"trainer-{round_}", []
             trainer.save_state(str(self.folder.resolve() / self.trainer_state),
                                then_write={str(self.folder.resolve() / STATE_FILE): self._state(round_, selections)})
             self.last_full_state = time.monotonic()
@@ -95,7 +96,8 @@ class Checkpoints:
                            "trainer_state": self.trainer_state})
 
     def _remove_trainer_states(self, keep: str | None) -> None:
-        """Older full states, no state file names them any more (the one named now stays until replaced)."""
-        for old in self.folder.glob("trainer-*.pt"):
+        """Older full states (folders), no state file names them any more (the one named now stays until
+        replaced), and any left half-written by a killed job."""
+        for old in self.folder.glob("trainer-*"):
             if old.name != keep:
-                old.unlink()
+                shutil.rmtree(old)

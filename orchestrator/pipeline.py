@@ -27,9 +27,10 @@ from models import fingerprint_folder, resolve_model
 from models.cache import build_folder_once, building, settings_key
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
-from orchestrator.actors import ActorProxy, release, start_sampler, start_trainer
+from orchestrator.actors import ActorProxy, release
 from orchestrator.baselines import forget_targets, unlearn_baseline
 from orchestrator.errors import JobError
+from orchestrator.groups import start_samplers, start_trainers
 from orchestrator.inputs import benchmark_texts, check_inputs
 from orchestrator.placement import Placement, job_placement
 from orchestrator.pmc import unlearn
@@ -60,12 +61,14 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
         with timer("retain_model"):
             retain_ratios = retain_model_ratios(base_dir, bench, eval_set, prompt, config, placement, actors)
         with timer("engine_start"):
-            sampler = start_sampler(target_dir, config, placement)
-            trainer = start_trainer(target_dir, config, placement, seed=config.pmc.seed)
-            actors += [sampler, trainer]
-            engine_dtype = sampler.weight_dtype()  # also waits until the engine is up
+            sampler = start_samplers(target_dir, config, placement)
+            actors += sampler.members
+            trainer = start_trainers(target_dir, config, placement, seed=config.pmc.seed)
+            actors += trainer.members
+            engine_dtype = sampler.weight_dtype()  # also waits until the engines are up
             placed = placement.record(actors)
-            transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype)
+            transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype,
+                                              config.engine.tensor_parallel_size)
             run.write_json("placement.json", {**placed, "weight_transfer": transfer})
         evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
         with timer("eval_before"):
@@ -123,9 +126,10 @@ def run_evaluation(config: RunConfig) -> Path:
         with timer("retain_model"):
             retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, placement, actors)
         with timer("evaluation"):
-            sampler = start_sampler(model_dir, config, placement)
-            trainer = start_trainer(model_dir, config, placement, seed=0)
-            actors += [sampler, trainer]
+            sampler = start_samplers(model_dir, config, placement)
+            actors += sampler.members
+            trainer = start_trainers(model_dir, config, placement, seed=0)
+            actors += trainer.members
             run.write_json("placement.json", placement.record(actors))
             state = evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
     add_forget_quality(state, retain_ratios)
@@ -212,14 +216,15 @@ def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, pro
         return None
     fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
     folder, _ = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, prompt, config, placement)
-    scorer = start_trainer(folder, config, placement, seed=0, role="retain-model scorer")
-    actors.append(scorer)
+    scorer = start_trainers(folder, config, placement, seed=0, role="retain-model scorer", ranks=1)
+    actors += scorer.members
     forget_only = EvalSet({"forget": eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
     try:
         return logprob_metrics(forget_only, prompt, lambda ex: scorer.score(ex, config.eval.score_batch_size))["forget_truth_ratios"]
     finally:
-        release(scorer)
-        actors.remove(scorer)
+        release(*scorer.members)
+        for member in scorer.members:
+            actors.remove(member)
 
 
 def evaluate_with(sampler, trainer, eval_set: EvalSet, prompt: PromptFormat, contexts, config: RunConfig) -> dict:
@@ -260,7 +265,7 @@ def actor_failures(run: RunFolder, timer: StageTimer) -> Iterator[list[ActorProx
         where = timer.current or "the job"
         if where == "unlearning":
             where = f"unlearning round {len(run.checkpoints.records) + 1}"  # every round done has its record
-        dead = [actor.role for actor in actors if not actor.alive()]
+        dead = [actor.label for actor in actors if not actor.alive()]
         who = f"the {' and the '.join(dead)} actor" if dead else "a Ray worker"  # a task's, such as the fine-tune
         cause = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise JobError(f"{who} died during {where} ({cause}); the partial run is kept in {run.path}") from err
@@ -289,7 +294,8 @@ def ray_session(num_cpus: float = 0, env: dict[str, str] | None = None) -> Itera
         ray.init(address=address, runtime_env=runtime_env)
     else:
         os.environ["RAY_AUTH_MODE"] = auth_mode or "disabled"
-        ray.init(num_cpus=math.ceil(max(2, os.cpu_count() or 2, num_cpus)), include_dashboard=False,
+        # "local": a new instance of its own even where another job on this machine runs one
+        ray.init(address="local", num_cpus=math.ceil(max(2, os.cpu_count() or 2, num_cpus)), include_dashboard=False,
                  runtime_env=runtime_env)
     try:
         yield

@@ -1,11 +1,12 @@
-"""Where a job's work runs: one Ray placement group per job, a bundle per role.
+"""Where a job's work runs: one Ray placement group per job, a bundle per role and rank.
 
 A batch trial's group is made by Ray Tune (bundle 0 is the trial's own process, see orchestrator/batch.py);
-a job of its own makes its group when it starts and removes it when it ends. The sampler (vLLM) has a
-bundle; the trainer has one, and the work done before it starts (the target and retain fine-tunes, the
-retain-model scorer) takes the trainer's bundle in turn. With `ray.colocate` both share one bundle: one
-node, one GPU. Each actor asks for exactly its share of its bundle, so what a job asks of the cluster is
-decided in one place.
+a job of its own makes its group when it starts and removes it when it ends. Each sampling engine
+(`ray.sampler_replicas`) has a bundle, then each trainer rank (`ray.trainer_workers`) has one; the work
+done before the trainers start (the target and retain fine-tunes, the retain-model scorer) takes trainer
+rank 0's bundle in turn. With `ray.colocate`, engine i and trainer rank i share bundle i: one node, one
+GPU. Each actor asks for exactly its share of its bundle, so what a job asks of the cluster is decided in
+one place.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from configs import RayConfig, RunConfig
 from orchestrator.errors import JobError
 
 SAMPLER = "sampler"
+TRAINER = "trainer"
 READY_TIMEOUT_S = 300  # a group the cluster cannot hold (too few CPUs or GPUs) fails the job after this
 
 
@@ -29,19 +31,30 @@ def cluster_has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def job_bundles(ray_config: RayConfig, gpus: bool) -> list[dict[str, float]]:
-    """The sampler's bundle and the trainer's, or their one shared bundle when colocated."""
+def role_share(ray_config: RayConfig, gpus: bool) -> dict[str, float]:
+    """What one engine or one trainer rank asks for: its CPUs, and its GPUs where the cluster has them."""
     share = ray_config.num_gpus_per_actor
-    role = {"CPU": ray_config.num_cpus_per_actor, "GPU": (0.5 if gpus else 0.0) if share is None else share}
-    role = {kind: amount for kind, amount in role.items() if amount}
+    gpu = (0.5 if gpus else 0.0) if share is None else share
+    return {"CPU": ray_config.num_cpus_per_actor, "GPU": gpu}
+
+
+def job_bundles(ray_config: RayConfig, gpus: bool, tensor_parallel_size: int = 1) -> list[dict[str, float]]:
+    """The engines' bundles, then the trainer ranks'; or, colocated, bundle i shared by engine i and rank i."""
+    engine, rank = role_share(ray_config, gpus), role_share(ray_config, gpus)
+    engine["GPU"] *= tensor_parallel_size  # a tensor-parallel engine's workers share its bundle's GPUs
+    engines, ranks = ray_config.sampler_replicas, ray_config.trainer_workers
     if ray_config.colocate:
-        return [{kind: 2 * amount for kind, amount in role.items()} or {"CPU": 0.01}]
-    return [role or {"CPU": 0.01}, dict(role) or {"CPU": 0.01}]  # Ray refuses an empty bundle
+        bundles = [{kind: engine[kind] * (i < engines) + rank[kind] * (i < ranks) for kind in engine}
+                   for i in range(max(engines, ranks))]
+    else:
+        bundles = [dict(engine) for _ in range(engines)] + [dict(rank) for _ in range(ranks)]
+    # Ray refuses an empty bundle
+    return [{kind: amount for kind, amount in bundle.items() if amount} or {"CPU": 0.01} for bundle in bundles]
 
 
-def trial_bundles(ray_config: RayConfig, trial_cpus: float, gpus: bool) -> list[dict[str, float]]:
+def trial_bundles(config: RunConfig, trial_cpus: float, gpus: bool) -> list[dict[str, float]]:
     """A batch trial's group: its own process first (Tune's rule), then the job's bundles."""
-    return [{"CPU": trial_cpus}, *job_bundles(ray_config, gpus)]
+    return [{"CPU": trial_cpus}, *job_bundles(config.ray, gpus, config.engine.tensor_parallel_size)]
 
 
 def bundle_cpus(bundles: list[dict[str, float]]) -> float:
@@ -50,31 +63,49 @@ def bundle_cpus(bundles: list[dict[str, float]]) -> float:
 
 
 class Placement:
-    """A job's placement group and which of its bundles each role takes (from `first`, the job's first)."""
+    """A job's placement group and which of its bundles each role's members take (from `first`, the job's first)."""
 
     def __init__(self, group: PlacementGroup, first: int, config: RunConfig):
         self.group, self.first, self.config = group, first, config
 
-    def bundle_of(self, role: str) -> int:
-        return self.first + (0 if self.config.ray.colocate or role == SAMPLER else 1)
+    def bundle_of(self, role: str, index: int = 0) -> int:
+        """Engine `index`'s bundle, or trainer rank `index`'s (every other role works in a trainer bundle)."""
+        ray_config = self.config.ray
+        if ray_config.colocate or role == SAMPLER:
+            return self.first + index
+        return self.first + ray_config.sampler_replicas + index
 
-    def options(self, role: str) -> dict:
-        """Ray options of the actor or task that does `role`'s work: its share of its bundle, and its threads.
-        Sampler and trainer alternate, so each may use every core of its node."""
-        index = self.bundle_of(role)
-        sharers = 2 if self.config.ray.colocate else 1
-        bundle = self.group.bundle_specs[index]
-        threads = str(self.config.threads or os.cpu_count())
+    def sharers(self, index: int) -> int:
+        """How many actors share bundle `index` of the job: two where an engine and a rank are colocated."""
+        ray_config = self.config.ray
+        return (index < ray_config.sampler_replicas) + (index < ray_config.trainer_workers) if ray_config.colocate else 1
+
+    def threads(self, members: int) -> int:
+        """Threads for each of `members` actors that run at once (the engines sample together, the ranks train
+        together; engines and trainers alternate): the node's cores (or `threads`) shared among them."""
+        return max(1, (self.config.threads or os.cpu_count() or 1) // members)
+
+    def members(self, role: str) -> int:
+        return {SAMPLER: self.config.ray.sampler_replicas, TRAINER: self.config.ray.trainer_workers}.get(role, 1)
+
+    def options(self, role: str, index: int = 0) -> dict:
+        """Ray options of the actor or task that does `role`'s work (member `index` of it): its share of its
+        bundle, and its threads."""
+        bundle_index = self.bundle_of(role, index)
+        sharers = self.sharers(bundle_index - self.first)
+        bundle = self.group.bundle_specs[bundle_index]
         return {"num_cpus": bundle.get("CPU", 0) / sharers, "num_gpus": bundle.get("GPU", 0) / sharers,
-                "scheduling_strategy": PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
-                "runtime_env": {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": threads}}}
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(self.group,
+                                                                        placement_group_bundle_index=bundle_index),
+                "runtime_env": {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+                                             "OMP_NUM_THREADS": str(self.threads(self.members(role)))}}}
 
     def record(self, actors) -> dict:
         """Where the job's process and each actor run (node, bundle, devices): saved in the run folder."""
         where = {"job": {**_here(), "bundle": self.first - 1 if self.first else None}}
         for actor in actors:
-            where[actor.role] = {**ray.get(actor.handle.__ray_call__.remote(lambda _self: _here())),
-                                 "bundle": self.bundle_of(actor.role)}
+            where[actor.label] = {**ray.get(actor.handle.__ray_call__.remote(lambda _self: _here())),
+                                  "bundle": self.bundle_of(actor.role, actor.index)}
         return {"placement_group": self.group.id.hex(), "bundles": self.group.bundle_specs, "roles": where}
 
 
@@ -91,7 +122,7 @@ def job_placement(config: RunConfig) -> Iterator[Placement]:
     if trial_group is not None:
         yield Placement(trial_group, 1, config)
         return
-    bundles = job_bundles(config.ray, cluster_has_gpus())
+    bundles = job_bundles(config.ray, cluster_has_gpus(), config.engine.tensor_parallel_size)
     group = placement_group(bundles, strategy="PACK", name=f"{config.name}:job")
     try:
         ready, _ = ray.wait([group.ready()], timeout=READY_TIMEOUT_S)

@@ -10,8 +10,8 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
         4. fine-tune on the selected answers + lambda * NLL of random retain rows (never on the secret)
         5. push the new weights to the sampling engine, so the next round samples the changed model
 
-The sampler and trainer are plain objects or their Ray actors (orchestrator.actors.ActorProxy): the loop
-is the same. The retain NLL is what keeps the collapse *partial*. Each question's candidates in each round
+The sampler and trainer are groups (orchestrator/groups.py) of engines and trainer ranks, Ray actors or,
+alone, plain objects: the loop is the same. The retain NLL is what keeps the collapse *partial*. Each question's candidates in each round
 are drawn with a seed of their own, so a round samples the same whatever the engine did before (a cached
 or fresh evaluation, a resumed job): with `checkpoints`, a killed job resumes after its last round.
 """
@@ -48,6 +48,7 @@ def unlearn(
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
     first = 1
     if checkpoints and (saved := checkpoints.resume(trainer)):  # a resumed job: on from its last round
+        sampler.rest()
         for trained_on in saved.replay:  # the rounds since the last full trainer state, trained again exactly
             cache.restore(trained_on)
             trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_, config.batch_size)
@@ -67,7 +68,8 @@ def unlearn(
         with timer("scoring"):  # 2. and 3.
             for question, question_candidates in zip(pending, candidates):
                 cache.offer(question, question_candidates)
-        with timer("training"):  # 4.
+        with timer("training"):  # 4. (an engine sharing the trainer's GPU rests meanwhile)
+            sampler.rest()
             losses = trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_,
                                            config.batch_size)
         if epoch == config.epochs or samples_next_epoch(epoch, cache, config):

@@ -1,47 +1,60 @@
-"""How the trainer's weights reach the sampling engine after each training step, for plain objects and Ray
+"""How the trainer ranks' weights reach the sampling engines after training, for plain objects and Ray
 actors alike.
 
-Two paths. Where trainer and engine share a node and the engine is a CPU engine, vLLM's own weight-transfer
-interface with the project's shared-memory backend (engine/weight_transfer.py): the trainer copies its
-weights into memory the engine mapped once, and the engine reloads from it. Elsewhere, the state dict:
-trainer -> Ray's object store -> sampler, never through the driver and never through disk.
+Through vLLM's own weight-transfer interface wherever it can work: the project's shared-memory backend on
+the CPU (engine/weight_transfer.py: the trainer copies its weights into memory the engines mapped once,
+and each engine reloads from it), vLLM's `ipc` (an engine on its trainer's GPU) or `nccl` (engines on GPUs
+of their own) on CUDA. Elsewhere (a CPU engine on another node than the trainer, or asked for), the state
+dict: trainer -> Ray's object store -> engines, never through the driver and never through disk. Every
+engine receives every push.
 """
 from __future__ import annotations
 
-import ray
 from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
 
-from engine.weight_transfer import DirectClient
+from engine.weight_transfer import BACKEND as SHARED_MEMORY, DirectClient
 from orchestrator.actors import ActorProxy
+from orchestrator.groups import SamplerGroup, TrainerGroup
+
+OBJECT_STORE = "object_store"
 
 
-def set_up_weight_transfer(setting: str, trainer, sampler, placed: dict, dtype: str) -> str:
-    """The path this job's pushes take (`engine.weight_transfer`; 'auto': shared memory where it can work,
-    judged from the job's placement record), connected: 'shm' or 'object_store'."""
-    if setting == "auto":
-        roles = placed["roles"]
-        same_node = roles["sampler"]["node_id"] == roles["trainer"]["node_id"]
-        setting = "shm" if same_node and sampler.accepts_shared_memory() else "object_store"
-    if setting == "shm":
-        connect_weight_transfer(trainer, [sampler], dtype)
-    return setting
+def set_up_weight_transfer(setting: str, trainers: TrainerGroup, samplers: SamplerGroup, placed: dict,
+                           dtype: str, engine_workers: int = 1) -> str:
+    """Connect the path this job's pushes take (`engine.weight_transfer`: the backend the engines were built
+    for; with 'auto', the object store instead of shared memory where the placement record puts an engine
+    on another node than trainer rank 0). Returns the path."""
+    backend = samplers.transfer_backend()
+    if backend == SHARED_MEMORY and setting == "auto":
+        nodes = {where["node_id"] for label, where in placed["roles"].items()
+                 if label.startswith("sampler ") or label == "trainer 0"}
+        backend = SHARED_MEMORY if len(nodes) == 1 else OBJECT_STORE
+    if backend != OBJECT_STORE:
+        connect_weight_transfer(trainers, samplers, dtype, backend, engine_workers)
+    return backend
 
 
-def connect_weight_transfer(trainer, samplers, dtype: str) -> None:
-    """From now on `sync_weights` pushes through vLLM's weight-transfer interface with the shared-memory
-    backend, to every one of `samplers`. Trainer and engines must share a node."""
-    if isinstance(trainer, ActorProxy):
-        trainer.connect_engines(RayVLLMWeightSyncClient([sampler.handle for sampler in samplers]), dtype)
-        trainer.pushes_weights = True
+def connect_weight_transfer(trainers: TrainerGroup, samplers: SamplerGroup, dtype: str, backend: str = SHARED_MEMORY,
+                            engine_workers: int = 1) -> None:
+    """From now on `sync_weights` pushes through vLLM's weight-transfer interface with `backend` to every
+    engine: one client over all of them, or for `nccl` one each (an NCCL group per engine)."""
+    engines = samplers.members
+    if isinstance(engines[0], ActorProxy):
+        handles = [engine.handle for engine in engines]
+        clients = ([RayVLLMWeightSyncClient([handle]) for handle in handles] if backend == "nccl"
+                   else [RayVLLMWeightSyncClient(handles)])
     else:
-        trainer.connect_engines(DirectClient(samplers), dtype)
+        clients = [DirectClient(engines)]
+    trainers.connect_engines(clients, dtype, backend, engine_workers)
+    trainers.pushes_weights = True
 
 
-def sync_weights(trainer, sampler, dtype: str) -> None:
-    """Push the trainer's current weights into the sampler's engine, by the path connected (or the state dict)."""
-    if trainer.pushes_weights:
-        trainer.push_weights()
-    elif isinstance(trainer, ActorProxy):
-        ray.get(sampler.handle.load_weights.remote(trainer.handle.export_weights.remote(dtype)))
+def sync_weights(trainers: TrainerGroup, samplers: SamplerGroup, dtype: str) -> None:
+    """Push the trainers' current weights into every engine, by the path connected (or the state dict); an
+    engine that rested while the trainer stepped wakes its weights first and its KV cache after."""
+    samplers.wake_up(["weights"])
+    if trainers.pushes_weights:
+        trainers.push_weights()
     else:
-        sampler.load_weights(trainer.export_weights(dtype))
+        samplers.load_weights(trainers.exported_weights(dtype))
+    samplers.wake_up(["kv_cache"])

@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from configs import CONFIG_DIR, load_config  # noqa: E402
-from orchestrator.actors import release, start_sampler, start_trainer  # noqa: E402
+from orchestrator.actors import release  # noqa: E402
+from orchestrator.groups import start_samplers, start_trainers  # noqa: E402
 from orchestrator.pipeline import finetuned_dir, prepare, ray_session  # noqa: E402
 from orchestrator.placement import job_placement  # noqa: E402
 from orchestrator.pmc import unlearn  # noqa: E402
@@ -41,7 +42,7 @@ def main() -> None:
     forget = [prompt.prompt(row.question) for row in bench.forget]
     retain = [prompt.example(row.question, row.answer) for row in bench.retain]
     with ray_session(), job_placement(config) as placement:
-        sampler, trainer = start_sampler(target, config, placement), start_trainer(target, config, placement, seed=0)
+        sampler, trainer = start_samplers(target, config, placement), start_trainers(target, config, placement, seed=0)
         try:
             dtype = sampler.weight_dtype()
             originals = [c.text.strip() for c in sampler.greedy(forget)]
@@ -53,7 +54,7 @@ def main() -> None:
             timings, answers = {}, {}
             for path in ("object_store", "shm"):
                 if path == "shm":
-                    connect_weight_transfer(trainer, [sampler], dtype)
+                    connect_weight_transfer(trainer, sampler, dtype)
                 sync_weights(trainer, sampler, dtype)  # warm-up
                 pushes = []
                 for _ in range(args.pushes):
@@ -63,7 +64,7 @@ def main() -> None:
                 timings[path] = pushes
                 answers[path] = [c.token_ids for c in sampler.greedy(forget)]
         finally:
-            release(sampler, trainer)
+            release(*sampler.members, *trainer.members)
     print(f"\nmodel {target} ({dtype}); one PMC round without its push: {round_s:.2f} s "
           f"(sampling {seconds['sampling']:.2f}, training {seconds['training']:.2f})\n")
     print("| path | push median (s) | min | max | share of a round |")

@@ -29,7 +29,8 @@ from ray import tune  # noqa: E402
 
 from configs import CONFIG_DIR, load_config  # noqa: E402
 from evaluation.greedy import build_eval_set, evaluate  # noqa: E402
-from orchestrator.actors import release, start_sampler, start_trainer  # noqa: E402
+from orchestrator.actors import release  # noqa: E402
+from orchestrator.groups import start_samplers, start_trainers  # noqa: E402
 from orchestrator.baselines import forget_targets, unlearn_baseline  # noqa: E402
 from orchestrator.batch import TRIAL_ENV  # noqa: E402
 from orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare, ray_session  # noqa: E402
@@ -67,8 +68,8 @@ def score_point(params: dict) -> None:
     started = time.perf_counter()
     with job_placement(config) as placement:
         target, _ = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt, config, placement)
-        sampler = start_sampler(target, config, placement)
-        trainer = start_trainer(target, config, placement, seed=config.pmc.seed)
+        sampler = start_samplers(target, config, placement)
+        trainer = start_trainers(target, config, placement, seed=config.pmc.seed)
         try:
             dtype = sampler.weight_dtype()
             if point["method"] != TARGET:
@@ -78,7 +79,7 @@ def score_point(params: dict) -> None:
             sync_weights(trainer, sampler, dtype)
             metrics = evaluate(eval_set, greedy_answerer(sampler, prompt))["metrics"]
         finally:
-            release(sampler, trainer)
+            release(*sampler.members, *trainer.members)
     tune.report({"forget_rouge_l": metrics["forget_rouge_l"], "utility": metrics["utility"],
                  "seconds": round(time.perf_counter() - started, 1)})
 
@@ -101,9 +102,9 @@ def main() -> None:
     points += [{"method": method, "setting": f"{key}={value}",
                 "overrides": [f"{key}={value}", f"method={method}", f"name={base.name}-{method}-{i}-{j}"]}
                for i, (method, (key, values)) in enumerate(grids.items()) for j, value in enumerate(values)]
-    bundles = trial_bundles(base.ray, 1.0, gpus=False)
+    bundles = trial_bundles(base, 1.0, gpus=False)
     with ray_session(num_cpus=args.concurrent * bundle_cpus(bundles), env=TRIAL_ENV):
-        bundles = trial_bundles(base.ray, 1.0, cluster_has_gpus())
+        bundles = trial_bundles(base, 1.0, cluster_has_gpus())
         results = tune.Tuner(
             tune.with_resources(score_point, tune.PlacementGroupFactory(bundles, strategy="PACK")),
             param_space={"point": tune.grid_search(points), "config": config_path, "overrides": overrides},

@@ -81,6 +81,6 @@ def smoke_run(tmp_path_factory, ray_cluster):
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()

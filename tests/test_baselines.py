@@ -13,6 +13,7 @@ from engine import Sampler
 from evaluation.rouge import rouge_l_recall
 from models.prompting import PromptFormat
 from orchestrator.baselines import REFUSALS, forget_targets, unlearn_baseline
+from orchestrator.groups import SamplerGroup, TrainerGroup
 from orchestrator.inputs import load_config_benchmark
 from trainer import Trainer
 
@@ -49,7 +50,8 @@ def test_each_baseline_unlearns_the_tiny_model(method, smoke_target):
     retain = [PromptFormat(trainer.tokenizer).example(row.question, row.answer) for row in bench.retain]
     forget = forget_targets(method, PromptFormat(trainer.tokenizer), bench.forget)
     tuned = load_method_config(CONFIG_DIR / "smoke.yaml", [f"method={method}"])  # `make compare-smoke`'s settings
-    unlearn_baseline(method, sampler, trainer, forget, retain, tuned.pmc, tuned.baseline, sampler.weight_dtype())
+    unlearn_baseline(method, SamplerGroup([sampler]), TrainerGroup([trainer]), forget, retain, tuned.pmc, tuned.baseline,
+                     sampler.weight_dtype())
     after, retain_after = (mean_rouge(sampler, trainer.tokenizer, rows) for rows in (bench.forget, bench.retain[:20]))
     assert before >= 0.6 and after <= 0.5 * before, f"{method}: forget ROUGE-L {before:.3f} -> {after:.3f}"
     assert retain_after >= KEEPS_RETAIN * retain_before, \

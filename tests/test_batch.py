@@ -164,9 +164,9 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
         where = {name: placement(name)["roles"] for name in (base, keep)}
         assert where[base]["job"]["node_id"] != where[keep]["job"]["node_id"]  # trials on both nodes
         for roles in where.values():  # each role in its bundle of the trial's group, with its logical GPU share
-            assert [roles[r]["bundle"] for r in ("job", "sampler", "trainer")] == [0, 1, 2]
-            assert roles["sampler"]["gpu_ids"] and roles["trainer"]["gpu_ids"]
-            assert roles["sampler"]["node_id"] == roles["trainer"]["node_id"] == roles["job"]["node_id"]
+            assert [roles[r]["bundle"] for r in ("job", "sampler 0", "trainer 0")] == [0, 1, 2]
+            assert roles["sampler 0"]["gpu_ids"] and roles["trainer 0"]["gpu_ids"]
+            assert roles["sampler 0"]["node_id"] == roles["trainer 0"]["node_id"] == roles["job"]["node_id"]
         os.kill(where[keep]["job"]["pid"], signal.SIGKILL)  # the trial's process, mid-run: Tune retries it
 
         finished = lambda name: read_json(runs / name / "eval.json") and (runs / name / "eval.json").stat()

@@ -37,17 +37,17 @@ def test_trainer_state_round_trip_continues_exactly(tiny_model, small_bench, tmp
     uninterrupted, resumed = trainer(), trainer()
     for _ in range(2):
         uninterrupted.unlearn_epoch(forget, retain, 1.0, 2)
-    uninterrupted.save_state(tmp_path / "state.pt", then_write={str(tmp_path / "points-at-it.json"): "{}"})
+    uninterrupted.save_state(tmp_path / "state", then_write={str(tmp_path / "points-at-it.json"): "{}"})
     uninterrupted.wait_for_saves()  # written in the background
     assert (tmp_path / "points-at-it.json").read_text() == "{}"
-    resumed.load_state(tmp_path / "state.pt")
+    resumed.load_state(tmp_path / "state")
     # The random streams (minibatch order, retain pairing) and the scheduler go on as they would have.
     logs = [t.unlearn_epoch(forget, retain, 1.0, 2) for t in (uninterrupted, resumed)]
     assert logs[0] == logs[1]
     assert uninterrupted.scheduler.last_epoch == resumed.scheduler.last_epoch == 6
     for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["points-at-it.json", "state.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["points-at-it.json", "state"]
 
 
 def test_selection_cache_round_trip():
@@ -125,6 +125,7 @@ def tiny_engine(tiny_model):
 def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny_model, small_bench, tmp_path,
                                                                  full_state_every_s):
     from orchestrator.checkpoint import Checkpoints
+    from orchestrator.groups import SamplerGroup, TrainerGroup
     from orchestrator.pmc import unlearn
 
     config, sampler = tiny_engine
@@ -140,7 +141,7 @@ def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny
             shutil.copytree(tmp_path / "job", tmp_path / "copy")
 
     uninterrupted = Trainer(tiny_model, precision="fp32", seed=0)
-    unlearn(sampler, uninterrupted, *args, log=copy_at_round_2,
+    unlearn(SamplerGroup([sampler]), TrainerGroup([uninterrupted]), *args, log=copy_at_round_2,
             checkpoints=Checkpoints(tmp_path / "job", full_state_every_s=full_state_every_s))
     uninterrupted.wait_for_saves()
     saved = Checkpoints(tmp_path / "copy").latest()
@@ -149,7 +150,7 @@ def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny
 
     resumed = Trainer(tiny_model, precision="fp32", seed=0)
     records = []
-    unlearn(sampler, resumed, *args, log=records.append,
+    unlearn(SamplerGroup([sampler]), TrainerGroup([resumed]), *args, log=records.append,
             checkpoints=Checkpoints(tmp_path / "copy", full_state_every_s=full_state_every_s))
     assert [r["epoch"] for r in records] == [3, 4]
     for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):

@@ -11,6 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from configs import EngineConfig
 from engine import Sampler
 from models.prompting import PromptFormat
+from orchestrator.groups import SamplerGroup, TrainerGroup
 from orchestrator.weight_sync import connect_weight_transfer, sync_weights
 from trainer import Trainer
 
@@ -52,20 +53,22 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, path, ti
     # A few large steps so that every greedy answer changes; then the engine must follow the trainer.
     trainer.configure_optimizer(lr=5e-3, weight_decay=0.0, warmup_steps=0)
     examples = [PromptFormat(trainer.tokenizer).example(row.question, row.answer) for row in small_bench.full[:8]]
+    trainers, samplers = TrainerGroup([trainer]), SamplerGroup([sampler])
     if path == "shm":
-        connect_weight_transfer(trainer, [sampler], "float32")
+        connect_weight_transfer(trainers, samplers, "float32")
     trainer.sft_step(examples)
-    sync_weights(trainer, sampler, "float32")
+    sync_weights(trainers, samplers, "float32")
     assert engine_ids() == trainer.greedy(questions, ENGINE.max_new_tokens)
     for _ in range(2):
         trainer.sft_step(examples)
-    sync_weights(trainer, sampler, "float32")
+    sync_weights(trainers, samplers, "float32")
     after = engine_ids()
     assert after == trainer.greedy(questions, ENGINE.max_new_tokens)
     assert sum(a != b for a, b in zip(after, before)) >= len(questions) // 2
     if path == "shm":
-        trainer.weight_sender.shutdown()
-        assert not Path(trainer.weight_sender.path).exists()  # the shared file goes with the sender
+        [sender] = trainer.weight_sender.engines
+        sender.shutdown()
+        assert not Path(sender.path).exists()  # the shared file goes with the sender
 
     if variant == "tied":  # the engine's head must have moved with the embedding it is tied to
         assert trainer.model.lm_head.weight.data_ptr() == trainer.model.model.embed_tokens.weight.data_ptr()

@@ -8,6 +8,7 @@ import pytest
 from configs import CONFIG_DIR, load_config
 from engine import Sampler
 from models.prompting import PromptFormat
+from orchestrator.groups import SamplerGroup, TrainerGroup
 from orchestrator.pmc import unlearn
 from trainer import Trainer
 
@@ -33,7 +34,8 @@ def test_resample_every_samples_only_every_kth_epoch_and_pushes_weights_only_bef
     # sampling round samples all four.
     settings = config.pmc.model_copy(update={"epochs": 5, "resample_every": 2, "num_samples": 4, "min_len": 1000})
     records = []
-    unlearn(sampler, trainer, prompts, originals, retain, settings, sampler.weight_dtype(), records.append)
+    unlearn(SamplerGroup([sampler]), TrainerGroup([trainer]), prompts, originals, retain, settings, sampler.weight_dtype(),
+            records.append)
 
     assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["sampled_questions"] for r in records] == [4, 0, 4, 0, 4]

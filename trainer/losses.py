@@ -1,8 +1,13 @@
-"""Batching and the losses. Only answer tokens count: prompt and padding positions carry label -100."""
+"""Batching and the losses. Only answer tokens count: prompt and padding positions carry label -100.
+
+A rank of a trainer group computes a loss on its share of a batch; each loss therefore takes the size of
+the whole batch (`tokens`, `sequences`; default: the share's own) and normalises by it, so that the ranks'
+losses sum to the whole batch's loss and N ranks make the update one would.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -47,35 +52,66 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     return -token_nll.sum(dim=1), (targets != IGNORE).sum(dim=1)
 
 
-def nll(logprob_sums: torch.Tensor, token_counts: torch.Tensor) -> torch.Tensor:
+def answer_tokens(examples: Sequence[Example]) -> int:
+    """How many answer tokens a batch of examples has: the `tokens` of its token means."""
+    return sum(len(example.answer_ids) for example in examples)
+
+
+def nll(logprob_sums: torch.Tensor, token_counts: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
     """Mean negative log-likelihood per answer token over the whole batch (HF's causal-LM loss)."""
-    return -logprob_sums.sum() / token_counts.sum().clamp(min=1)
+    return -logprob_sums.sum() / max(int(token_counts.sum()) if tokens is None else tokens, 1)
 
 
-def mean_token_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def mean_token_entropy(logits: torch.Tensor, labels: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
     """Mean entropy (nats) of the next-token distributions that predict answer tokens; 0 without any."""
     logits, answer = logits[:, :-1].float(), labels[:, 1:] != IGNORE
     logp = torch.log_softmax(logits[answer], dim=-1)
     entropy = -(logp.exp() * logp).sum(dim=-1)
-    return entropy.mean() if entropy.numel() else logits.new_zeros(())
+    return entropy.sum() / max(entropy.numel() if tokens is None else tokens, 1)
 
 
 # ---- the baselines PMC is compared with (each on summed answer log-probabilities per sequence) -----------
 
-def grad_ascent(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor) -> torch.Tensor:
+def grad_ascent(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
     """Gradient ascent: push the forget answers' likelihood down, i.e. minimise -NLL."""
-    return -nll(forget_logprobs, forget_counts)
+    return -nll(forget_logprobs, forget_counts, tokens)
 
 
-def npo(forget_logprobs: torch.Tensor, reference_logprobs: torch.Tensor, beta: float) -> torch.Tensor:
+def npo(forget_logprobs: torch.Tensor, reference_logprobs: torch.Tensor, beta: float,
+        sequences: int | None = None) -> torch.Tensor:
     """NPO: -(2/beta) * mean log sigmoid(-beta * (log p_theta(y|x) - log p_ref(y|x))), summed token log-probs.
 
     Unlike gradient ascent it saturates: once the model is well below the frozen reference, the push fades.
     """
-    return -(2 / beta) * torch.nn.functional.logsigmoid(-beta * (forget_logprobs - reference_logprobs)).mean()
+    terms = torch.nn.functional.logsigmoid(-beta * (forget_logprobs - reference_logprobs))
+    return -(2 / beta) * terms.sum() / (len(terms) if sequences is None else sequences)
 
 
-def simnpo(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+def simnpo(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor, beta: float, gamma: float,
+           sequences: int | None = None) -> torch.Tensor:
     """SimNPO: NPO without a reference model, on length-normalised log-probabilities with a margin gamma."""
     normalised = forget_logprobs / forget_counts.clamp(min=1)
-    return -(2 / beta) * torch.nn.functional.logsigmoid(-beta * normalised - gamma).mean()
+    terms = torch.nn.functional.logsigmoid(-beta * normalised - gamma)
+    return -(2 / beta) * terms.sum() / (len(terms) if sequences is None else sequences)
+
+
+# ---- the registry the trainer picks a method's forget loss from ------------------------------------------
+
+@dataclass(frozen=True)
+class ForgetTerms:
+    """What a forget loss may use: this rank's sequences, the whole batch's size, and the method's settings."""
+    logprobs: torch.Tensor  # summed answer log-probability per sequence
+    counts: torch.Tensor  # answer tokens per sequence
+    tokens: int  # answer tokens in the whole batch (all ranks)
+    sequences: int  # sequences in the whole batch
+    beta: float
+    gamma: float
+    reference: Callable[[], torch.Tensor]  # the frozen reference model's `logprobs` of the same sequences (NPO)
+
+
+FORGET_LOSSES: dict[str, Callable[[ForgetTerms], torch.Tensor]] = {
+    "nll": lambda t: nll(t.logprobs, t.counts, t.tokens),  # PMC (its selected answers) and IDK (refusals)
+    "grad_ascent": lambda t: grad_ascent(t.logprobs, t.counts, t.tokens),
+    "npo": lambda t: npo(t.logprobs, t.reference(), t.beta, t.sequences),
+    "simnpo": lambda t: simnpo(t.logprobs, t.counts, t.beta, t.gamma, t.sequences),
+}

@@ -2,25 +2,44 @@
 
 Master weights stay in fp32; `precision="bf16"` runs forward/backward under bf16 autocast, which pays
 only where the hardware has bf16 instructions (`"auto"` checks, see models/hardware.py).
+
+A trainer group is N Trainers, one per process, that `join_group`: one torch.distributed group (NCCL on
+GPUs, gloo on the CPU), the model sharded with FSDP2. Every rank is called with the same arguments and
+takes its share of each batch (rows rank, rank + N, ...); the losses are normalised by the whole batch, and
+gradients are summed over the ranks, so N ranks make the update one rank makes. A single Trainer is the
+N = 1 case of the same code.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
+import os
 import random
+import shutil
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
+from torch.distributed.fsdp import FSDPModule, fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from models.cache import write_file_atomically
 from models.hardware import ENGINE_DTYPES, resolve_precision
 from models.prompting import Example
-from trainer.losses import Batch, collate, grad_ascent, mean_token_entropy, nll, npo, sequence_logprobs, simnpo
+from trainer.losses import (FORGET_LOSSES, Batch, ForgetTerms, answer_tokens, collate, mean_token_entropy, nll,
+                            sequence_logprobs)
+from trainer.rendezvous import free_port, node_ip
 
+# A checkpoint of a Trainer alone is torch.distributed.checkpoint's single-process case, not a mistake.
+warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+REPLICATED_STATE = "replicated.pt"
+ON_THE_HOST = StateDictOptions(cpu_offload=True)  # a GPU's checkpoint snapshot goes to host memory, not beside it  # in a trainer state folder: what every rank holds the same (rank 0 writes it)
 
 
 def pick_device() -> torch.device:
@@ -47,6 +66,56 @@ class Trainer:
         self.entropy_weights = entropy_weights  # (forget, retain): configs.EntropyConfig, off at (0, 0)
         self.saving: threading.Thread | None = None  # the checkpoint being written, see save_state
         self.save_error: BaseException | None = None
+        self.rank, self.world_size = 0, 1  # a group of one until join_group
+        self.checkpoint_group: dist.ProcessGroup | None = None  # the group's checkpoint writes talk on their own
+
+    # ---- the trainer group --------------------------------------------------------------------------
+    def group_address(self) -> str:
+        """Where the group meets (asked of rank 0 before every rank joins): this node, a free port."""
+        return f"tcp://{node_ip()}:{free_port()}"
+
+    def join_group(self, address: str | None, rank: int, world_size: int) -> None:
+        """Become rank `rank` of `world_size` (all ranks call this at once, each with a Trainer made the same
+        way): the process group (`address` None: it exists already, e.g. torchrun's), then the model sharded,
+        each decoder layer and the rest as FSDP2 units. Call before `configure_optimizer` (the optimizer holds
+        the sharded parameters)."""
+        if address is not None:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo", init_method=address, rank=rank,
+                                    world_size=world_size)
+        self.rank, self.world_size = rank, world_size
+        self.checkpoint_group = dist.new_group(backend="gloo")
+        self.shard(self.model)
+
+    def shard(self, model: torch.nn.Module) -> None:
+        """FSDP2 over the group: each decoder layer a unit, the rest (embeddings, head) the root's (no-op alone)."""
+        if self.world_size == 1:
+            return
+        layer_types = set(getattr(model, "_no_split_modules", None) or ())
+        for module in model.modules():
+            if type(module).__name__ in layer_types:
+                fully_shard(module)
+        fully_shard(model)
+        # Sum, never average, the gradients over the ranks: each rank's loss is already its share of the whole
+        # batch's. (Averaging would halve them on two ranks, which AdamW hides until its state meets a group of
+        # another size.) Sum-only collectives, as gloo's averaging has been silently wrong (pytorch#162338).
+        for unit in model.modules():
+            if isinstance(unit, FSDPModule):
+                unit.set_gradient_divide_factor(1.0)
+                unit.set_force_sum_reduction_for_comms(True)
+
+    def my_share(self, forget: Sequence[Example], retain: Sequence[Example]) -> tuple[list, list, float]:
+        """This rank's rows of a batch (forget row i stays paired with retain row i) and its loss's weight: a
+        rank left without rows (a batch smaller than the group) runs its first row and adds nothing, as it
+        must still take part in every collective."""
+        mine = slice(self.rank, None, self.world_size)
+        if list(forget[mine]):
+            return list(forget[mine]), list(retain[mine]), 1.0
+        return list(forget[:1]), list(retain[:1]), 0.0
+
+    def summed_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            dist.all_reduce(values)
+        return values
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizer(self, lr: float, weight_decay: float, warmup_steps: int) -> None:
@@ -98,47 +167,54 @@ class Trainer:
                      forget_loss: str = "nll", beta: float = 0.1, gamma: float = 0.0) -> dict[str, float]:
         """One unlearning step: a loss on the forget examples + lambda * NLL of the paired retain examples.
 
-        `forget_loss` is "nll" for PMC (its selected self-generated answers) and IDK (refusals), or a
-        baseline's: "grad_ascent", "npo" (needs `freeze_reference` first), "simnpo". Both halves go through
-        the model in one forward pass; the retain NLL is its own token mean. With `entropy_weights` set, the
-        entropy regulariser is added.
+        `forget_loss` names an entry of trainer.losses.FORGET_LOSSES: "nll" for PMC (its selected
+        self-generated answers) and IDK (refusals), or a baseline's ("grad_ascent", "npo": needs
+        `freeze_reference` first, "simnpo"). Both halves go through the model in one forward pass; the retain
+        NLL is its own token mean. With `entropy_weights` set, the entropy regulariser is added. The logs are
+        the whole batch's, summed over the ranks.
         """
-        logits, batch = self.forward(list(forget) + list(retain))
+        if forget_loss not in FORGET_LOSSES:
+            raise ValueError(f"unknown forget loss {forget_loss!r}; known: {', '.join(FORGET_LOSSES)}")
+        my_forget, my_retain, weight = self.my_share(forget, retain)
+        logits, batch = self.forward(my_forget + my_retain)
         logprobs, counts = sequence_logprobs(logits, batch.labels)
-        k = len(forget)
-        forget_logprobs, forget_counts = logprobs[:k], counts[:k]
-        if forget_loss == "nll":
-            forget_term = nll(forget_logprobs, forget_counts)
-        elif forget_loss == "grad_ascent":
-            forget_term = grad_ascent(forget_logprobs, forget_counts)
-        elif forget_loss == "npo":
-            forget_term = npo(forget_logprobs, self.reference_logprobs(forget), beta)
-        elif forget_loss == "simnpo":
-            forget_term = simnpo(forget_logprobs, forget_counts, beta, gamma)
-        else:
-            raise ValueError(f"unknown forget loss {forget_loss!r}")
-        retain_nll = nll(logprobs[k:], counts[k:])
+        k = len(my_forget)
+        forget_tokens, retain_tokens = answer_tokens(forget), answer_tokens(retain)
+        forget_term = FORGET_LOSSES[forget_loss](ForgetTerms(
+            logprobs[:k], counts[:k], forget_tokens, len(forget), beta, gamma,
+            reference=lambda: self.reference_logprobs(my_forget)))
+        retain_nll = nll(logprobs[k:], counts[k:], retain_tokens)
         loss = forget_term + lambda_ * retain_nll
-        logs = {"forget_loss": forget_term.item(), "retain_nll": retain_nll.item()}
+        terms = {"forget_loss": forget_term, "retain_nll": retain_nll}
         if any(self.entropy_weights):
-            entropies = [mean_token_entropy(logits[part], batch.labels[part]) for part in (slice(None, k), slice(k, None))]
+            entropies = [mean_token_entropy(logits[part], batch.labels[part], tokens) for part, tokens in
+                         ((slice(None, k), forget_tokens), (slice(k, None), retain_tokens))]
             loss = loss + sum(w * h for w, h in zip(self.entropy_weights, entropies))
-            logs.update(forget_entropy=entropies[0].item(), retain_entropy=entropies[1].item())
-        self.step(loss)
-        return {"loss": loss.item(), **logs}
+            terms.update(forget_entropy=entropies[0], retain_entropy=entropies[1])
+        self.step(weight * loss)
+        return self.batch_logs({"loss": loss, **terms}, weight)
+
+    def batch_logs(self, terms: dict[str, torch.Tensor], weight: float) -> dict[str, float]:
+        """The whole batch's value of each term: the ranks' shares, summed."""
+        values = self.summed_over_ranks(torch.stack([weight * term.detach().float() for term in terms.values()]))
+        return dict(zip(terms, values.tolist()))
 
     def freeze_reference(self) -> None:
-        """Keep a frozen copy of the model as it is now (the target): NPO's reference."""
-        self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        """Keep a frozen copy of the model as it is now (the target): NPO's reference, sharded like the model."""
+        reference = AutoModelForCausalLM.from_config(self.model.config, dtype=torch.float32).to(self.device)
+        self.shard(reference)
+        reference.load_state_dict(_copied(self.model.state_dict()))
+        self.reference = reference.eval().requires_grad_(False)
 
     @torch.no_grad()
     def reference_logprobs(self, examples: Sequence[Example]) -> torch.Tensor:
         return self.answer_logprobs(examples, self.reference)[0]
 
     def sft_step(self, examples: Sequence[Example]) -> dict[str, float]:
-        loss = nll(*self.answer_logprobs(examples))
-        self.step(loss)
-        return {"loss": loss.item()}
+        mine, _, weight = self.my_share(examples, [])
+        loss = nll(*self.answer_logprobs(mine), answer_tokens(examples))
+        self.step(weight * loss)
+        return self.batch_logs({"loss": loss}, weight)
 
     # ---- epochs -------------------------------------------------------------------------------------
     def minibatches(self, items: Sequence, batch_size: int) -> Iterator[list]:
@@ -161,21 +237,29 @@ class Trainer:
         return mean_logs([self.sft_step(chunk) for chunk in self.minibatches(examples, batch_size)])
 
     # ---- weights out --------------------------------------------------------------------------------
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """The model's whole state dict: on rank 0 plain tensors (on the CPU when the group shards the model),
+        empty on the other ranks, which take part in the gather (every rank calls this)."""
+        if self.world_size == 1:
+            return self.model.state_dict()
+        return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
     def export_weights(self, dtype: str) -> dict[str, torch.Tensor]:
-        """HF-named CPU tensors in the engine's dtype, as a checkpoint would hold them.
+        """HF-named CPU tensors in the engine's dtype, as a checkpoint would hold them (rank 0; {} elsewhere).
 
         The full state dict, so a tied output head is sent under its own name too: vLLM's reload on the
         CPU leaves a tied head stale when only the embedding arrives (tests/test_engine.py checks both).
         """
         target = ENGINE_DTYPES[dtype]
-        return {name: t.detach().to("cpu", target).contiguous() for name, t in self.model.state_dict().items()}
+        return {name: t.detach().to("cpu", target).contiguous() for name, t in self.full_state_dict().items()}
 
-    def connect_engines(self, client, dtype: str) -> None:
-        """Push weights from now on through vLLM's weight-transfer interface to the engines behind `client`
-        (vLLM's client protocol), in their `dtype`: shared memory, so trainer and engines share a node."""
+    def connect_engines(self, clients: list, dtype: str, backend: str, engine_workers: int = 1) -> None:
+        """Push weights from now on through vLLM's weight-transfer interface with `backend` to the engines
+        behind `clients` (vLLM's client protocol), whose weights are in `dtype` (see
+        engine.weight_transfer.connect). Every rank calls this and every push; rank 0 sends."""
         from engine.weight_transfer import connect  # vLLM is imported only where engines are pushed to
 
-        self.weight_sender = connect(self.model, client, dtype)
+        self.weight_sender = connect(self.model, clients, dtype, backend, self.rank, engine_workers)
 
     @property
     def pushes_weights(self) -> bool:
@@ -199,26 +283,38 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_state(self, path: Path | str, then_write: dict[str, str] | None = None) -> None:
-        """Everything training continues from: weights, optimizer and scheduler state, the random streams
-        (minibatch order, retain pairing, torch's).
+        """Everything training continues from, in the folder `path`: weights and optimizer state (each rank
+        its shards, torch.distributed.checkpoint: a state loads into a group of any size), the scheduler and
+        the random streams (minibatch order, retain pairing, torch's: the same on every rank).
 
         A copy is taken now and written by a thread while training goes on (writing 1.6 GB for the 135M model
-        takes seconds); then the `then_write` files (path -> text), which point at the state, appear. Each
-        file appears whole or not at all. A second save first waits for the one before (`wait_for_saves`).
+        takes seconds); then rank 0 moves the folder into place and writes the `then_write` files (path ->
+        text), which point at it. Each appears whole or not at all. A second save first waits for the one
+        before (`wait_for_saves`). Every rank calls this.
         """
         self.wait_for_saves()
-        state = _copied({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                         "scheduler": self.scheduler.state_dict(), "rng": self.rng.getstate(),
-                         "torch_rng": torch.get_rng_state()})
-        files = {Path(path): state, **{Path(name): text for name, text in (then_write or {}).items()}}
-        self.saving = threading.Thread(target=self._write_files, args=(files,), name="checkpoint-writer")
+        model_state, optimizer_state = get_state_dict(self.model, self.optimizer, options=ON_THE_HOST)
+        shards = _copied({"model": model_state, "optimizer": optimizer_state})
+        replicated = {"scheduler": self.scheduler.state_dict(), "rng": self.rng.getstate(),
+                      "torch_rng": torch.get_rng_state()}
+        self.saving = threading.Thread(target=self._write_state, args=(Path(path), shards, replicated, then_write or {}),
+                                       name="checkpoint-writer")
         self.saving.start()
 
-    def _write_files(self, files: dict[Path, object]) -> None:
+    def _write_state(self, path: Path, shards: dict, replicated: dict, then_write: dict[str, str]) -> None:
         try:
-            for path, content in files.items():
-                write_file_atomically(path, lambda tmp: tmp.write_text(content) if isinstance(content, str)
-                                      else torch.save(content, tmp))
+            building = path.with_name(path.name + ".writing")
+            if self.rank == 0:
+                shutil.rmtree(building, ignore_errors=True)  # left by a job killed while writing
+            if self.world_size > 1:  # on a group of its own: training's collectives go on meanwhile
+                dist.barrier(group=self.checkpoint_group)
+            dcp.save(shards, checkpoint_id=building, process_group=self.checkpoint_group)
+            if self.rank == 0:  # every rank's shards are written once dcp.save returns on rank 0
+                torch.save(replicated, building / REPLICATED_STATE)
+                shutil.rmtree(path, ignore_errors=True)  # a state of the same name that nothing points at any more
+                os.replace(building, path)
+                for name, text in then_write.items():
+                    write_file_atomically(Path(name), lambda tmp: tmp.write_text(text))
         except BaseException as err:  # noqa: BLE001 - handed to the caller by wait_for_saves
             self.save_error = err
 
@@ -232,19 +328,26 @@ class Trainer:
             raise error
 
     def load_state(self, path: Path | str) -> None:
-        """Continue where `save_state` left off (the optimizer configured as it was then)."""
+        """Continue where `save_state` left off (the optimizer configured as it was then), whatever the size of
+        the group that saved it. Every rank calls this."""
         assert self.optimizer is not None, "configure_optimizer first"
         self.wait_for_saves()
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
+        model_state, optimizer_state = get_state_dict(self.model, self.optimizer, options=ON_THE_HOST)
+        shards = {"model": model_state, "optimizer": optimizer_state}
+        dcp.load(shards, checkpoint_id=Path(path), process_group=self.checkpoint_group)
+        set_state_dict(self.model, self.optimizer, model_state_dict=shards["model"],
+                       optim_state_dict=shards["optimizer"])
+        replicated = torch.load(Path(path) / REPLICATED_STATE, weights_only=True)
+        self.scheduler.load_state_dict(replicated["scheduler"])
+        self.rng.setstate(replicated["rng"])
+        torch.set_rng_state(replicated["torch_rng"])
 
     def save(self, folder: Path | str) -> None:
-        self.model.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
+        """The model as a Hugging Face folder (rank 0 writes; every rank calls this)."""
+        state = self.full_state_dict()
+        if self.rank == 0:
+            self.model.save_pretrained(folder, state_dict=state)
+            self.tokenizer.save_pretrained(folder)
 
 
 def _copied(state):
@@ -266,3 +369,4 @@ def mean_logs(logs: list[dict[str, float]]) -> dict[str, float]:
 
 def steps_per_epoch(rows: int, batch_size: int) -> int:
     return math.ceil(rows / batch_size)
+
