@@ -123,3 +123,22 @@ def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, sma
     sharpened = forget_entropy_after_steps((5.0, 0.0))[1]
     # Same seed, same data: only the regulariser's sign differs, and the forget entropy moves the way it says.
     assert widened["forget_entropy"] > sharpened["forget_entropy"] + 0.1
+
+
+# ---- shares of a batch (the ranks of a trainer group) -------------------------------------------------
+
+from trainer.losses import FORGET_LOSSES, ForgetTerms  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(FORGET_LOSSES))
+def test_each_forget_loss_over_the_shares_of_a_batch_sums_to_the_whole_batchs(name):
+    """What N ranks of a trainer group compute: each its rows, normalised by the whole batch's size."""
+    logprobs, counts = torch.tensor([-3.0, -8.0, -1.5, -6.0, -2.0]), torch.tensor([3, 4, 1, 5, 2])
+    reference = torch.tensor([-2.0, -9.0, -1.0, -6.5, -4.0])
+    terms = lambda part: ForgetTerms(logprobs[part], counts[part], tokens=int(counts.sum()), sequences=5, beta=0.5,
+                                     gamma=0.1, reference=lambda: reference[part])
+    whole = FORGET_LOSSES[name](terms(slice(None)))
+    shares = [FORGET_LOSSES[name](terms(slice(rank, None, 2))) for rank in range(2)]
+    assert sum(shares).item() == pytest.approx(whole.item(), rel=1e-6)
+    assert nll(logprobs[::2], counts[::2], tokens=15) + nll(logprobs[1::2], counts[1::2], tokens=15) == pytest.approx(
+        nll(logprobs, counts).item(), rel=1e-6)
