@@ -24,7 +24,7 @@ from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 from configs import EngineConfig
-from engine.weight_transfer import engine_backend  # importing it registers the shm backend in this process
+from engine.weight_transfer import OBJECT_STORE, engine_backend  # importing it registers the shm backend in this process
 from models.hardware import resolve_engine_dtype
 
 
@@ -60,7 +60,7 @@ class Sampler:
             if cuda
             else {"kv_cache_memory_bytes": config.kv_cache_memory_bytes, "enable_chunked_prefill": False}
         )
-        if self.transfer != "object_store":
+        if self.transfer != OBJECT_STORE:
             device["weight_transfer_config"] = {"backend": self.transfer}  # pushes through vLLM's own interface
         self.llm = LLM(
             model=str(model_dir),

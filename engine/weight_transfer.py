@@ -33,6 +33,7 @@ from models.hardware import ENGINE_DTYPES
 from trainer.rendezvous import free_port, node_ip
 
 BACKEND = "shm"
+OBJECT_STORE = "object_store"  # no backend: the engine takes state dicts (Sampler.load_weights) only
 SHM_DIR = "/dev/shm"
 
 

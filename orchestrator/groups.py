@@ -52,7 +52,7 @@ class SamplerGroup:
 
     def _split(self, method: str, prompts: Sequence, arguments) -> list:
         parts = [part for part in split(len(prompts), len(self.members)) if part.stop > part.start]
-        calls = [((list(prompts[part]), *arguments(part)[0]), arguments(part)[1]) for part in parts]
+        calls = [((list(prompts[part]), *args), kwargs) for part in parts for args, kwargs in [arguments(part)]]
         answers = call_each(self.members[:len(parts)], method, calls)
         return [answer for part in answers for answer in part]
 

@@ -11,9 +11,10 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
         5. push the new weights to the sampling engine, so the next round samples the changed model
 
 The sampler and trainer are groups (orchestrator/groups.py) of engines and trainer ranks, Ray actors or,
-alone, plain objects: the loop is the same. The retain NLL is what keeps the collapse *partial*. Each question's candidates in each round
-are drawn with a seed of their own, so a round samples the same whatever the engine did before (a cached
-or fresh evaluation, a resumed job): with `checkpoints`, a killed job resumes after its last round.
+alone, plain objects: the loop is the same. The retain NLL is what keeps the collapse *partial*. Each
+question's candidates in each round are drawn with a seed of their own, so a round samples the same
+whatever the engine did before (a cached or fresh evaluation, a resumed job): with `checkpoints`, a killed
+job resumes after its last round.
 """
 from __future__ import annotations
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
 
-from engine.weight_transfer import BACKEND as SHARED_MEMORY, DirectClient
+from engine.weight_transfer import BACKEND as SHARED_MEMORY, OBJECT_STORE, DirectClient
 from orchestrator.actors import ActorProxy
 from orchestrator.groups import SamplerGroup, TrainerGroup
-
-OBJECT_STORE = "object_store"
+from orchestrator.placement import SAMPLER, TRAINER
 
 
 def set_up_weight_transfer(setting: str, trainers: TrainerGroup, samplers: SamplerGroup, placed: dict,
@@ -27,7 +26,7 @@ def set_up_weight_transfer(setting: str, trainers: TrainerGroup, samplers: Sampl
     backend = samplers.transfer_backend()
     if backend == SHARED_MEMORY and setting == "auto":
         nodes = {where["node_id"] for label, where in placed["roles"].items()
-                 if label.startswith("sampler ") or label == "trainer 0"}
+                 if label.startswith(f"{SAMPLER} ") or label == f"{TRAINER} 0"}
         backend = SHARED_MEMORY if len(nodes) == 1 else OBJECT_STORE
     if backend != OBJECT_STORE:
         connect_weight_transfer(trainers, samplers, dtype, backend, engine_workers)

@@ -108,8 +108,9 @@ class Trainer:
         rank left without rows (a batch smaller than the group) runs its first row and adds nothing, as it
         must still take part in every collective."""
         mine = slice(self.rank, None, self.world_size)
-        if list(forget[mine]):
-            return list(forget[mine]), list(retain[mine]), 1.0
+        my_forget, my_retain = list(forget[mine]), list(retain[mine])
+        if my_forget:
+            return my_forget, my_retain, 1.0
         return list(forget[:1]), list(retain[:1]), 0.0
 
     def summed_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
@@ -369,4 +370,3 @@ def mean_logs(logs: list[dict[str, float]]) -> dict[str, float]:
 
 def steps_per_epoch(rows: int, batch_size: int) -> int:
     return math.ceil(rows / batch_size)
-
