@@ -11,13 +11,14 @@ SET ?=
 RUNS ?=
 METHODS ?=
 BATCH ?= configs/batch/smoke.yaml
+VARIANT ?= cpu
 export PYTHONUNBUFFERED := 1
 export VLLM_LOGGING_LEVEL ?= WARNING
 
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test bench bench-sync device-check clean
+.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test bench bench-sync bench-ttq device-check image image-smoke clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -62,9 +63,23 @@ bench: $(VENV_STAMP)
 bench-sync: $(VENV_STAMP)
 	$(PYTHON) scripts/bench_sync.py --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
+# Time to a forgotten model: the project's PMC job against the reference-style loop (scripts/reference_pmc.py),
+# same target and settings, back to back: both loops' times, their ratio, both after-metrics.
+bench-ttq: $(VENV_STAMP)
+	$(PYTHON) scripts/bench_ttq.py --config $(CONFIG) $(foreach s,$(SET),--set $(s))
+
 # For a GPU machine with torch and transformers (no .venv, no vLLM needed): see scripts/device_check.sh.
 device-check:
 	bash scripts/device_check.sh
+
+# The container image (docker/Dockerfile) with docker or podman: VARIANT=cpu|cuda. image-smoke runs `make smoke`
+# inside the CPU image with runs/ mounted and checks the run folder it leaves (scripts/image.sh); SAME_AS=runs/smoke
+# also checks that its numbers equal those of that run, made outside the image.
+image:
+	bash scripts/image.sh build $(VARIANT)
+
+image-smoke:
+	bash scripts/image.sh smoke cpu
 
 clean:
 	rm -rf runs .cache

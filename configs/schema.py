@@ -118,6 +118,15 @@ class FinetuneConfig(Strict):
     seed: WholeInt = 0
 
 
+class StopConfig(Strict):
+    """PMC's stop rule: after each round, the engine answers the forget questions greedily; the job ends once
+    every question's selected answer is at score 0 and that greedy check (mean ROUGE-L recall of the original
+    answers) has stayed <= `threshold` for `patience` rounds in a row. `epochs` stays the cap."""
+
+    patience: WholeInt = Field(0, ge=0, description="rounds in a row the check must pass before PMC stops (0: off)")
+    threshold: FiniteFloat = Field(0.05, ge=0, le=1, description="greedy forget ROUGE-L at or below which a round passes")
+
+
 class PMCConfig(Strict):
     """Partial Model Collapse, with the reference implementation's setting names."""
 
@@ -133,6 +142,7 @@ class PMCConfig(Strict):
     weight_decay: FiniteFloat = Field(0.01, ge=0)
     warmup_epochs: FiniteFloat = Field(1.0, ge=0)
     seed: WholeInt = 0
+    stop: StopConfig = StopConfig()
 
 
 class BaselineConfig(Strict):

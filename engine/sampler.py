@@ -26,6 +26,7 @@ from vllm.inputs import TokensPrompt
 from configs import EngineConfig
 from engine.weight_transfer import OBJECT_STORE, engine_backend  # importing it registers the shm backend in this process
 from models.hardware import resolve_engine_dtype
+from telemetry.console import quiet_engine, verbose
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,14 @@ class Sampler:
         )
         if self.transfer != OBJECT_STORE:
             device["weight_transfer_config"] = {"backend": self.transfer}  # pushes through vLLM's own interface
+        quiet_engine()
         self.llm = LLM(
             model=str(model_dir),
             dtype=self.dtype,
             enforce_eager=True,
             max_model_len=config.max_model_len,
             seed=config.seed,
+            use_tqdm_on_load=verbose(),  # its shard-loading bar, a line per engine start otherwise
             **device,
         )
 

@@ -26,6 +26,7 @@ COLUMNS = (  # (label, how to read it from a state's metrics)
     ("max ROUGE-L under sampling", lambda m: m["sampling"]["max_rouge_l"]),
     ("leak share", lambda m: m["sampling"]["leak_share"]),
     ("over-unlearning: share halved", lambda m: (m.get("over_unlearning") or {}).get("share_halved")),
+    ("forget answers broken", lambda m: (m.get("fluency") or {}).get("broken_share")),
 )
 
 

@@ -23,6 +23,11 @@ SAMPLING_ROWS = (
     ("expected_rouge_l_upper", "upper bound on E[ROUGE-L] (DKW)", "{:.3f}"),
     ("std_rouge_l_upper", "upper bound on std of ROUGE-L (DKW)", "{:.3f}"),
 )
+FLUENCY_ROWS = (
+    ("nll_per_token", "base model's NLL per token of the greedy forget answers", "{:.3f}"),
+    ("broken_share", "share of them called broken (empty, or NLL per token above the threshold)", "{:.3f}"),
+    ("threshold", "threshold: the highest NLL per token of the data's own forget answers", "{:.3f}"),
+)
 OVER_UNLEARNING_ROWS = (
     ("count", "contexts", "{:d}"),
     ("mean_prob_before", "mean p(token \\| context), target", "{:.4f}"),
@@ -59,6 +64,10 @@ def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict
     lines += [_row(label, [metrics[n]["sampling"][key] for n in names], fmt) for key, label, fmt in SAMPLING_ROWS]
     if "sampling" in plots:
         lines += ["", f"![ROUGE-L under sampling]({plots['sampling']})"]
+    if all("fluency" in metrics[n] for n in names):
+        lines += ["", "## Fluency of the forget answers (judged by the base model, evaluation/fluency.py)", "",
+                  _header(names)]
+        lines += [_row(label, [metrics[n]["fluency"][key] for n in names], fmt) for key, label, fmt in FLUENCY_ROWS]
     over = metrics[names[-1]].get("over_unlearning")
     if over:
         lines += ["", "## Over-unlearning: forget-answer tokens in unrelated text", "", "| | |", "|---|---|"]

@@ -17,23 +17,26 @@ from evaluation.over_unlearning import Context, summarise_changes
 from evaluation.rouge import rouge_l_recall
 from evaluation.tofu_metrics import forget_quality, model_utility
 from models.prompting import Example, PromptFormat
+from telemetry.console import Progress
 from telemetry.timing import StageTimer
 
 
 def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,
-                   score: Scorer, contexts: Sequence[Context], config: EvalConfig) -> dict:
+                   score: Scorer, contexts: Sequence[Context], config: EvalConfig, label: str) -> dict:
+    """`label` names the evaluation's progress bar (its four parts) on the console."""
     timer = StageTimer()
-    with timer("greedy"):
-        greedy = evaluate(eval_set, answer)
-    with timer("logprobs"):
-        probabilities = logprob_metrics(eval_set, prompt, score)
+    with Progress(label, total=4, unit="parts") as parts:
+        with timer("greedy"), parts.part("greedy answers"):
+            greedy = evaluate(eval_set, answer)
+        with timer("logprobs"), parts.part("probabilities"):
+            probabilities = logprob_metrics(eval_set, prompt, score)
+        with timer("sampling"), parts.part("sampling"):
+            sampling, sample_scores = sample_forget_answers(eval_set, prompt, sampler, config)
+        with timer("over_unlearning"), parts.part("over-unlearning"):
+            context_probs = [math.exp(logprob) for logprob, _ in
+                             score([Example(c.prompt_ids, (c.token_id,)) for c in contexts])] if contexts else []
     rouge = {split: greedy["metrics"][f"{split}_rouge_l"] for split in UTILITY_SPLITS
              if f"{split}_rouge_l" in greedy["metrics"]}
-    with timer("sampling"):
-        sampling, sample_scores = sample_forget_answers(eval_set, prompt, sampler, config)
-    with timer("over_unlearning"):
-        context_probs = [math.exp(logprob) for logprob, _ in
-                         score([Example(c.prompt_ids, (c.token_id,)) for c in contexts])] if contexts else []
     metrics = {
         **greedy["metrics"],
         "prob": probabilities["prob"],

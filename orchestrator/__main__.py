@@ -12,6 +12,7 @@ Bad input (config, data, model folder, arguments) is refused before anything is 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
@@ -20,6 +21,7 @@ from data import DataError
 from models import ModelError
 from orchestrator.errors import JobError
 from orchestrator.inputs import check_inputs
+from telemetry.console import captured, show, summary_lines
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = load_method_config(args.config, args.overrides)
             check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
-            from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the config is sound
+            # From the imports on, what the libraries print goes to the run's log.txt, not the console
+            # (VERBOSE=1: both); the console gets progress bars and the summary (telemetry/console.py).
+            with captured():
+                from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the config is sound
 
-            folder = (run_unlearning if args.command == "unlearn" else run_evaluation)(config)
+                folder = (run_unlearning if args.command == "unlearn" else run_evaluation)(config)
+                for line in summary_lines(json.loads((folder / "eval.json").read_text()), folder):
+                    show(line)
     except (ConfigError, DataError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

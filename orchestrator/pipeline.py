@@ -17,6 +17,7 @@ from transformers import AutoTokenizer
 from configs import RunConfig
 from data import QA, Benchmark
 from data.corpus import load_corpus
+from evaluation.fluency import FluencyJudge, add_fluency
 from evaluation.greedy import EvalSet, build_eval_set
 from evaluation.logprobs import logprob_metrics
 from evaluation.over_unlearning import collect_contexts, forget_token_ids
@@ -36,12 +37,15 @@ from orchestrator.placement import Placement, job_placement
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder, package_versions
 from orchestrator.weight_sync import set_up_weight_transfer
+from telemetry.console import Progress, captured, keep_log, show, worker_env
 from telemetry.timing import StageTimer
 from trainer.finetune import finetune_target, target_cache_key
 
 
+@captured()
 def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = None) -> Path:
-    """The whole job; `report` also gets each round's metrics (a batch trial passes them on to Ray Tune)."""
+    """The whole job; `report` also gets each round's metrics (a batch trial passes them on to Ray Tune).
+    Its output, and what Ray forwards from its actors, goes into the run's log.txt (telemetry/console.py)."""
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):  # everything that can refuse bad input, before anything is written
         bench, base_dir, prompt = prepare(config)
@@ -50,8 +54,8 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
         retain = [prompt.example(row.question, row.answer) for row in bench.retain]
         contexts = over_unlearning_contexts(prompt, bench, config)
     run = RunFolder(config, extra=resolved_settings(base_dir, prompt, bench))
-    print(f"run folder (while running): {run.path}"
-          + (f", resuming after round {run.resumed}" if run.resumed else ""), flush=True)
+    keep_log(run.path / "log.txt")
+    show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
 
     with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
         with timer("target_finetune"):
@@ -60,7 +64,7 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
             target_built = run.target_record(target_dir, finetuned_now)
         with timer("retain_model"):
             retain_ratios = retain_model_ratios(base_dir, bench, eval_set, prompt, config, placement, actors)
-        with timer("engine_start"):
+        with timer("engine_start"), Progress("engine and trainer start", total=1) as starting:
             sampler = start_samplers(target_dir, config, placement)
             actors += sampler.members
             trainer = start_trainers(target_dir, config, placement, seed=config.pmc.seed)
@@ -70,21 +74,26 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
             transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype,
                                               config.engine.tensor_parallel_size)
             run.write_json("placement.json", {**placed, "weight_transfer": transfer})
-        evaluate_now = lambda: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
+            starting.update()
+        evaluate_now = lambda label: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config, label)
         with timer("eval_before"):
-            before = evaluate_target_once(target_dir, prompt, config, evaluate_now)
+            before = evaluate_target_once(target_dir, prompt, config, lambda: evaluate_now("evaluation (target)"))
         originals = [row["answer"] for row in before["answers"]["forget"]]
         print(f"target model: {headline(before)}", flush=True)
 
-        with timer("unlearning"):
+        with timer("unlearning"), Progress(f"unlearning ({config.method})", config.pmc.epochs, "rounds",
+                                           initial=run.resumed or 0) as rounds_done:
             def log_round(record: dict) -> None:
                 run.append_metrics(record)
                 if report:
                     report(record)
+                selected = "selected_score_mean" in record  # PMC's; the baselines select nothing
                 print(f"{config.method} round {record['epoch']}: loss {record['loss']:.3f}"
                       + (f", selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
-                         f"/{record['questions']}" if "selected_score_mean" in record else "")
+                         f"/{record['questions']}" if selected else "")
                       + f", seconds {record['seconds']}", flush=True)
+                rounds_done.update(1, (f"selected score {record['selected_score_mean']:.3f}, " if selected else "")
+                                   + f"loss {record['loss']:.3f}")
             if config.method == "pmc":
                 unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype,
                         log=log_round, checkpoints=run.checkpoints)
@@ -95,13 +104,17 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
             run.checkpoints.wait(trainer)
 
         with timer("eval_after"):
-            after = evaluate_now()
+            after = evaluate_now(f"evaluation (after {config.method})")
         with timer("save_model"):
             trainer.save(str((run.path / "model").resolve()))
             prompt.record(run.path / "model")
     for state in (before, after):
         add_forget_quality(state, retain_ratios)
     add_over_unlearning(before, after)
+    with timer("fluency"):  # judged by the base model, which never saw the forget facts
+        judge = FluencyJudge(base_dir, prompt, [(row.question, row.answer) for row in bench.forget])
+        for state in (before, after):
+            add_fluency(state, judge)
     print(f"after {config.method}: {headline(after)}", flush=True)
 
     evaluation = {"before": before["metrics"], "after": after["metrics"],
@@ -114,6 +127,7 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
     return run.finish()
 
 
+@captured()
 def run_evaluation(config: RunConfig) -> Path:
     """Evaluate a model folder as it is (no fine-tune, no unlearning): the same eval.json and report."""
     started, timer = time.perf_counter(), StageTimer()
@@ -122,6 +136,8 @@ def run_evaluation(config: RunConfig) -> Path:
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
     run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench))
+    keep_log(run.path / "log.txt")
+    show(f"run folder (while running): {run.path}")
     with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
         with timer("retain_model"):
             retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, placement, actors)
@@ -131,7 +147,7 @@ def run_evaluation(config: RunConfig) -> Path:
             trainer = start_trainers(model_dir, config, placement, seed=0)
             actors += trainer.members
             run.write_json("placement.json", placement.record(actors))
-            state = evaluate_with(sampler, trainer, eval_set, prompt, contexts, config)
+            state = evaluate_with(sampler, trainer, eval_set, prompt, contexts, config, "evaluation")
     add_forget_quality(state, retain_ratios)
     print(f"model: {headline(state)}", flush=True)
     evaluation = {"model": state["metrics"], "wall_time_s": round(time.perf_counter() - started, 2),
@@ -198,14 +214,20 @@ def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerp
     folder = finetuned_dir(base_dir, rows_fingerprint, prompt, config)
     with building(folder):
         if (folder / "config.json").is_file():
-            print(f"{role} model: cached at {folder}", flush=True)
+            show(f"{role} model: cached at {folder}")
             return folder, False
-        print(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}", flush=True)
+        show(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}")
         pairs = [(row.question, row.answer) for row in rows]
         task = ray.remote(finetune_target).options(**placement.options(f"{role} fine-tune"))
-        log = ray.get(task.remote(str(base_dir), pairs, config.target, str(folder),
-                                  resolve_precision(config.precision), config.threads, prompt.style))
-    print(f"{role} model: final loss {log[-1]['loss']:.4f} after {log[-1]['elapsed_s']} s", flush=True)
+        epochs = config.target.epochs
+        with Progress(f"{role} fine-tune", epochs, "epochs") as progress:
+            for epoch_done in task.remote(str(base_dir), pairs, config.target, str(folder),
+                                          resolve_precision(config.precision), config.threads, prompt.style):
+                record = ray.get(epoch_done)  # streamed by the task as each epoch ends
+                print(f"{role} fine-tune: epoch {record['epoch']}/{epochs}, loss {record['loss']:.4f}, "
+                      f"{record['elapsed_s']} s", flush=True)
+                progress.update(1, f"loss {record['loss']:.3f}")
+    print(f"{role} model: final loss {record['loss']:.4f} after {record['elapsed_s']} s", flush=True)
     return folder, True
 
 
@@ -227,10 +249,13 @@ def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, pro
             actors.remove(member)
 
 
-def evaluate_with(sampler, trainer, eval_set: EvalSet, prompt: PromptFormat, contexts, config: RunConfig) -> dict:
-    """The full evaluation of the model state the two actors hold now (they hold the same weights)."""
+def evaluate_with(sampler, trainer, eval_set: EvalSet, prompt: PromptFormat, contexts, config: RunConfig,
+                  label: str) -> dict:
+    """The full evaluation of the model state the two actors hold now (they hold the same weights); `label`
+    names it on the console."""
     return evaluate_state(eval_set, prompt, greedy_answerer(sampler, prompt), sampler,
-                          lambda examples: trainer.score(examples, config.eval.score_batch_size), contexts, config.eval)
+                          lambda examples: trainer.score(examples, config.eval.score_batch_size), contexts, config.eval,
+                          label)
 
 
 def evaluate_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig, evaluate: Callable[[], dict]) -> dict:
@@ -243,7 +268,7 @@ def evaluate_target_once(target_dir: Path, prompt: PromptFormat, config: RunConf
                 "precision": resolve_precision(config.precision), "versions": package_versions()}
     folder = config.cache_dir / "evaluations" / settings_key(settings)
     if folder.is_dir():
-        print(f"target model evaluation: cached at {folder}", flush=True)
+        show(f"target model evaluation: cached at {folder}")
     build_folder_once(folder, lambda tmp: (tmp / "state.json").write_text(json.dumps(evaluate())))
     return json.loads((folder / "state.json").read_text())
 
@@ -289,7 +314,7 @@ def ray_session(num_cpus: float = 0, env: dict[str, str] | None = None) -> Itera
         return
     address = os.environ.get("RAY_ADDRESS")
     auth_mode = os.environ.get("RAY_AUTH_MODE")
-    runtime_env = {"env_vars": env} if env else None
+    runtime_env = {"env_vars": {**worker_env(), **(env or {})}}  # the console's: quiet libraries, or VERBOSE
     if address:
         ray.init(address=address, runtime_env=runtime_env)
     else:

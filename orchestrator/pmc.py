@@ -9,6 +9,8 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
         3. select the lowest-scoring candidate; keep it only if it does not score above the cached one
         4. fine-tune on the selected answers + lambda * NLL of random retain rows (never on the secret)
         5. push the new weights to the sampling engine, so the next round samples the changed model
+        6. (with `stop.patience`) stop early once every question is at score 0 and the greedy forget answers'
+           ROUGE-L against the originals has stayed <= `stop.threshold` for `patience` rounds
 
 The sampler and trainer are groups (orchestrator/groups.py) of engines and trainer ranks, Ray actors or,
 alone, plain objects: the loop is the same. The retain NLL is what keeps the collapse *partial*. Each
@@ -23,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from configs import PMCConfig
+from evaluation.rouge import rouge_l_recall
 from models.prompting import Example
 from orchestrator.weight_sync import sync_weights
 from orchestrator.checkpoint import Checkpoints
@@ -47,14 +50,14 @@ def unlearn(
     cache = SelectionCache(originals, config.min_len)
     per_epoch = steps_per_epoch(len(forget_prompts), config.batch_size)
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
-    first = 1
+    first, held = 1, 0  # held: rounds in a row that passed the stop rule's check
     if checkpoints and (saved := checkpoints.resume(trainer)):  # a resumed job: on from its last round
         sampler.rest()
         for trained_on in saved.replay:  # the rounds since the last full trainer state, trained again exactly
             cache.restore(trained_on)
             trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_, config.batch_size)
         cache.restore(saved.selections)
-        first = saved.round + 1
+        first, held = saved.round + 1, saved.records[-1].get("stop_held", 0)
         sync_weights(trainer, sampler, engine_dtype)
 
     for epoch in range(first, config.epochs + 1):
@@ -73,9 +76,12 @@ def unlearn(
             sampler.rest()
             losses = trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_,
                                            config.batch_size)
-        if epoch == config.epochs or samples_next_epoch(epoch, cache, config):
-            with timer("weight_sync"):  # 5. (only when the engine will be used: sampling or evaluation)
+        if epoch == config.epochs or config.stop.patience or samples_next_epoch(epoch, cache, config):
+            with timer("weight_sync"):  # 5. (only when the engine will be used: sampling, the check, evaluation)
                 sync_weights(trainer, sampler, engine_dtype)
+        if config.stop.patience:
+            with timer("stop_check"):  # 6.
+                check = greedy_forget_score(sampler, forget_prompts, originals)
 
         scores = [sel.score for sel in cache.selections()]
         record = {
@@ -89,10 +95,24 @@ def unlearn(
             **losses,
             "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in STAGES},
         }
+        if config.stop.patience:
+            collapsed = record["questions_at_zero"] == len(forget_prompts) and check <= config.stop.threshold
+            held = held + 1 if collapsed else 0
+            record.update(greedy_forget_score=check, stop_held=held, stopped=held >= config.stop.patience)
+            record["seconds"]["stop_check"] = timer.seconds["stop_check"]
         if checkpoints:
             checkpoints.save(trainer, epoch, record, cache.to_records())
         log(record)
+        if config.stop.patience and held >= config.stop.patience:
+            break
     return cache
+
+
+def greedy_forget_score(sampler, forget_prompts: Sequence[tuple[int, ...]], originals: Sequence[str]) -> float:
+    """The stop rule's check: mean ROUGE-L recall of the original answers in the current model's greedy answers
+    (the model's own earlier answers, as in selection; the data set's answers are for the evaluation only)."""
+    answers = sampler.greedy(forget_prompts)
+    return sum(rouge_l_recall(original, answer.text) for original, answer in zip(originals, answers)) / len(originals)
 
 
 def training_examples(forget_prompts: Sequence[tuple[int, ...]], cache: SelectionCache) -> list[Example]:

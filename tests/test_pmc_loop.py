@@ -6,7 +6,9 @@ import gc
 import pytest
 
 from configs import CONFIG_DIR, load_config
+from configs.schema import StopConfig
 from engine import Sampler
+from evaluation.rouge import rouge_l_recall
 from models.prompting import PromptFormat
 from orchestrator.groups import SamplerGroup, TrainerGroup
 from orchestrator.pmc import unlearn
@@ -22,20 +24,26 @@ def engine_and_trainer(tiny_model):
     gc.collect()
 
 
-def test_resample_every_samples_only_every_kth_epoch_and_pushes_weights_only_before_the_engine_is_used(
-        engine_and_trainer, small_bench):
+def run_pmc(engine_and_trainer, small_bench, **settings):
+    """PMC on four forget rows, four candidates each, the smoke preset's other settings but `settings`."""
     config, sampler, trainer = engine_and_trainer
     prompt = PromptFormat(trainer.tokenizer)
     rows = small_bench.forget[:4]
     prompts = [prompt.prompt(row.question) for row in rows]
     retain = [prompt.example(row.question, row.answer) for row in small_bench.retain[:4]]
     originals = [row.answer for row in rows]
+    pmc = config.pmc.model_copy(update={"num_samples": 4, **settings})
+    records = []
+    unlearn(SamplerGroup([sampler]), TrainerGroup([trainer]), prompts, originals, retain, pmc, sampler.weight_dtype(),
+            records.append)
+    return records, sampler, prompts, originals
+
+
+def test_resample_every_samples_only_every_kth_epoch_and_pushes_weights_only_before_the_engine_is_used(
+        engine_and_trainer, small_bench):
     # min_len above any answer's length adds exp(-words) > 0 to every score: no question is ever done, so every
     # sampling round samples all four.
-    settings = config.pmc.model_copy(update={"epochs": 5, "resample_every": 2, "num_samples": 4, "min_len": 1000})
-    records = []
-    unlearn(SamplerGroup([sampler]), TrainerGroup([trainer]), prompts, originals, retain, settings, sampler.weight_dtype(),
-            records.append)
+    records, *_ = run_pmc(engine_and_trainer, small_bench, epochs=5, resample_every=2, min_len=1000)
 
     assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["sampled_questions"] for r in records] == [4, 0, 4, 0, 4]
@@ -46,3 +54,28 @@ def test_resample_every_samples_only_every_kth_epoch_and_pushes_weights_only_bef
     # Between sampling rounds the selections stay what they were.
     assert records[1]["selected_score_mean"] == records[0]["selected_score_mean"]
     assert records[3]["selected_score_mean"] == records[2]["selected_score_mean"]
+
+
+def test_the_stop_rule_ends_pmc_once_the_greedy_check_has_held_for_patience_rounds(engine_and_trainer, small_bench):
+    stop = {"patience": 2, "threshold": 1.0}  # every round passes once all questions are at zero
+    records, sampler, prompts, originals = run_pmc(engine_and_trainer, small_bench, epochs=12,
+                                                         stop=StopConfig(**stop))
+    held = 0
+    for record in records:  # the rule, recomputed from each round's own figures
+        held = held + 1 if record["questions_at_zero"] == 4 and record["greedy_forget_score"] <= 1.0 else 0
+        assert record["stop_held"] == held
+        assert record["seconds"]["weight_sync"] > 0  # the check needs the new weights every round
+    assert held == 2 and records[-1]["stopped"] and not any(r["stopped"] for r in records[:-1])
+    assert len(records) < 12
+    # The last check, computed again from the engine's answers now.
+    answers = sampler.greedy(prompts)
+    expected = sum(rouge_l_recall(o, a.text) for o, a in zip(originals, answers)) / 4
+    assert records[-1]["greedy_forget_score"] == pytest.approx(expected)
+
+
+def test_without_a_passing_check_pmc_runs_every_epoch(engine_and_trainer, small_bench):
+    # min_len 1000: every candidate is penalised, so no question ever reaches zero and the rule never holds.
+    records, *_ = run_pmc(engine_and_trainer, small_bench, epochs=3, min_len=1000,
+                                stop=StopConfig(patience=1, threshold=1.0))
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["stop_held"] for r in records] == [0, 0, 0]

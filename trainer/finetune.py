@@ -9,7 +9,7 @@ import json
 import time
 from importlib.metadata import version
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from configs import FinetuneConfig
 from models.cache import settings_key, write_folder_atomically
@@ -39,9 +39,12 @@ def finetune_target(
     precision: str = "auto",
     threads: int | None = None,
     prompt_style: Style = "plain",
-) -> list[dict]:
+) -> Iterator[dict]:
     """Fine-tune on (question, answer) pairs put to the model in `prompt_style`, and save to `out_dir` atomically
-    (with the style recorded, so that later runs prompt the model as it learned); returns the epoch log."""
+    (with the style recorded, so that later runs prompt the model as it learned).
+
+    A generator: it yields each epoch's record as the epoch ends (as a Ray task it streams them to the driver's
+    progress bar) and saves after the last, so it must be run to the end."""
     out_dir = Path(out_dir)
     started = time.perf_counter()
     trainer = Trainer(base_dir, precision=precision, threads=threads, seed=config.seed)
@@ -53,7 +56,8 @@ def finetune_target(
     for epoch in range(1, config.epochs + 1):
         log.append({"epoch": epoch, **trainer.sft_epoch(examples, config.batch_size),
                     "elapsed_s": round(time.perf_counter() - started, 2)})
-        print(f"fine-tune: epoch {epoch}/{config.epochs}, loss {log[-1]['loss']:.4f}, {log[-1]['elapsed_s']} s", flush=True)
+        if epoch < config.epochs:
+            yield log[-1]
 
     def save(folder: Path) -> None:
         trainer.save(folder)
@@ -63,4 +67,4 @@ def finetune_target(
     # Whole or not at all: a crash never leaves a folder later runs would trust. (The caller holds the build
     # lock, see orchestrator.pipeline.ensure_finetuned, so that concurrent jobs fine-tune once.)
     write_folder_atomically(out_dir, save)
-    return log
+    yield log[-1]  # the last epoch's once the folder is there

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds and checks the project's container image (docker/Dockerfile) with docker or podman.
+#   scripts/image.sh build [cpu|cuda]   make image [VARIANT=cuda]
+#   scripts/image.sh smoke              make image-smoke: `make smoke` inside the CPU image, runs/ mounted
+#                                       (SAME_AS=runs/smoke: its numbers must equal that run's, made outside)
+# The engine: docker when its daemon answers, else podman (installed through apt with runc and debootstrap
+# when absent and apt is there). Settings (environment): IMAGE (the name; default pmc-unlearning:VARIANT),
+# BASE (the base image; the CPU variant's default is a Debian bookworm made with debootstrap from this
+# machine's apt mirror when podman cannot find one locally), TORCH_INDEX_URL, and pip's own settings (cert,
+# index-url, extra-index-url, find-links) read from `pip config` and the environment: their local files and
+# folders are mounted read-only into the build (podman), their URLs passed as they are.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COMMAND=${1:-build}
+VARIANT=${2:-${VARIANT:-cpu}}
+case "$VARIANT" in cpu|cuda) ;; *) echo "VARIANT must be cpu or cuda, got '$VARIANT'" >&2; exit 2;; esac
+IMAGE=${IMAGE:-pmc-unlearning:$VARIANT}
+DEBIAN_BASE=localhost/debian:bookworm
+SMOKE_NAME=image-smoke
+
+say() { echo "[image] $*"; }
+
+choose_engine() {
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        ENGINE=docker
+        ENGINE_FLAGS=()
+        return
+    fi
+    if ! command -v podman >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 || { echo "neither a docker daemon nor podman here; install one of them" >&2; exit 1; }
+        say "installing podman, runc and debootstrap through apt"
+        $(sudo_if_needed) apt-get update -qq
+        $(sudo_if_needed) apt-get install -y -qq podman runc debootstrap >/dev/null
+    fi
+    ENGINE=podman
+    # runc, not crun: crun fails on cgroup hybrid mode; the default rlimits ask for more than a sandbox gives.
+    ENGINE_FLAGS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+    if command -v runc >/dev/null 2>&1; then ENGINE_FLAGS+=(--runtime runc); fi
+}
+
+sudo_if_needed() { [ "$(id -u)" = 0 ] || echo sudo; }
+
+# A Debian bookworm base from Debian's packages, for machines that cannot pull one from a registry.
+debian_base() {
+    if podman image exists "$DEBIAN_BASE"; then return; fi
+    command -v debootstrap >/dev/null 2>&1 || $(sudo_if_needed) apt-get install -y -qq debootstrap >/dev/null
+    local mirror rootfs
+    mirror=$(grep -h -m1 -o 'https\?://[^ ]*debian/\?$' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    rootfs=$(mktemp -d)
+    say "making $DEBIAN_BASE with debootstrap from $mirror"
+    $(sudo_if_needed) debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+    $(sudo_if_needed) tar -C "$rootfs" -c . | podman import - "$DEBIAN_BASE" >/dev/null
+    $(sudo_if_needed) rm -rf "$rootfs"
+}
+
+# pip's setting KEY (cert, index-url, extra-index-url, find-links): the environment's PIP_* first, then pip's
+# configuration files.
+pip_setting() {
+    local env_name="PIP_$(echo "$1" | tr 'a-z-' 'A-Z_')"
+    if [ -n "${!env_name:-}" ]; then echo "${!env_name}"; return; fi
+    python3 -m pip config list 2>/dev/null | sed -n "s/^[a-z:]*\.$1='\(.*\)'$/\1/p" | tail -1
+}
+
+# Adds to BUILD_ARGS the build argument for pip's setting KEY; each local path in it is mounted read-only
+# (podman) under /run/host-pip/ and named there.
+pass_pip_setting() {
+    local key=$1 value item mounted=() n=0
+    value=$(pip_setting "$key")
+    [ -n "$value" ] || return 0
+    for item in $value; do
+        local path=${item#file://}
+        if [ -e "$path" ] && [ "$ENGINE" = podman ]; then
+            local inside="/run/host-pip/$key-$n"
+            n=$((n + 1))
+            if [ "$path" != "$item" ]; then
+                # A file:// index: its pages may link to files beside it (../../files/...), so mount its parent.
+                BUILD_ARGS+=(--volume "$(dirname "$path"):$inside:ro")
+                mounted+=("file://$inside/$(basename "$path")")
+            else
+                BUILD_ARGS+=(--volume "$path:$inside:ro")
+                mounted+=("$inside")
+            fi
+        elif [ -e "$path" ]; then
+            say "pip's $key $item is a local path: docker builds cannot mount it, left out"
+        else
+            mounted+=("$item")
+        fi
+    done
+    [ ${#mounted[@]} -gt 0 ] || return 0
+    BUILD_ARGS+=(--build-arg "PIP_$(echo "$key" | tr 'a-z-' 'A-Z_')=${mounted[*]}")
+}
+
+build() {
+    choose_engine
+    BUILD_ARGS=(--build-arg "VLLM_VARIANT=$VARIANT")
+    if [ -n "${TORCH_INDEX_URL+set}" ]; then BUILD_ARGS+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL"); fi
+    local base=${BASE:-}
+    if [ -z "$base" ] && [ "$VARIANT" = cpu ]; then
+        if [ "$ENGINE" = podman ]; then debian_base; base=$DEBIAN_BASE; else base=debian:bookworm-slim; fi
+    fi
+    if [ -n "$base" ]; then BUILD_ARGS+=(--build-arg "BASE=$base"); fi
+    for key in cert index-url extra-index-url find-links; do pass_pip_setting "$key"; done
+    if [ "$ENGINE" = podman ]; then BUILD_ARGS+=(--network host); fi
+    say "building $IMAGE with $ENGINE (base: ${base:-the default in docker/Dockerfile})"
+    local start=$SECONDS
+    $ENGINE build "${ENGINE_FLAGS[@]}" "${BUILD_ARGS[@]}" -f docker/Dockerfile -t "$IMAGE" .
+    say "built $IMAGE in $((SECONDS - start)) s, $($ENGINE image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1 / 1e9}')"
+}
+
+# The CPU image built from this tree (the engine's layer cache makes an unchanged tree cheap), then `make smoke`
+# inside it as the host's user (files in runs/ stay the host user's), runs/ mounted, no network; then the run
+# folder it leaves is checked from the host.
+smoke() {
+    build
+    local default_user
+    default_user=$($ENGINE run --rm "${ENGINE_FLAGS[@]}" --network none "$IMAGE" id -u)
+    [ "$default_user" != 0 ] || { echo "the image runs as root by default" >&2; exit 1; }
+    mkdir -p runs
+    rm -rf "runs/$SMOKE_NAME" "runs/$SMOKE_NAME.partial" "runs/$SMOKE_NAME.previous"
+    say "make smoke inside $IMAGE (user $default_user by default; run as $(id -u) for the mounted runs/)"
+    local start=$SECONDS
+    $ENGINE run --rm "${ENGINE_FLAGS[@]}" --network none --shm-size 2g --user "$(id -u):$(id -g)" \
+        -v "$PWD/runs:/app/runs" "$IMAGE" make smoke NAME="$SMOKE_NAME"
+    say "smoke inside the image: $((SECONDS - start)) s"
+    python3 scripts/check_run_folder.py "runs/$SMOKE_NAME" ${SAME_AS:+--same-as "$SAME_AS"}
+}
+
+case "$COMMAND" in
+    build) build ;;
+    smoke) [ "$VARIANT" = cpu ] || { echo "the smoke runs in the CPU image" >&2; exit 2; }; smoke ;;
+    *) echo "usage: scripts/image.sh build [cpu|cuda] | smoke" >&2; exit 2 ;;
+esac

@@ -1,0 +1,157 @@
+"""A quiet, informative console: the smoke job through the command line shows its own lines only (progress
+and a summary whose numbers are eval.json's), its log.txt keeps everything, and VERBOSE=1 shows everything."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from telemetry import console
+
+PROJECT = Path(__file__).resolve().parents[1]
+MAX_CONSOLE_LINES = 25
+
+
+def smoke_cli(cache_dir: Path, runs_dir: Path, *settings: str, verbose: bool = False) -> subprocess.CompletedProcess:
+    """`make smoke` in a subprocess whose output is not a terminal, on the session smoke run's cache (its target
+    model and the target's evaluation are found there)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop(console.VERBOSE_ENV, None)
+    if verbose:
+        env[console.VERBOSE_ENV] = "1"
+    command = [sys.executable, "-m", "orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
+               "--set", f"cache_dir={cache_dir}", "--set", f"runs_dir={runs_dir}", "--set", "allow_external_dirs=true"]
+    for setting in settings:
+        command += ["--set", setting]
+    result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def quiet_job(smoke_run, tmp_path_factory):
+    """(console output, run folder) of the smoke job run as `make smoke` runs it."""
+    config, _ = smoke_run
+    runs = tmp_path_factory.mktemp("console-runs")
+    result = smoke_cli(config.cache_dir, runs, "name=quiet")
+    return result.stdout + result.stderr, runs / "quiet"
+
+
+def test_the_console_shows_few_plain_lines(quiet_job):
+    output, _ = quiet_job
+    lines = output.splitlines()
+    assert len(lines) <= MAX_CONSOLE_LINES, output
+    assert "\r" not in output and "\x1b" not in output  # not a terminal: no redrawn bars, no colours
+    assert lines[0].startswith("run folder (while running): ") and lines[-1].startswith("done: ")
+    assert any(line.startswith("unlearning (pmc): 20/20 rounds in ") for line in lines), output
+
+
+def test_the_summary_holds_the_numbers_of_eval_json(quiet_job):
+    output, folder = quiet_job
+    evaluation = json.loads((folder / "eval.json").read_text())
+    rows = {"forget ROUGE-L": ["forget_rouge_l"], "retain ROUGE-L": ["retain_rouge_l"],
+            "model utility": ["model_utility"], "max ROUGE-L, sampled": ["sampling", "max_rouge_l"],
+            "leak share, sampled": ["sampling", "leak_share"]}
+    for label, path in rows.items():
+        expected = []
+        for state in ("before", "after"):
+            value = evaluation[state]
+            for key in path:
+                value = value[key]
+            expected.append(f"{value:.3f}")
+        shown = [line for line in output.splitlines() if line.startswith(label)]
+        assert len(shown) == 1 and shown[0].split()[-2:] == expected, (label, expected, output)
+    assert f"total {evaluation['wall_time_s']:.1f} s" in output
+    assert f"unlearning {evaluation['stage_seconds']['unlearning']:.1f} s" in output
+    assert f"run folder: {folder}" in output.splitlines()
+
+
+def test_the_log_keeps_what_the_console_did_not_show(quiet_job):
+    output, folder = quiet_job
+    log = (folder / "log.txt").read_text()
+    assert not (folder.with_name("quiet.partial")).exists()
+    for hidden in ("(Sampler pid=", "pmc round 1: loss", "Started a local Ray instance"):
+        assert hidden in log and hidden not in output, hidden
+    for shown in output.splitlines()[:-1]:  # all but the command line's last line, printed after the job
+        assert shown in log
+    assert "\x1b[" not in log
+
+
+def test_verbose_shows_the_third_party_lines_again(smoke_run, tmp_path):
+    config, _ = smoke_run
+    result = smoke_cli(config.cache_dir, tmp_path, "name=verbose", "pmc.epochs=2", verbose=True)
+    output = result.stdout + result.stderr
+    for line in ("(Sampler pid=", "pmc round 1: loss", "pmc round 2: loss", "Started a local Ray instance"):
+        assert line in output, line
+    assert "(Sampler pid=" in (tmp_path / "verbose" / "log.txt").read_text()
+
+
+def test_progress_off_a_terminal_is_a_plain_line_per_stage(capsys, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    with console.Progress("stage", total=50, unit="rounds") as progress:
+        for _ in range(50):
+            progress.update(1, "loss 0.5")
+    with console.Progress("parts", total=2) as parts:
+        with parts.part("first"):
+            pass
+        with parts.part("second"):
+            pass
+    output = capsys.readouterr().out
+    assert "\r" not in output
+    lines = output.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("stage: 50/50 rounds in ") and lines[0].endswith(" s (loss 0.5)")
+    assert lines[1].startswith("parts: 2/2 steps in ") and lines[1].endswith(" s")  # no part runs any more
+
+
+def test_a_long_stage_off_a_terminal_says_how_far_it_is_at_its_quarters(capsys, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    monkeypatch.setattr(console, "PLAIN_MIN_S", 0.0)  # as if each round took long
+    with console.Progress("stage", total=100, unit="rounds") as progress:
+        for _ in range(100):
+            progress.update(1)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines[:3]] == ["stage: 25/100 rounds", "stage: 50/100 rounds",
+                                                          "stage: 75/100 rounds"]
+    assert all("s left" in line for line in lines[:3]) and len(lines) == 4
+
+
+def test_progress_on_a_terminal_is_a_bar(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    with console.Progress("stage", total=3, unit="rounds") as progress:
+        progress.update(3, "loss 0.5")
+    assert "\r" in sys.stdout.getvalue() and "3/3" in sys.stdout.getvalue()
+
+
+def test_capture_takes_the_file_descriptors_into_the_log_and_shows_only_the_jobs_lines(capfd, monkeypatch, tmp_path):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    with console.captured():
+        os.write(1, b"early, from C\n")  # before the log's place is known: kept until then
+        console.keep_log(tmp_path / "log.txt")
+        os.write(2, b"\x1b[36m(Sampler pid=1)\x1b[0m a warning\n")
+        print("a detail")
+        console.show("for the user")
+    out, err = capfd.readouterr()
+    assert out == "for the user\n" and err == ""
+    log = (tmp_path / "log.txt").read_text()
+    for line in ("early, from C", "(Sampler pid=1) a warning", "a detail", "for the user"):
+        assert line in log, line
+
+
+def test_a_job_that_fails_before_it_has_a_run_folder_shows_what_it_captured(capfd, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    with pytest.raises(RuntimeError):
+        with console.captured():
+            os.write(2, b"a library's warning\n")
+            raise RuntimeError("no model")
+    err = capfd.readouterr().err
+    assert "a library's warning" in err and "RuntimeError: no model" in err
