@@ -10,38 +10,25 @@ it never saw the forget facts, so it judges language and fit to the question, no
 """
 from __future__ import annotations
 
-from pathlib import Path
 from statistics import mean
 from typing import Sequence
 
-import torch
-from transformers import AutoModelForCausalLM
-
+from evaluation.logprobs import Scorer
 from models.prompting import PromptFormat
-from trainer.losses import collate, sequence_logprobs
 
 
 class FluencyJudge:
-    """The base model, scoring (question, answer) pairs; its threshold is set by the data's forget answers."""
+    """Scores (question, answer) pairs with the base model's `score` (a Trainer's, as the evaluation's other
+    probabilities are); its threshold is set by the data's own forget answers."""
 
-    def __init__(self, base_dir: Path, prompt: PromptFormat, reference: Sequence[tuple[str, str]], batch_size: int = 16):
-        self.prompt, self.batch_size = prompt, batch_size
-        tokenizer = prompt.tokenizer
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    def __init__(self, score: Scorer, prompt: PromptFormat, reference: Sequence[tuple[str, str]]):
+        self.score, self.prompt = score, prompt
         self.threshold = max(self.nll_per_token(reference))
 
-    @torch.no_grad()
     def nll_per_token(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Per (question, answer): the base model's mean NLL of the answer's tokens (its end-of-sequence too)."""
-        examples = [self.prompt.example(question, answer) for question, answer in pairs]
-        values = []
-        for start in range(0, len(examples), self.batch_size):
-            batch = collate(examples[start:start + self.batch_size], self.pad_id)
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            sums, counts = sequence_logprobs(logits, batch.labels)
-            values += (-sums / counts).tolist()
-        return values
+        scores = self.score([self.prompt.example(question, answer) for question, answer in pairs])
+        return [-logprob / count for logprob, count in scores]
 
     def measure(self, answers: Sequence[dict]) -> dict:
         """The fluency block of one state, from its greedy forget answers ({"question", "answer"} rows)."""

@@ -39,6 +39,7 @@ from orchestrator.run_folder import RunFolder, package_versions
 from orchestrator.weight_sync import set_up_weight_transfer
 from telemetry.console import Progress, captured, keep_log, show, worker_env
 from telemetry.timing import StageTimer
+from trainer import Trainer
 from trainer.finetune import finetune_target, target_cache_key
 
 
@@ -112,7 +113,9 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
         add_forget_quality(state, retain_ratios)
     add_over_unlearning(before, after)
     with timer("fluency"):  # judged by the base model, which never saw the forget facts
-        judge = FluencyJudge(base_dir, prompt, [(row.question, row.answer) for row in bench.forget])
+        base = Trainer(base_dir, precision="fp32", threads=config.threads)
+        judge = FluencyJudge(lambda examples: base.score(examples, config.eval.score_batch_size), prompt,
+                             [(row.question, row.answer) for row in bench.forget])
         for state in (before, after):
             add_fluency(state, judge)
     print(f"after {config.method}: {headline(after)}", flush=True)

@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evaluation.fluency import FluencyJudge, add_fluency
 from models.prompting import PromptFormat
+from trainer import Trainer
 
 
 def nll_by_hand(model, prompt: PromptFormat, question: str, answer: str) -> float:
@@ -25,7 +26,7 @@ def nll_by_hand(model, prompt: PromptFormat, question: str, answer: str) -> floa
 def judge_and_pairs(tiny_model, small_bench):
     prompt = PromptFormat(AutoTokenizer.from_pretrained(tiny_model))
     pairs = [(row.question, row.answer) for row in small_bench.forget]
-    return FluencyJudge(tiny_model, prompt, pairs), prompt, pairs
+    return FluencyJudge(Trainer(tiny_model, precision="fp32").score, prompt, pairs), prompt, pairs
 
 
 def test_each_answers_nll_per_token_and_the_threshold_match_a_computation_by_hand(judge_and_pairs, tiny_model):
