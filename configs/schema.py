@@ -139,6 +139,9 @@ class PMCConfig(Strict):
     batch_size: WholeInt = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
     min_len: WholeInt = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
     resample_every: WholeInt = Field(1, ge=1, description="epochs between sampling rounds")
+    fluent_max_nll: FiniteFloat | None = Field(
+        None, gt=0, description="select only among candidates whose NLL per token under the model that sampled them "
+                                "is at most this (the most fluent one if none is; None: all, as the paper)")
     weight_decay: FiniteFloat = Field(0.01, ge=0)
     warmup_epochs: FiniteFloat = Field(1.0, ge=0)
     seed: WholeInt = 0

@@ -11,6 +11,7 @@ the push then overwrites) and the cache. CUDA-only in vLLM: written against its 
 """
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -33,6 +34,16 @@ from telemetry.console import quiet_engine, verbose
 class Completion:
     token_ids: tuple[int, ...]  # the generated ids, end-of-sequence included when the answer ended there
     text: str
+    # Summed log-probability of token_ids under the model that sampled them, before temperature and top-p
+    # (vLLM's raw logprobs): what PMC's fluent selection ranks candidates by. None where not asked for.
+    logprob: float | None = None
+
+    @property
+    def nll_per_token(self) -> float:
+        """Mean negative log-likelihood of the answer's tokens; an empty answer is the least fluent (inf)."""
+        if self.logprob is None:
+            raise ValueError("this completion was sampled without its log-probability")
+        return -self.logprob / len(self.token_ids) if self.token_ids else math.inf
 
 
 class Sampler:
@@ -94,7 +105,8 @@ class Sampler:
         seeds = seed if isinstance(seed, Sequence) else [seed] * len(prompts)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
-        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens)
+        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens,
+                                 logprobs=0)  # the sampled tokens' own: Completion.logprob
                   for s in seeds]
         return self._generate(prompts, params)
 
@@ -106,7 +118,7 @@ class Sampler:
                   params: SamplingParams | Sequence[SamplingParams]) -> list[list[Completion]]:
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [[Completion(tuple(o.token_ids), o.text) for o in out.outputs] for out in outputs]
+        return [[Completion(tuple(o.token_ids), o.text, o.cumulative_logprob) for o in out.outputs] for out in outputs]
 
     def rest(self) -> None:
         """Free the GPU for the trainer while it steps (with `sleep_mode`; else nothing to do)."""

@@ -6,7 +6,8 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
     repeat for `epochs` passes over the forget set:
         1. sample `num_samples` answers from the CURRENT model for every question not yet at score 0
         2. score each candidate: ROUGE-L recall of the original answer in it (+ optional length penalty)
-        3. select the lowest-scoring candidate; keep it only if it does not score above the cached one
+        3. select the lowest-scoring candidate (with `fluent_max_nll`: among the fluent ones);
+           keep it only if it does not score above the cached one
         4. fine-tune on the selected answers + lambda * NLL of random retain rows (never on the secret)
         5. push the new weights to the sampling engine, so the next round samples the changed model
         6. (with `stop.patience`) stop early once every question is at score 0 and the greedy forget answers'
@@ -47,7 +48,7 @@ def unlearn(
     log: Callable[[dict], None] = lambda record: None,
     checkpoints: Checkpoints | None = None,
 ) -> SelectionCache:
-    cache = SelectionCache(originals, config.min_len)
+    cache = SelectionCache(originals, config.min_len, config.fluent_max_nll)
     per_epoch = steps_per_epoch(len(forget_prompts), config.batch_size)
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
     first, held = 1, 0  # held: rounds in a row that passed the stop rule's check

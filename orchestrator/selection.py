@@ -3,6 +3,12 @@
 score(candidate) = ROUGE-L recall of the original (pre-unlearning greedy) answer in the candidate, plus,
 when the candidate has fewer than `min_len` words, a length penalty exp(-words), clipped at 1. Short
 candidates (an empty answer scores 0) would otherwise win trivially.
+
+With `fluent_max_nll` set, only candidates whose NLL per token under the model that sampled them (free
+with the samples) is at most that take part, so that the least revealing answer is picked among answers that
+read as answers, not among the word salad that high-temperature sampling also offers and that wins most
+often otherwise (it shares the fewest words with anything). When no candidate is that fluent, the most
+fluent one is taken.
 """
 from __future__ import annotations
 
@@ -12,6 +18,15 @@ from typing import Sequence
 
 from engine import Completion
 from evaluation.rouge import rouge_l_recall
+
+
+def fluent_candidates(candidates: Sequence[Completion], max_nll: float | None) -> list[int]:
+    """Indices of the candidates with an NLL per token of at most `max_nll` (all when None; the most fluent one
+    when none is)."""
+    if max_nll is None:
+        return list(range(len(candidates)))
+    nlls = [candidate.nll_per_token for candidate in candidates]
+    return [i for i, nll in enumerate(nlls) if nll <= max_nll] or [min(range(len(nlls)), key=nlls.__getitem__)]
 
 
 def candidate_score(original: str, candidate: str, min_len: int) -> float:
@@ -35,9 +50,10 @@ class SelectionCache:
     score never rises; a question whose cached score is 0 is done and is not sampled again.
     """
 
-    def __init__(self, originals: Sequence[str], min_len: int = 0):
+    def __init__(self, originals: Sequence[str], min_len: int = 0, fluent_max_nll: float | None = None):
         self.originals = list(originals)
         self.min_len = min_len
+        self.fluent_max_nll = fluent_max_nll
         self.best: list[Selection | None] = [None] * len(originals)
 
     def pending(self) -> list[int]:
@@ -45,9 +61,10 @@ class SelectionCache:
         return [i for i, sel in enumerate(self.best) if sel is None or sel.score > 0]
 
     def offer(self, question: int, candidates: Sequence[Completion]) -> Selection:
-        """Score the candidates for one question, take the argmin, and keep it if it is no worse."""
-        scores = [candidate_score(self.originals[question], c.text, self.min_len) for c in candidates]
-        best = min(range(len(candidates)), key=scores.__getitem__)
+        """Score the (fluent) candidates for one question, take the argmin, and keep it if it is no worse."""
+        scores = {i: candidate_score(self.originals[question], candidates[i].text, self.min_len)
+                  for i in fluent_candidates(candidates, self.fluent_max_nll)}
+        best = min(scores, key=scores.__getitem__)
         pick = Selection(candidates[best], scores[best])
         current = self.best[question]
         if current is None or pick.score <= current.score:

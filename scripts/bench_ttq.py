@@ -28,6 +28,7 @@ from orchestrator.pipeline import prepare  # noqa: E402
 from scripts.reference_pmc import reference_unlearn  # noqa: E402
 
 HEADLINE = ("forget_rouge_l", "retain_rouge_l", "model_utility")
+SAMPLED = ("max_rouge_l", "leak_share")  # evaluation under sampling
 
 
 def orchestrator(*args: str) -> None:
@@ -69,7 +70,10 @@ def main() -> None:
             ("  of which training", "", f"{seconds['training']:.1f}"),
             ("engine start (project only)", f"{project['stage_seconds']['engine_start']:.1f}", ""),
             *[(f"{key} (target {project['before'][key]:.3f})", f"{project['after'][key]:.3f}",
-               f"{reference['model'][key]:.3f}") for key in HEADLINE if project["before"].get(key) is not None]]
+               f"{reference['model'][key]:.3f}") for key in HEADLINE if project["before"].get(key) is not None],
+            *[(f"sampled {key} (target {project['before']['sampling'][key]:.3f})",
+               f"{project['after']['sampling'][key]:.3f}", f"{reference['model']['sampling'][key]:.3f}")
+              for key in SAMPLED]]
     print(f"\n{'':38}{'project':>10}{'reference':>11}")
     for name, ours, theirs in rows:
         print(f"{name:38}{ours:>10}{theirs:>11}")

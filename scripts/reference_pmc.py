@@ -20,7 +20,6 @@ from configs import PMCConfig
 from engine import Completion
 from models.prompting import Example
 from orchestrator.selection import SelectionCache
-from trainer.losses import collate, nll, sequence_logprobs
 from trainer.trainer import steps_per_epoch
 
 
@@ -36,7 +35,7 @@ def reference_unlearn(model_dir: Path, forget_prompts: Sequence[tuple[int, ...]]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warmup = round(config.warmup_epochs * steps_per_epoch(len(forget_prompts), config.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
-    cache = SelectionCache(originals, config.min_len)
+    cache = SelectionCache(originals, config.min_len, config.fluent_max_nll)
     seconds = {"sampling": 0.0, "training": 0.0}
 
     for epoch in range(1, config.epochs + 1):
@@ -74,17 +73,31 @@ def sample(model, tokenizer, prompt: Sequence[int], config: PMCConfig, max_new_t
     input_ids = torch.tensor([list(prompt)])
     output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=True,
                             temperature=config.temperature, top_p=config.top_p, num_return_sequences=config.num_samples,
-                            max_new_tokens=max_new_tokens, pad_token_id=pad_id)
+                            max_new_tokens=max_new_tokens, pad_token_id=pad_id, return_dict_in_generate=True,
+                            output_logits=True)
     model.train()
+    answers = output.sequences[:, input_ids.shape[1]:]
+    # The sampled tokens' log-probabilities before temperature and top-p, as the engine reports them.
+    raw = torch.stack(output.logits, dim=1).float().log_softmax(dim=-1)
+    token_logprobs = raw.gather(-1, answers[..., None])[..., 0]
     completions = []
-    for row in output[:, input_ids.shape[1]:].tolist():
-        ids = tuple(row[:row.index(tokenizer.eos_token_id) + 1] if tokenizer.eos_token_id in row else row)
-        completions.append(Completion(ids, tokenizer.decode(ids, skip_special_tokens=True)))
+    for row, logprobs in zip(answers.tolist(), token_logprobs.tolist()):
+        end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
+        ids = tuple(row[:end])
+        completions.append(Completion(ids, tokenizer.decode(ids, skip_special_tokens=True), sum(logprobs[:end])))
     return completions
 
 
 def answer_nll(model, examples: Sequence[Example], pad_id: int) -> torch.Tensor:
-    """The token-mean NLL of the examples' answers: one forward pass of its own."""
-    batch = collate(examples, pad_id)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return nll(*sequence_logprobs(logits, batch.labels))
+    """The token-mean NLL of the examples' answers: one forward pass of its own over a right-padded batch,
+    Hugging Face's own loss on labels that are -100 outside the answers (the reference's data collator)."""
+    length = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
+    input_ids = torch.full((len(examples), length), pad_id)
+    labels = torch.full((len(examples), length), -100)
+    attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    for row, example in enumerate(examples):
+        ids = [*example.prompt_ids, *example.answer_ids]
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        attention_mask[row, :len(ids)] = 1
+        labels[row, len(example.prompt_ids):len(ids)] = torch.tensor(example.answer_ids)
+    return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss

@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from configs import EngineConfig
 from engine import Sampler
-from models.prompting import PromptFormat
+from models.prompting import Example, PromptFormat
 from orchestrator.groups import SamplerGroup, TrainerGroup
 from orchestrator.weight_sync import connect_weight_transfer, sync_weights
 from trainer import Trainer
@@ -87,6 +87,10 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
         # vLLM holds back a trailing incomplete UTF-8 byte sequence, which decode() shows as U+FFFD
         assert completion.text == trainer.tokenizer.decode(completion.token_ids, skip_special_tokens=True).rstrip("\ufffd")
     assert len({c.token_ids for c in candidates[0]}) > 1  # temperature 1.5 on a random model: diverse
+    # Each candidate's log-probability is the model's own, before temperature: what the trainer computes.
+    examples = [Example(q, c.token_ids) for q, cands in zip(questions, candidates) for c in cands]
+    by_trainer = [total for total, _ in trainer.score(examples)]
+    assert [c.logprob for cands in candidates for c in cands] == pytest.approx(by_trainer, rel=1e-3, abs=1e-3)
 
     # A seeded request draws the same whatever the engine sampled before; the engine's own stream moves on.
     ids = lambda out: [[c.token_ids for c in cands] for cands in out]

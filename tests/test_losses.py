@@ -4,45 +4,57 @@ import pytest
 import torch
 
 from models.prompting import Example
-from trainer.losses import IGNORE, collate, nll, sequence_logprobs
+from trainer.losses import nll, pack, sequence_logprobs
 
 EXAMPLES = [Example(prompt_ids=(5, 6, 7), answer_ids=(8, 9)), Example(prompt_ids=(5,), answer_ids=(3, 4, 2))]
 
 
-def test_collate_labels_only_answer_tokens():
-    batch = collate(EXAMPLES, pad_id=0)
-    assert batch.input_ids.tolist() == [[5, 6, 7, 8, 9], [5, 3, 4, 2, 0]]
-    assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
-    assert batch.labels.tolist() == [[IGNORE, IGNORE, IGNORE, 8, 9], [IGNORE, 3, 4, 2, IGNORE]]
+def test_pack_puts_examples_in_one_row_with_their_own_positions_and_answer_targets():
+    batch = pack(EXAMPLES)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 8, 9, 5, 3, 4, 2]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2, 3]]
+    # Position t predicts token t + 1: the last prompt token predicts the first answer token.
+    assert batch.predicting.tolist() == [2, 3, 5, 6, 7]
+    assert batch.targets.tolist() == [8, 9, 3, 4, 2]
+    assert batch.sequence.tolist() == [0, 0, 1, 1, 1]
+    assert batch.size == 2
 
 
-def test_sequence_logprobs_sum_only_answer_positions():
+def test_pack_refuses_an_empty_prompt_by_its_row():
+    with pytest.raises(ValueError, match="example 1 of the batch has an empty prompt"):
+        pack([EXAMPLES[0], Example(prompt_ids=(), answer_ids=(3,))])
+
+
+def test_sequence_logprobs_sum_each_examples_answer_tokens():
     torch.manual_seed(0)
-    batch = collate(EXAMPLES, pad_id=0)
-    logits = torch.randn(2, 5, 11)
-    sums, counts = sequence_logprobs(logits, batch.labels)
-    # Independent computation: position t's logits predict token t + 1; sum over answer tokens by hand.
-    expected = []
-    for row, example in enumerate(EXAMPLES):
-        start = len(example.prompt_ids)
-        total = 0.0
-        for offset, token in enumerate(example.answer_ids):
-            probs = torch.softmax(logits[row, start + offset - 1], dim=-1)
-            total += math.log(probs[token].item())
-        expected.append(total)
+    batch = pack(EXAMPLES + [Example(prompt_ids=(1,), answer_ids=())])  # an empty answer: 0 tokens, sum 0
+    logits = torch.randn(5, 11)  # one row per answer-predicting position
+    sums, counts = sequence_logprobs(logits, batch)
+    by_hand = [math.log(torch.softmax(logits[i], dim=-1)[token].item()) for i, token in enumerate(batch.targets)]
+    expected = [sum(by_hand[:2]), sum(by_hand[2:]), 0.0]
     assert sums.tolist() == pytest.approx(expected, rel=1e-5)
-    assert counts.tolist() == [2, 3]
+    assert counts.tolist() == [2, 3, 0]
     assert nll(sums, counts).item() == pytest.approx(-sum(expected) / 5, rel=1e-5)
 
 
-def test_prompt_and_padding_logits_do_not_change_the_loss():
-    torch.manual_seed(1)
-    batch = collate(EXAMPLES, pad_id=0)
-    logits = torch.randn(2, 5, 11)
-    changed = logits.clone()
-    changed[0, :2] = torch.randn(2, 11) * 50  # positions predicting prompt tokens
-    changed[1, 4] = torch.randn(11) * 50  # the padding position
-    assert torch.allclose(sequence_logprobs(logits, batch.labels)[0], sequence_logprobs(changed, batch.labels)[0])
+def test_a_packed_batch_scores_each_example_as_if_it_were_alone(tiny_model, small_bench):
+    """No example sees another in the packed row: the trainer's batched log-probabilities equal each example
+    run through the model on its own (full logits, no packing, no position ids)."""
+    from models.prompting import PromptFormat
+    from trainer import Trainer
+
+    trainer = Trainer(tiny_model, precision="fp32", seed=0)
+    fmt = PromptFormat(trainer.tokenizer)
+    examples = [fmt.example(r.question, r.answer) for r in small_bench.retain[:5]]
+    packed = trainer.score(examples, batch_size=5)
+    for example, (total, count) in zip(examples, packed):
+        ids = torch.tensor([[*example.prompt_ids, *example.answer_ids]])
+        with torch.no_grad():
+            logp = torch.log_softmax(trainer.model(input_ids=ids).logits[0].float(), dim=-1)
+        start = len(example.prompt_ids)
+        alone = sum(logp[start + i - 1, token].item() for i, token in enumerate(example.answer_ids))
+        assert count == len(example.answer_ids)
+        assert total == pytest.approx(alone, rel=1e-4, abs=1e-4)
 
 
 # ---- baselines: hand-computable values ---------------------------------------------------------------
@@ -89,17 +101,15 @@ def test_npo_gradient_fades_far_below_the_reference_while_gradient_ascent_does_n
 from trainer.losses import mean_token_entropy  # noqa: E402
 
 
-def test_mean_token_entropy_by_hand_over_answer_positions_only():
-    batch = collate(EXAMPLES, pad_id=0)  # answer tokens predicted at positions 2, 3 (row 0) and 0, 1, 2 (row 1)
-    logits = torch.full((2, 5, 4), -1e4)
-    logits[0, 2] = 0.0  # uniform over 4: entropy log 4
-    logits[0, 3, 1] = 0.0  # one certain token: entropy 0
-    logits[1, :3] = torch.tensor([math.log(1), math.log(3), -1e4, -1e4])  # p = (1/4, 3/4): entropy by hand
-    logits[0, :2] = torch.randn(2, 4)  # prompt positions: must not count
+def test_mean_token_entropy_by_hand():
+    logits = torch.full((3, 4), -1e4)
+    logits[0] = 0.0  # uniform over 4: entropy log 4
+    logits[1, 1] = 0.0  # one certain token: entropy 0
+    logits[2, :2] = torch.tensor([math.log(1), math.log(3)])  # p = (1/4, 3/4)
     two_way = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
-    expected = (math.log(4) + 0 + 3 * two_way) / 5
-    assert mean_token_entropy(logits, batch.labels).item() == pytest.approx(expected, rel=1e-5)
-    assert mean_token_entropy(logits[:0], batch.labels[:0]).item() == 0.0
+    assert mean_token_entropy(logits).item() == pytest.approx((math.log(4) + two_way) / 3, rel=1e-5)
+    assert mean_token_entropy(logits, tokens=6).item() == pytest.approx((math.log(4) + two_way) / 6, rel=1e-5)
+    assert mean_token_entropy(logits[:0]).item() == 0.0
 
 
 def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, small_bench):

@@ -64,3 +64,35 @@ def test_penalised_short_candidate_loses_to_a_longer_unrelated_one():
     cache = SelectionCache([ORIGINAL], min_len=4)
     picked = cache.offer(0, [completion("No."), completion("The weather is nice today.")])
     assert picked.completion.text == "The weather is nice today."
+
+
+# ---- fluent selection ---------------------------------------------------------------------------------
+
+from orchestrator.selection import fluent_candidates  # noqa: E402
+
+
+def scored(text: str, nll_per_token: float, tokens: int = 4) -> Completion:
+    return Completion(token_ids=tuple(range(tokens)), text=text, logprob=-nll_per_token * tokens)
+
+
+def test_fluent_candidates_are_those_at_or_below_the_nll_cap():
+    candidates = [scored("a", 5.0), scored("b", 1.0), scored("c", 3.0), scored("d", 2.0, tokens=10),
+                  Completion((), "", 0.0)]  # empty: the least fluent, whatever its sum
+    assert fluent_candidates(candidates, None) == [0, 1, 2, 3, 4]
+    assert fluent_candidates(candidates, 3.0) == [1, 2, 3]
+    assert fluent_candidates(candidates, 0.5) == [1]  # none that fluent: the most fluent one
+    assert candidates[4].nll_per_token == math.inf
+
+
+def test_a_fluency_cap_picks_the_least_revealing_among_fluent_candidates():
+    salad = scored("Pal Assam Sebra peels equally.", 9.0)  # shares nothing with the original: wins uncapped
+    fluent = scored("Anna Berg was a chemist in Riga.", 2.0)  # "Anna Berg was ... in": 4 of 8
+    leak = scored(ORIGINAL, 1.0)
+    assert SelectionCache([ORIGINAL]).offer(0, [salad, fluent, leak]).completion is salad
+    picked = SelectionCache([ORIGINAL], fluent_max_nll=3.0).offer(0, [salad, fluent, leak])
+    assert picked.completion is fluent and picked.score == pytest.approx(4 / 8)
+
+
+def test_a_fluency_cap_needs_the_samples_logprobs():
+    with pytest.raises(ValueError, match="sampled without its log-probability"):
+        SelectionCache([ORIGINAL], fluent_max_nll=3.0).offer(0, [completion("a"), completion("b")])

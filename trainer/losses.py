@@ -1,4 +1,4 @@
-"""Batching and the losses. Only answer tokens count: prompt and padding positions carry label -100.
+"""Batching and the losses. Only answer tokens count.
 
 A rank of a trainer group computes a loss on its share of a batch; each loss therefore takes the size of
 the whole batch (`tokens`, `sequences`; default: the share's own) and normalises by it, so that the ranks'
@@ -13,43 +13,48 @@ import torch
 
 from models.prompting import Example
 
-IGNORE = -100
-
 
 @dataclass
 class Batch:
-    input_ids: torch.Tensor  # (B, T), right-padded
-    attention_mask: torch.Tensor  # (B, T)
-    labels: torch.Tensor  # (B, T): the token to predict at each position, IGNORE where it does not count
+    """Examples packed into one row, without padding. Each example's positions start again at 0, which Hugging
+    Face models read as separate sequences (a block-diagonal causal mask: no example sees another). Only the
+    positions whose logits predict an answer token get logits: the output head over a large vocabulary is a
+    fifth of a small model's forward, and prompt positions never count."""
+
+    input_ids: torch.Tensor  # (1, N): every example's prompt and answer ids, one after the other
+    position_ids: torch.Tensor  # (1, N): 0, 1, ... within each example
+    predicting: torch.Tensor  # (A,): the positions whose logits predict an answer token
+    targets: torch.Tensor  # (A,): the answer token each of them predicts
+    sequence: torch.Tensor  # (A,): the example each answer token belongs to
+    size: int  # examples in the batch
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+        return Batch(self.input_ids.to(device), self.position_ids.to(device), self.predicting.to(device),
+                     self.targets.to(device), self.sequence.to(device), self.size)
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> Batch:
-    length = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
-    input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), length), IGNORE, dtype=torch.long)
-    attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+def pack(examples: Sequence[Example]) -> Batch:
+    ids, positions, predicting, targets, sequence = [], [], [], [], []
     for row, example in enumerate(examples):
-        ids = example.prompt_ids + example.answer_ids
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-        labels[row, len(example.prompt_ids) : len(ids)] = torch.tensor(example.answer_ids)
-    return Batch(input_ids, attention_mask, labels)
+        if not example.prompt_ids:  # its first answer token would be predicted by the example before it
+            raise ValueError(f"example {row} of the batch has an empty prompt")
+        first = len(ids) + len(example.prompt_ids) - 1  # the prompt's last token predicts the first answer token
+        ids += [*example.prompt_ids, *example.answer_ids]
+        positions += range(len(example.prompt_ids) + len(example.answer_ids))
+        predicting += range(first, first + len(example.answer_ids))
+        targets += example.answer_ids
+        sequence += [row] * len(example.answer_ids)
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.long)
+    return Batch(as_tensor([ids]), as_tensor([positions]), as_tensor(predicting), as_tensor(targets),
+                 as_tensor(sequence), len(examples))
 
 
-def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sequence: the summed log-probability of its answer tokens, and how many there are.
-
-    `logits[:, t]` predicts token t + 1, hence the shift.
-    """
-    logits = logits[:, :-1].float()
-    targets = labels[:, 1:]
-    token_nll = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
-    ).view(targets.shape)
-    return -token_nll.sum(dim=1), (targets != IGNORE).sum(dim=1)
+def sequence_logprobs(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example: the summed log-probability of its answer tokens, and how many there are, from the logits
+    at `batch.predicting` (A, vocabulary)."""
+    token_logprobs = -torch.nn.functional.cross_entropy(logits.float(), batch.targets, reduction="none")
+    sums = torch.zeros(batch.size, dtype=token_logprobs.dtype, device=logits.device)
+    return sums.index_add(0, batch.sequence, token_logprobs), torch.bincount(batch.sequence, minlength=batch.size)
 
 
 def answer_tokens(examples: Sequence[Example]) -> int:
@@ -62,10 +67,9 @@ def nll(logprob_sums: torch.Tensor, token_counts: torch.Tensor, tokens: int | No
     return -logprob_sums.sum() / max(int(token_counts.sum()) if tokens is None else tokens, 1)
 
 
-def mean_token_entropy(logits: torch.Tensor, labels: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
-    """Mean entropy (nats) of the next-token distributions that predict answer tokens; 0 without any."""
-    logits, answer = logits[:, :-1].float(), labels[:, 1:] != IGNORE
-    logp = torch.log_softmax(logits[answer], dim=-1)
+def mean_token_entropy(logits: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
+    """Mean entropy (nats) of the next-token distributions in `logits` (answer positions, (A, vocabulary))."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
     entropy = -(logp.exp() * logp).sum(dim=-1)
     return entropy.sum() / max(entropy.numel() if tokens is None else tokens, 1)
 

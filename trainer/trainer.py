@@ -12,6 +12,7 @@ N = 1 case of the same code.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import random
@@ -32,7 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from models.cache import write_file_atomically
 from models.hardware import ENGINE_DTYPES, resolve_precision
 from models.prompting import Example
-from trainer.losses import (FORGET_LOSSES, Batch, ForgetTerms, answer_tokens, collate, mean_token_entropy, nll,
+from trainer.losses import (FORGET_LOSSES, Batch, ForgetTerms, answer_tokens, mean_token_entropy, nll, pack,
                             sequence_logprobs)
 from trainer.rendezvous import free_port, node_ip
 
@@ -132,16 +133,22 @@ class Trainer:
         return contextlib.nullcontext()
 
     def forward(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, Batch]:
-        """Logits of `model` (default: the trained one) for all examples in one pass, and their batch."""
-        batch = collate(examples, self.pad_id).to(self.device)
+        """Logits of `model` (default: the trained one) at the examples' answer-predicting positions (A,
+        vocabulary), all examples packed into one pass, and their batch."""
+        batch = pack(examples).to(self.device)
+        model = model or self.model
         with self.autocast():
-            logits = (model or self.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            if _keeps_logits(model):
+                logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
+                               logits_to_keep=batch.predicting).logits[0]
+            else:
+                logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                               use_cache=False).logits[0, batch.predicting]
         return logits, batch
 
     def answer_logprobs(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed answer-token log-probabilities and answer lengths."""
-        logits, batch = self.forward(examples, model)
-        return sequence_logprobs(logits, batch.labels)
+        return sequence_logprobs(*self.forward(examples, model))
 
     @torch.no_grad()
     def score(self, examples: Sequence[Example], batch_size: int = 16) -> list[tuple[float, int]]:
@@ -178,7 +185,7 @@ class Trainer:
             raise ValueError(f"unknown forget loss {forget_loss!r}; known: {', '.join(FORGET_LOSSES)}")
         my_forget, my_retain, weight = self.my_share(forget, retain)
         logits, batch = self.forward(my_forget + my_retain)
-        logprobs, counts = sequence_logprobs(logits, batch.labels)
+        logprobs, counts = sequence_logprobs(logits, batch)
         k = len(my_forget)
         forget_tokens, retain_tokens = answer_tokens(forget), answer_tokens(retain)
         forget_term = FORGET_LOSSES[forget_loss](ForgetTerms(
@@ -188,8 +195,9 @@ class Trainer:
         loss = forget_term + lambda_ * retain_nll
         terms = {"forget_loss": forget_term, "retain_nll": retain_nll}
         if any(self.entropy_weights):
-            entropies = [mean_token_entropy(logits[part], batch.labels[part], tokens) for part, tokens in
-                         ((slice(None, k), forget_tokens), (slice(k, None), retain_tokens))]
+            in_forget = batch.sequence < k
+            entropies = [mean_token_entropy(logits[part], tokens) for part, tokens in
+                         ((in_forget, forget_tokens), (~in_forget, retain_tokens))]
             loss = loss + sum(w * h for w, h in zip(self.entropy_weights, entropies))
             terms.update(forget_entropy=entropies[0], retain_entropy=entropies[1])
         self.step(weight * loss)
@@ -349,6 +357,11 @@ class Trainer:
         if self.rank == 0:
             self.model.save_pretrained(folder, state_dict=state)
             self.tokenizer.save_pretrained(folder)
+
+
+def _keeps_logits(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (Hugging Face's causal LMs since 4.50 do)."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def _copied(state):
