@@ -141,7 +141,8 @@ class PMCConfig(Strict):
     resample_every: WholeInt = Field(1, ge=1, description="epochs between sampling rounds")
     fluent_max_nll: FiniteFloat | None = Field(
         None, gt=0, description="select only among candidates whose NLL per token under the model that sampled them "
-                                "is at most this (the most fluent one if none is; None: all, as the paper)")
+                                "is at most this (the most fluent one if none is; None: all, as the paper). On the CPU "
+                                "it needs a C++ compiler: vLLM compiles its log-probability kernel")
     weight_decay: FiniteFloat = Field(0.01, ge=0)
     warmup_epochs: FiniteFloat = Field(1.0, ge=0)
     seed: WholeInt = 0

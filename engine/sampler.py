@@ -94,19 +94,22 @@ class Sampler:
         return self.transfer
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
-               seed: int | Sequence[int] | None = None) -> list[list[Completion]]:
+               seed: int | Sequence[int] | None = None, logprobs: bool = False) -> list[list[Completion]]:
         """`n` candidates for every prompt, in one batched engine call.
 
         With a `seed` (one for all prompts, or one per prompt) the draws do not depend on what the engine
         sampled before (vLLM gives each request its own generator, and the i-th of the n its own seed + i):
         a cached evaluation equals a fresh one, and a resumed PMC job samples what the uninterrupted one
         did. Without, they come from the engine's stream (seeded at start-up).
+
+        `logprobs`: each candidate's `Completion.logprob` too. Only when asked: vLLM computes them with a
+        `torch.compile`d kernel, which costs a compile on first use and needs a C++ compiler on the CPU.
         """
         seeds = seed if isinstance(seed, Sequence) else [seed] * len(prompts)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens,
-                                 logprobs=0)  # the sampled tokens' own: Completion.logprob
+                                 logprobs=0 if logprobs else None)  # 0: the sampled tokens' own
                   for s in seeds]
         return self._generate(prompts, params)
 

@@ -40,12 +40,13 @@ class SamplerGroup:
         self.members = list(members)
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
-               seed: int | Sequence[int] | None = None) -> list:
+               seed: int | Sequence[int] | None = None, logprobs: bool = False) -> list:
         """Sampler.sample over the engines. Without a seed each engine draws from its own stream."""
         seeds = list(seed) if isinstance(seed, Sequence) else [seed] * len(prompts)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
-        return self._split("sample", prompts, lambda part: ((n, temperature, top_p), {"seed": seeds[part]}))
+        return self._split("sample", prompts,
+                           lambda part: ((n, temperature, top_p), {"seed": seeds[part], "logprobs": logprobs}))
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list:
         return self._split("greedy", prompts, lambda part: ((), {}))

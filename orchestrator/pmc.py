@@ -68,8 +68,8 @@ def unlearn(
 
         with timer("sampling"):  # 1.
             candidates = sampler.sample([forget_prompts[i] for i in pending], config.num_samples, config.temperature,
-                                        config.top_p, seed=[sampling_seed(config.seed, epoch, i) for i in pending]
-                                        ) if pending else []
+                                        config.top_p, seed=[sampling_seed(config.seed, epoch, i) for i in pending],
+                                        logprobs=config.fluent_max_nll is not None) if pending else []
         with timer("scoring"):  # 2. and 3.
             for question, question_candidates in zip(pending, candidates):
                 cache.offer(question, question_candidates)

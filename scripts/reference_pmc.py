@@ -68,23 +68,25 @@ def reference_unlearn(model_dir: Path, forget_prompts: Sequence[tuple[int, ...]]
 @torch.no_grad()
 def sample(model, tokenizer, prompt: Sequence[int], config: PMCConfig, max_new_tokens: int,
            pad_id: int) -> list[Completion]:
-    """`num_samples` answers to one question from the model as it is now (HF generate, the reference's way)."""
+    """`num_samples` answers to one question from the model as it is now (HF generate, the reference's way);
+    with `fluent_max_nll` set, each with its log-probability before temperature and top-p, as the engine's."""
+    with_logprobs = config.fluent_max_nll is not None
     model.eval()
     input_ids = torch.tensor([list(prompt)])
     output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=True,
                             temperature=config.temperature, top_p=config.top_p, num_return_sequences=config.num_samples,
                             max_new_tokens=max_new_tokens, pad_token_id=pad_id, return_dict_in_generate=True,
-                            output_logits=True)
+                            output_logits=with_logprobs)
     model.train()
     answers = output.sequences[:, input_ids.shape[1]:]
-    # The sampled tokens' log-probabilities before temperature and top-p, as the engine reports them.
-    raw = torch.stack(output.logits, dim=1).float().log_softmax(dim=-1)
-    token_logprobs = raw.gather(-1, answers[..., None])[..., 0]
+    token_logprobs = (torch.stack(output.logits, dim=1).float().log_softmax(dim=-1).gather(-1, answers[..., None])[..., 0]
+                      if with_logprobs else torch.zeros(answers.shape))
     completions = []
     for row, logprobs in zip(answers.tolist(), token_logprobs.tolist()):
         end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
         ids = tuple(row[:end])
-        completions.append(Completion(ids, tokenizer.decode(ids, skip_special_tokens=True), sum(logprobs[:end])))
+        completions.append(Completion(ids, tokenizer.decode(ids, skip_special_tokens=True),
+                                      sum(logprobs[:end]) if with_logprobs else None))
     return completions
 
 

@@ -80,7 +80,7 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     trainer = Trainer(tiny_model, precision="fp32")
     sampler = Sampler(tiny_model, ENGINE)
     questions = prompts(trainer, small_bench, 3)
-    candidates = sampler.sample(questions, n=5, temperature=1.5, top_p=1.0)
+    candidates = sampler.sample(questions, n=5, temperature=1.5, top_p=1.0, logprobs=True)
     assert [len(c) for c in candidates] == [5, 5, 5]
     for completion in candidates[0]:
         assert 1 <= len(completion.token_ids) <= ENGINE.max_new_tokens
@@ -95,6 +95,7 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     # A seeded request draws the same whatever the engine sampled before; the engine's own stream moves on.
     ids = lambda out: [[c.token_ids for c in cands] for cands in out]
     seeded = ids(sampler.sample(questions, 4, 1.0, 1.0, seed=7))
+    assert sampler.sample(questions[:1], 1, 1.0, 1.0)[0][0].logprob is None  # not asked for: not computed
     assert ids(sampler.sample(questions, 4, 1.0, 1.0)) != ids(sampler.sample(questions, 4, 1.0, 1.0))
     assert ids(sampler.sample(questions, 4, 1.0, 1.0, seed=7)) == seeded
     assert len(set(seeded[0])) > 1  # the n draws of one seeded request still differ

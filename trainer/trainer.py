@@ -3,6 +3,10 @@
 Master weights stay in fp32; `precision="bf16"` runs forward/backward under bf16 autocast, which pays
 only where the hardware has bf16 instructions (`"auto"` checks, see models/hardware.py).
 
+A batch goes through the model packed into one row without padding (trainer/losses.py: `pack`): the model
+must read positions that restart at 0 as separate sequences, as transformers' models do when no 2-D
+attention mask is given (tests/test_losses.py checks a packed batch against each example alone).
+
 A trainer group is N Trainers, one per process, that `join_group`: one torch.distributed group (NCCL on
 GPUs, gloo on the CPU), the model sharded with FSDP2. Every rank is called with the same arguments and
 takes its share of each batch (rows rank, rank + N, ...); the losses are normalised by the whole batch, and
