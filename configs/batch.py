@@ -15,26 +15,36 @@ before the first trial starts, with the trial's name and the key in the message.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
-from configs.schema import PROJECT_DIR, ConfigError, RunConfig, Strict, WholeInt, FiniteFloat, load_method_config, \
-    read_mapping, validated
+from configs.schema import MAX_NAME_LENGTH, PROJECT_DIR, ConfigError, FiniteFloat, FolderName, RunConfig, Strict, \
+    WholeInt, length_at_most, folder_problem, load_method_config, read_mapping, validated
 
 Scalar = str | int | float | bool | None
 # The batch's own files in runs/<batch>/, which no trial may be named.
 BATCH_FILES = ("report.md", "results.json", "batch.json", "figures", "tune")
+# Every trial's config is built and checked when the batch loads: a grid that multiplies out to millions of
+# trials would take the machine's memory and minutes before anything runs, and is a mistake in any case.
+MAX_TRIALS = 1000
+# runs/<batch>/ takes no suffix, but `make compare` names its batch compare-<run name>.
+MAX_BATCH_NAME_LENGTH = MAX_NAME_LENGTH + 20
+BatchName = Annotated[FolderName, length_at_most(
+    MAX_BATCH_NAME_LENGTH, "a file name holds 255 bytes, and a comparison's name is compare-<run name>")]
 
 
 class BatchConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="runs/<name>/ holds the batch's trials and report")
+    name: BatchName = Field(description="runs/<name>/ holds the batch's trials and report")
     base: str = Field("configs/default.yaml", description="the preset every trial starts from (relative to the project)")
     set: list[str] = Field(default_factory=list, description="overrides (key.sub=value) for every trial")
     grid: dict[str, list[Scalar]] = Field(default_factory=dict, description="setting -> values: one trial per combination")
@@ -48,10 +58,45 @@ class BatchConfig(Strict):
                                 "(None: this machine's cores / max_concurrent_trials, at least 1)")
     trial_cpus: FiniteFloat = Field(1.0, gt=0, description="CPUs of the trial's own process (bundle 0 of its placement group)")
     storage_path: str | None = Field(None, description="Tune's experiment state, on storage every node sees "
-                                                       "(None: runs/<name>/tune)")
+                                                       "(None: runs/<name>/tune); outside the project only with the "
+                                                       "preset's allow_external_dirs=true")
     trackers: list[Literal["mlflow", "wandb"]] = Field(
         default_factory=list, description="experiment trackers that get every trial's per-round metrics, besides "
                                           "TensorBoard's event files in Tune's folder (Tune's default logger)")
+
+    @model_validator(mode="after")
+    def _every_grid_key_has_values(self) -> BatchConfig:
+        """An empty list multiplies the grid out to no trial at all."""
+        for key, values in self.grid.items():
+            if not values:
+                raise PydanticCustomError("empty_grid", "grid.{key}: no values, so the grid makes no trial; give at "
+                                                        "least one value or drop the key", {"key": key})
+        return self
+
+    @model_validator(mode="after")
+    def _seeds_set_in_one_place(self) -> BatchConfig:
+        """Each repeat writes its seed to every key of seed_keys after the grid's and the variant's settings, so
+        that a grid or variant over one of those keys would be overwritten: trials meant to differ would share
+        a seed."""
+        if self.repeats == 1:
+            return self
+        varied = [("grid", self.grid), *((f"variants.{i}", variant) for i, variant in enumerate(self.variants))]
+        for where, settings in varied:
+            for key in settings:
+                if key in self.seed_keys:
+                    raise PydanticCustomError(
+                        "seed_twice", "{where}.{key}: is in seed_keys, which each of the {repeats} repeats sets to its "
+                        "own seed, so its values here would be lost and trials share seeds; drop it from one of the "
+                        "two, or set repeats: 1", {"where": where, "key": key, "repeats": self.repeats})
+        return self
+
+    @model_validator(mode="after")
+    def _trials_within_bounds(self) -> BatchConfig:
+        count = math.prod(map(len, self.grid.values())) * max(1, len(self.variants)) * self.repeats
+        if count > MAX_TRIALS:
+            raise PydanticCustomError("too_many_trials", "grid x variants x repeats make {count} trials; a batch runs "
+                                                         "{limit} at most", {"count": count, "limit": MAX_TRIALS})
+        return self
 
 
 @dataclass(frozen=True)
@@ -101,6 +146,10 @@ def make_batch(batch: BatchConfig, source: str) -> Batch:
     if not base.is_file():
         raise ConfigError(f"{source}: base: preset {batch.base} does not exist")
     preset = load_method_config(base, batch.set)  # where the batch's runs and caches go
+    if batch.storage_path is not None:  # Tune writes there as the trials' folders are written
+        problem = folder_problem("storage_path", Path(batch.storage_path), preset.allow_external_dirs)
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
     # Absolute folders: a trial may run on another node, in another working directory.
     runs_dir = (preset.runs_dir if preset.runs_dir.is_absolute() else PROJECT_DIR / preset.runs_dir) / batch.name
     cache_dir = preset.cache_dir if preset.cache_dir.is_absolute() else PROJECT_DIR / preset.cache_dir
@@ -127,6 +176,7 @@ def expand(batch: BatchConfig, defaults: list[str], where: list[str]) -> tuple[T
     names = [trial_name(settings, seed) for settings, seed in specs]
     if len(set(names)) < len(names):  # two variants that read alike: numbered, so each keeps its own folder
         names = [f"t{i:02d}-{name}" for i, name in enumerate(names)]
+    names = [fitting_name(name) for name in names]
     trials = []
     for name, (settings, seed) in zip(names, specs):
         seeded = [f"{key}={seed}" for key in batch.seed_keys] if seed is not None else []
@@ -142,3 +192,12 @@ def trial_name(settings: dict[str, Scalar], seed: int | None) -> str:
     parts += [f"seed-{seed}"] if seed is not None else []
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts) or "base").strip("-.") or "base"
     return f"trial-{name}" if name in BATCH_FILES else name
+
+
+def fitting_name(name: str) -> str:
+    """`name` cut to a run name's length limit where it is longer (many grid keys), ending in a hash of the
+    whole name so that trials cut alike keep folders of their own."""
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:MAX_NAME_LENGTH - len(digest) - 1]}-{digest}"

@@ -26,6 +26,13 @@ Method = Literal["pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo"]
 RUN_FOLDER_SUFFIXES = (".partial", ".previous")
 # What a method's settings may not change: which method runs, under which name, with which settings.
 RUN_IDENTITY_KEYS = ("method", "name", "method_settings")
+# A run's folder takes suffixes (.partial, .previous) and a lock file beside it (.<name>.lock), and a file name
+# holds 255 bytes at most: a name this long leaves room for all of them.
+MAX_NAME_LENGTH = 100
+# Where the project's code, history and environment live: run and cache folders are replaced and deleted
+# wholesale, so neither may be the project folder or lie in one of these, whatever allow_external_dirs says.
+CODE_FOLDERS = ("configs", "data", "engine", "evaluation", "models", "orchestrator", "telemetry", "trainer", "scripts",
+                "tests", "docker", "docs", ".git", ".venv")
 
 
 class ConfigError(ValueError):
@@ -66,8 +73,41 @@ def _whole_int(value: Any) -> int:
 # Every numeric setting is one of these two, so no setting takes a boolean, nan or inf.
 FiniteFloat = Annotated[float, BeforeValidator(_finite_float)]
 WholeInt = Annotated[int, BeforeValidator(_whole_int)]
+# Seeds reach Python's random, numpy (which takes 0 <= seed < 2**32 and refuses the rest) and vLLM only once the
+# job runs, after the heavy imports: the same range here, so a bad seed is refused in a second instead.
+Seed = Annotated[int, BeforeValidator(_whole_int), Field(ge=0, lt=2**32)]
 # `~` is the home folder, as in a shell (pathlib would make a folder named `~`).
 Folder = Annotated[Path, AfterValidator(Path.expanduser)]
+
+
+def length_at_most(limit: int, why: str) -> AfterValidator:
+    """A folder name's length limit, with why it is what it is for the message."""
+    def check(name: str) -> str:
+        if len(name) > limit:
+            raise PydanticCustomError("name_length", "must be at most {limit} characters, got {length}: {why}",
+                                      {"limit": limit, "length": len(name), "why": why})
+        return name
+    return AfterValidator(check)
+
+
+# A folder's name: one path component, not hidden.
+FolderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+RunName = Annotated[FolderName, length_at_most(
+    MAX_NAME_LENGTH, "the run folder's name takes suffixes such as .partial, and a file name holds 255 bytes")]
+
+
+def folder_problem(key: str, folder: Path, allow_external: bool) -> str | None:
+    """Why `folder` (a setting named `key`) cannot hold runs, caches or Tune's state, or None where it can.
+    Relative folders are taken from the working directory, as the job takes them."""
+    folder = folder.expanduser().resolve()
+    within = [name for name in CODE_FOLDERS if folder.is_relative_to((PROJECT_DIR / name).resolve())]
+    if folder == PROJECT_DIR or within:
+        where = f"lies in the project's {within[0]}/ folder" if within else "is the project folder"
+        return (f"{key}: {folder} {where}; runs, caches and Tune's state are replaced and deleted wholesale, so "
+                "they need a folder of their own")
+    if not allow_external and not folder.is_relative_to(PROJECT_DIR):
+        return f"{key}: {folder} lies outside the project folder {PROJECT_DIR}; set allow_external_dirs=true to use it"
+    return None
 
 
 class Strict(BaseModel):
@@ -82,7 +122,7 @@ class DataConfig(Strict):
     revision: str | None = Field(None, description="source 'tofu' only: the hub revision (branch, tag or commit) "
                                                    "to pin (None: the newest)")
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
-    seed: WholeInt = 0
+    seed: Seed = 0
     num_authors: WholeInt = Field(20, ge=1, description="built-in benchmark only")
     facts_per_author: WholeInt = Field(5, ge=1, le=8, description="built-in benchmark only")
 
@@ -95,7 +135,7 @@ class EngineConfig(Strict):
     max_new_tokens: WholeInt = Field(64, ge=1, description="answer length cap for sampling and greedy answers")
     kv_cache_memory_bytes: WholeInt = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
     gpu_memory_utilization: FiniteFloat = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
-    seed: WholeInt = 0
+    seed: Seed = 0
     weight_transfer: Literal["auto", "shm", "ipc", "nccl", "object_store"] = Field(
         "auto", description="how the trainer's weights reach the engines, through vLLM's weight-transfer interface: "
                             "'shm' (the project's shared-memory backend: the CPU, trainer and engines on one node), "
@@ -115,7 +155,7 @@ class FinetuneConfig(Strict):
     batch_size: WholeInt = Field(8, ge=1)
     weight_decay: FiniteFloat = Field(0.01, ge=0)
     warmup_epochs: FiniteFloat = Field(1.0, ge=0)
-    seed: WholeInt = 0
+    seed: Seed = 0
 
 
 class StopConfig(Strict):
@@ -145,7 +185,7 @@ class PMCConfig(Strict):
                                 "it needs a C++ compiler: vLLM compiles its log-probability kernel")
     weight_decay: FiniteFloat = Field(0.01, ge=0)
     warmup_epochs: FiniteFloat = Field(1.0, ge=0)
-    seed: WholeInt = 0
+    seed: Seed = 0
     stop: StopConfig = StopConfig()
 
 
@@ -172,7 +212,7 @@ class EntropyConfig(Strict):
 
 class EvalConfig(Strict):
     retain_subset: WholeInt = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
-    seed: WholeInt = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
+    seed: Seed = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
     score_batch_size: WholeInt = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
     retain_model: bool = Field(False, description="train (once, cached) the retain model that forget quality needs")
     sampling_n: WholeInt = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
@@ -180,7 +220,9 @@ class EvalConfig(Strict):
     sampling_top_p: FiniteFloat = Field(1.0, gt=0, le=1)
     leak_threshold: FiniteFloat = Field(0.5, ge=0, le=1, description="a sample with ROUGE-L >= this counts as a leak")
     confidence: FiniteFloat = Field(0.95, gt=0, lt=1, description="confidence of the sampling bounds")
-    corpus: str = Field("builtin", description="over-unlearning contexts: 'builtin' (offline) or 'wikitext' (hub)")
+    # The names data/corpus.py knows (CORPUS_NAMES; tests/test_config.py keeps the two lists equal).
+    corpus: Literal["builtin", "wikitext"] = Field("builtin", description="over-unlearning contexts: 'builtin' "
+                                                                         "(offline) or 'wikitext' (hub)")
     corpus_revision: str | None = Field(None, description="corpus 'wikitext' only: the hub revision to pin (None: the newest)")
     max_contexts: WholeInt = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
     context_tokens: WholeInt = Field(32, ge=1)
@@ -211,10 +253,13 @@ class RayConfig(Strict):
                                                            "sharded with FSDP2, each rank a share of every batch")
     sampler_replicas: WholeInt = Field(1, ge=1, description="vLLM engines: each round's questions split across them, "
                                                             "every push reaches all")
+    call_timeout_s: FiniteFloat | None = Field(
+        1800.0, gt=0, description="seconds one call of an engine or trainer rank may take before the job ends with a "
+                                  "message naming it (a hung engine); None: no limit")
 
 
 class RunConfig(Strict):
-    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="the run folder's name")
+    name: RunName = Field("default", description="the run folder's name")
     model: str = Field("smollm2-135m", description="'smollm2-135m' (embedded), 'tiny', a local HF folder or a hub id")
     model_revision: str | None = Field(None, description="when `model` is a hub id: the revision (branch, tag or "
                                                          "commit) to pin (None: the newest)")
@@ -253,17 +298,13 @@ class RunConfig(Strict):
         return name
 
     @model_validator(mode="after")
-    def _folders_inside_the_project(self) -> RunConfig:
+    def _folders_of_their_own(self) -> RunConfig:
         """Runs and caches are created, replaced and deleted wholesale, so a mistyped path must not reach a
-        folder outside the project unless the user says so."""
-        if self.allow_external_dirs:
-            return self
+        folder outside the project unless the user says so, nor the project's own code even then."""
         for key in ("runs_dir", "cache_dir"):
-            folder = getattr(self, key).resolve()
-            if not folder.is_relative_to(PROJECT_DIR):
-                raise PydanticCustomError(
-                    "external_dir", "{key}: {folder} lies outside the project folder {project}; set "
-                    "allow_external_dirs=true to use it", {"key": key, "folder": str(folder), "project": str(PROJECT_DIR)})
+            problem = folder_problem(key, getattr(self, key), self.allow_external_dirs)
+            if problem:
+                raise PydanticCustomError("unsafe_dir", "{problem}", {"problem": problem})
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -322,15 +363,33 @@ def _problem(error: dict[str, Any]) -> str:
 
 
 class _PresetLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is refused: PyYAML keeps the last
-    one, so a preset that sets `lr` twice would run with whichever came second."""
+    """PyYAML's safe loader, except that a key given twice in one mapping is refused (PyYAML keeps the last
+    one, so a preset that sets `lr` twice would run with whichever came second), and so are anchors and aliases.
+
+    Anchors and aliases are refused outright rather than limited: a preset or batch file is a short list of
+    settings with no need for them, and an alias makes one node stand for many, so that ten lines of nested
+    aliases ("billion laughs") stand for a billion values once anything walks or copies the result. Refusing
+    them where they are composed, with the line, costs nothing and leaves no expansion to bound."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            what = f"alias *{event.anchor}" if isinstance(event, yaml.AliasEvent) else f"anchor &{event.anchor}"
+            raise ConfigError(f"{self.name}, line {event.start_mark.line + 1}: YAML {what}: anchors and aliases are "
+                              "not accepted here; write each setting out")
+        return super().compose_node(parent, index)
 
     def construct_document(self, node: yaml.Node) -> Any:
-        _refuse_duplicate_keys(node, self.name, ())
+        _refuse_duplicate_keys(node, self.name, (), set())
         return super().construct_document(node)
 
 
-def _refuse_duplicate_keys(node: yaml.Node, source: str, path: tuple[str, ...]) -> None:
+def _refuse_duplicate_keys(node: yaml.Node, source: str, path: tuple[str, ...], seen: set[int]) -> None:
+    """Every mapping under `node`, each node object visited once (`seen`: their ids), so that a graph whose
+    nodes are shared is walked in the time its size takes, not the size it would expand to."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first_lines: dict[tuple[str, str], int] = {}
         for key_node, value_node in node.value:
@@ -341,10 +400,10 @@ def _refuse_duplicate_keys(node: yaml.Node, source: str, path: tuple[str, ...]) 
                 raise ConfigError(f"{source}, line {line}: {'.'.join((*path, key_node.value))} is given twice "
                                   f"(first on line {first_lines[key]})")
             first_lines[key] = line
-            _refuse_duplicate_keys(value_node, source, (*path, key_node.value))
+            _refuse_duplicate_keys(value_node, source, (*path, key_node.value), seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, source, (*path, str(index)))
+            _refuse_duplicate_keys(item, source, (*path, str(index)), seen)
 
 
 def _parse_yaml(text: str, source: str) -> Any:
@@ -354,6 +413,8 @@ def _parse_yaml(text: str, source: str) -> Any:
         return yaml.load(stream, Loader=_PresetLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(err)}") from None
+    except RecursionError:  # PyYAML composes and constructs nested collections recursively
+        raise ConfigError(f"{source}: nested too deeply to read; a setting is a few levels deep at most") from None
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

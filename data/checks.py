@@ -20,6 +20,7 @@ def check_splits(splits: dict[str, SplitRows]) -> dict[str, str]:
         _check_unique_questions(split)
     forget = splits["forget"]
     _check_forget_in_full(forget, splits["full"])
+    _check_retain_in_full(splits["retain"], splits["full"])
     for retain_split in ("retain", "eval_retain"):
         _check_no_overlap(forget, splits[retain_split])
     _require_perturbed_answers(forget)
@@ -40,11 +41,25 @@ def _check_unique_questions(split: SplitRows) -> None:
 
 
 def _check_forget_in_full(forget: SplitRows, full: SplitRows) -> None:
-    full_questions = {row.question for row in full.rows}
+    full_row_with = {row.question: (number, row) for number, row in full.numbered_rows()}
     for number, row in forget.numbered_rows():
-        if row.question not in full_questions:
+        if row.question not in full_row_with:
             raise row_error(forget.where, number, f"field 'question' {row.question!r} is not in {full.where}; "
                                                   "the target model learns full, so it never learnt this row")
+        full_number, full_row = full_row_with[row.question]
+        # Stripped: a trailing newline or space is not a different answer (prompts strip answers too).
+        if row.answer.strip() != full_row.answer.strip():
+            raise row_error(forget.where, number, f"field 'answer' differs from {full.where}, row {full_number}, "
+                                                  "for the same question; the target model learns full's answer, "
+                                                  "so this one was never learnt")
+
+
+def _check_retain_in_full(retain: SplitRows, full: SplitRows) -> None:
+    full_questions = {row.question for row in full.rows}
+    for number, row in retain.numbered_rows():
+        if row.question not in full_questions:
+            raise row_error(retain.where, number, f"field 'question' {row.question!r} is not in {full.where}; "
+                                                  "the retain split is the part of full that is kept")
 
 
 def _check_no_overlap(forget: SplitRows, retain: SplitRows) -> None:

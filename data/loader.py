@@ -11,8 +11,9 @@ is a DataError naming the file or hub config, the 1-based row and the field:
   not all is refused; none is allowed, and their truth ratio (and on world_facts and real_authors,
   Prob) is recorded in `Benchmark.absent`, with the reason, for the evaluation to report as n/a.
 - No question appears twice in one split: two answers to one question make the benchmark contradictory.
-- Every forget question is in `full`: the target model is fine-tuned on full, so it must have learnt
-  what is to be forgotten.
+- Every forget question is in `full`, with the same answer: the target model is fine-tuned on full, so
+  it must have learnt what is to be forgotten, as it is to be forgotten.
+- Every retain question is in `full`: the retain split is the part of full that is kept.
 - No forget question is in the retain split or in eval_retain: a question cannot be both forgotten
   and retained.
 
@@ -58,4 +59,5 @@ def load_benchmark(source: str = "builtin", forget_split: str = "forget10", *, s
                                   facts_per_author=facts_per_author, tofu_path=tofu_path, revision=revision)
     absent |= check_splits(splits)
     rows = {name: splits[name].rows if name in splits else () for name in BENCHMARK_SPLITS}
-    return Benchmark(source=source, forget_split=forget_split, **rows, absent=absent)
+    origins = {name: (split.where, split.row_numbers) for name, split in splits.items()}
+    return Benchmark(source=source, forget_split=forget_split, **rows, absent=absent, origins=origins)

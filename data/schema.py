@@ -74,6 +74,14 @@ class Benchmark:
     real_authors: tuple[QA, ...]
     # Derived from the rows, so left out of equality and of the hash (which a dict would break).
     absent: dict[str, str] = field(default_factory=dict, compare=False)
+    # Where each split's rows were read (SplitRows.where, row numbers), so that a check made after loading
+    # (models/checks.py) names the file and row as the load checks do; empty for a Benchmark built in memory.
+    origins: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict, compare=False)
+
+    def row_place(self, split: str, index: int) -> str:
+        """`<file or hub config>, row <n>` for row `index` (from 0) of the Benchmark field `split`."""
+        where, numbers = self.origins.get(split, (f"the {split} split", ()))
+        return f"{where}, row {numbers[index] if index < len(numbers) else index + 1}"
 
     def fingerprint(self) -> str:
         """sha256 hex of the content, for cache keys.

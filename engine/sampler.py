@@ -150,6 +150,10 @@ class Sampler:
         self.llm.finish_weight_update(weight_version)
         self.llm.reset_prefix_cache()  # cached prefixes hold the old weights' keys and values
 
+    def served_fingerprint(self) -> dict[str, tuple[list[int], float]]:
+        """`fingerprint_weights` of the weights the engine serves now (its first worker's), to check a push."""
+        return self.llm.collective_rpc(_served_fingerprint)[0]
+
     def load_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Replace the engine's weights with HF-named tensors, then drop cached prefixes of the old weights.
 
@@ -159,3 +163,10 @@ class Sampler:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights.items()),
                                                           "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
+
+
+def _served_fingerprint(worker) -> dict[str, tuple[list[int], float]]:
+    """Runs in vLLM's worker (in-process or not): it gets the worker as its argument."""
+    from models.fingerprint import fingerprint_weights
+
+    return fingerprint_weights(worker.get_model().named_parameters())

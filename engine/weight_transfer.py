@@ -2,7 +2,10 @@
 backend of the project's for the CPU: shared memory (`shm`).
 
 The trainer side allocates one file under /dev/shm that holds every weight in the engine's dtype, and tells
-each engine its layout once (`init_weight_transfer_engine`). A push is then a copy of the trainer's weights
+each engine its layout once (`init_weight_transfer_engine`). The file is its user's alone (mode 0600), and
+is unlinked as soon as every engine has mapped it: the memory lives on in the mappings and goes with the
+last of them, on any exit, kill -9 included. What a job killed in the instant between left is removed by
+the next job (its name carries the pid that made it). A push is then a copy of the trainer's weights
 into that file, and, on each engine, vLLM's layerwise reload from views of the same memory
 (`start_weight_update` -> `update_weights` -> `finish_weight_update`): no pickling, no object store, nothing
 through the driver. On CUDA the same calls drive vLLM's built-in `ipc` and `nccl` backends (`connect`).
@@ -29,6 +32,7 @@ from vllm.distributed.weight_transfer.base import (ModuleSource, ParamMeta, Trai
                                                    WeightTransferUpdateInfo, materialize_full_tensor)
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
 
+from models.cache import process_runs
 from models.hardware import ENGINE_DTYPES
 from trainer.rendezvous import free_port, node_ip
 
@@ -155,14 +159,16 @@ class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitI
             return engine
         metadata = source.metadata()
         offsets, size = layout(metadata)
-        engine.path = os.path.join(init_info.folder, f"{init_info.prefix}-{uuid.uuid4().hex}")
-        with open(engine.path, "wb") as f:
-            f.truncate(size)
-        info = {"path": engine.path, "names": [m.name for m in metadata],
-                "dtype_names": [str(m.dtype).removeprefix("torch.") for m in metadata],
-                "shapes": [list(m.shape) for m in metadata], "offsets": offsets, "size": size}
-        engine.mapped, engine.tensors = views(**info)
-        client.init_weight_transfer_engine(info)
+        remove_stale_files(init_info.folder, init_info.prefix)
+        engine.path = create_private_file(init_info.folder, init_info.prefix, size)
+        try:
+            info = {"path": engine.path, "names": [m.name for m in metadata],
+                    "dtype_names": [str(m.dtype).removeprefix("torch.") for m in metadata],
+                    "shapes": [list(m.shape) for m in metadata], "offsets": offsets, "size": size}
+            engine.mapped, engine.tensors = views(**info)
+            client.init_weight_transfer_engine(info)  # returns once every engine has mapped the file
+        finally:
+            os.unlink(engine.path)
         return engine
 
     @torch.no_grad()
@@ -183,8 +189,36 @@ class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitI
         self.tensors = []
         if self.mapped is not None:
             self.mapped.close()
-        if self.path and os.path.exists(self.path):
-            os.unlink(self.path)
+            self.mapped = None
+
+
+def create_private_file(folder: str, prefix: str, size: int) -> str:
+    """A new file of `size` bytes in `folder`, readable and writable by its user only, named after this process."""
+    path = os.path.join(folder, f"{prefix}-{os.getpid()}-{uuid.uuid4().hex}")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    return path
+
+
+def remove_stale_files(folder: str, prefix: str) -> list[str]:
+    """This user's files of `prefix` whose process no longer runs (a job killed between creating its file and
+    the engines mapping it). Files of running processes and of other users are left alone."""
+    removed = []
+    for name in os.listdir(folder):
+        pid = name.removeprefix(f"{prefix}-").partition("-")[0]
+        if not name.startswith(f"{prefix}-") or not pid.isdigit():
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.stat(path).st_uid == os.getuid() and not process_runs(int(pid)):
+                os.unlink(path)
+                removed.append(path)
+        except FileNotFoundError:  # another job removed it first
+            pass
+    return removed
 
 
 class DirectClient:

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,10 +57,27 @@ def write_folder_atomically(target: Path, build: Callable[[Path], None]) -> Path
 
 
 def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(tmp_path)` beside `path`, then one rename: readers see the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """`write(tmp_path)` beside `path`, then one rename: readers see the old file or the whole new one, also
+    after a power loss (the file and its folder are flushed to disk). The temporary name is this process's
+    own, so two writers never share one."""
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename or a new file in it) to disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _tmp_prefix(target: Path) -> str:
@@ -74,13 +92,14 @@ def remove_abandoned_builds(target: Path) -> list[Path]:
     removed = []
     for tmp in target.parent.glob(f"{_tmp_prefix(target)}*"):
         pid = tmp.name[len(_tmp_prefix(target)):].partition("-")[0]
-        if pid.isdigit() and not _process_runs(int(pid)):
+        if pid.isdigit() and not process_runs(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
     return removed
 
 
-def _process_runs(pid: int) -> bool:
+def process_runs(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (as this user or another)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

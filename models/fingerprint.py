@@ -1,4 +1,4 @@
-"""A cheap, stable identity of a model folder, for cache keys."""
+"""Cheap, stable identities for cache keys and run folders: of a model folder, and of the project's own code."""
 
 import hashlib
 from pathlib import Path
@@ -25,3 +25,42 @@ def fingerprint_folder(folder: Path) -> str:
 
 def _weight_files(folder: Path) -> list[Path]:
     return sorted({path for pattern in _WEIGHT_PATTERNS for path in folder.glob(pattern)})
+
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+# The project's packages by what they produce: a run's training (what a resumed run must share with its first
+# attempt) and its evaluation (what a finished run and a cached evaluation must share with a new one).
+TRAINING_CODE = ("configs", "data", "engine", "models", "orchestrator", "trainer")
+EVALUATION_CODE = ("evaluation",)
+
+
+def fingerprint_code(packages: tuple[str, ...]) -> str:
+    """sha256 hex digest of the project's Python source in `packages` as it is on disk (uncommitted edits
+    included): a change to any of their files changes it, whatever git knows."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((PROJECT_DIR / package).rglob("*.py")):
+            digest.update(f"{path.relative_to(PROJECT_DIR)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# Rows of each weight that a push's check sums: first, a third, two thirds, last.
+_CHECKED_ROWS = (0.0, 1 / 3, 2 / 3, 1.0)
+
+
+def fingerprint_weights(named_tensors, dtype=None) -> dict[str, tuple[list[int], float]]:
+    """name -> (shape, sum of a fixed sample of rows, in float64) for every non-empty tensor, cast to `dtype`
+    first if given: what a weight push's sender and receiver compare (engine/weight_transfer.py). Cheap: a few
+    rows a tensor. torch is imported here, not with the module, which the command line imports light."""
+    import torch
+
+    found = {}
+    with torch.no_grad():
+        for name, tensor in named_tensors:
+            if tensor.numel() == 0:  # vLLM's CPU engine keeps linear weights in oneDNN handles, not parameters
+                continue
+            rows = tensor.detach().reshape(tensor.shape[0] if tensor.dim() > 1 else 1, -1)
+            picked = sorted({round(share * (rows.shape[0] - 1)) for share in _CHECKED_ROWS})
+            sample = rows[picked].to("cpu", dtype) if dtype is not None else rows[picked].cpu()
+            found[name] = (list(tensor.shape), float(sample.to(torch.float64).sum()))
+    return found

@@ -6,22 +6,39 @@ eval:    the full evaluation of a model folder as it is (MODEL=...), same eval.j
 compare: every method of --methods on the same target model, as a batch, in runs/compare-<name>/.
 batch:   the trials of a batch file (configs/batch/) on Ray Tune, report in runs/<batch>/ (--set: every trial).
 
-Bad input (config, data, model folder, arguments) is refused before anything is written: one line
-`error: ...` naming the culprit, exit code 2. A job that fails later (an actor died) exits with 1.
+Bad input (config, data, model folder, arguments), a name another job holds and a folder the project did not
+make are refused before anything is written: one line `error: ...` naming the culprit, exit code 2. A job
+that fails later (an actor died) exits with 1; SIGTERM or Ctrl-C end it cleanly (143, 130), its partial run
+kept for resume. --fresh starts over where a partial run of other settings holds resumable work.
+
+What a job creates is its user's alone (umask 077), or its group's where the runs folder is a group-shared
+volume (its folder has the set-group-id bit, as the image's has): umask 007.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import signal
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 from configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
 from configs.batch import Batch, load_batch
 from data import DataError
 from models import ModelError
-from orchestrator.errors import JobError
+from orchestrator.bundles import job_bundles, local_cpus, refuse_more_than
+from orchestrator.compare import comparison_batch
+from orchestrator.errors import JobError, Refused
 from orchestrator.inputs import check_inputs
+from orchestrator.local_ray import close_local_ray
+from orchestrator.ownership import BATCH, EVALUATE, EXPERIMENT, UNLEARN, claim, holding
+from orchestrator.run_folder import check_run_folders, run_paths
 from telemetry.console import captured, show, summary_lines
+
+REFUSALS = (ConfigError, DataError, ModelError, Refused)  # exit code 2: nothing was written
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,42 +59,101 @@ def main(argv: list[str] | None = None) -> int:
                          help="override one setting, e.g. --set pmc.epochs=5 (repeatable)")
         if name == "compare":
             job.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
+        if name == "unlearn":
+            job.add_argument("--fresh", action="store_true",
+                             help="start over where a partial run of other settings holds resumable work (deleted)")
     batch_command = commands.add_parser("batch", help="a batch file's trials on Ray Tune")
     batch_command.add_argument("file", help="batch file, e.g. configs/batch/smoke.yaml")
     batch_command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting of every trial (repeatable)")
     args = parser.parse_args(argv)
     try:
-        if args.command in ("batch", "compare"):
-            if args.command == "batch":
-                batch = load_batch(args.file, args.overrides)
+        with ExitStack() as job:
+            if args.command in ("batch", "compare"):
+                batch = load_batch(args.file, args.overrides) if args.command == "batch" else comparison_batch(
+                    args.config, args.overrides, chosen_methods(args.methods))
+                check_batch_inputs(batch)
+                check_batch_folders(batch)
+                start_job(job, batch.runs_dir.parent, batch.config.name)
+                check_batch_folders(batch)  # again, now that no other job can change them
+                from orchestrator.batch import run_batch
+
+                folder = run_batch(batch)
             else:
-                from orchestrator.compare import comparison_batch
+                config = load_method_config(args.config, args.overrides)
+                check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
+                kind, fresh = (UNLEARN, args.fresh) if args.command == "unlearn" else (EVALUATE, True)
+                check_run_folders(config, kind, fresh)
+                if not os.environ.get("RAY_ADDRESS"):  # the CPUs of the local instance the job will start
+                    refuse_more_than(job_bundles(config.ray, False, config.engine.tensor_parallel_size),
+                                     {"CPU": local_cpus()}, "this machine's Ray instance", kinds=("CPU",))
+                start_job(job, config.runs_dir, config.name)
+                # From the imports on, what the libraries print goes to the run's log.txt, not the console
+                # (VERBOSE=1: both); the console gets progress bars and the summary (telemetry/console.py).
+                job.enter_context(captured(quiet_on=REFUSALS))
+                from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the input is sound
 
-                batch = comparison_batch(args.config, args.overrides, chosen_methods(args.methods))
-            check_batch_inputs(batch)
-            from orchestrator.batch import run_batch
-
-            folder = run_batch(batch)
-        else:
-            config = load_method_config(args.config, args.overrides)
-            check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
-            # From the imports on, what the libraries print goes to the run's log.txt, not the console
-            # (VERBOSE=1: both); the console gets progress bars and the summary (telemetry/console.py).
-            with captured():
-                from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the config is sound
-
-                folder = (run_unlearning if args.command == "unlearn" else run_evaluation)(config)
+                folder = run_unlearning(config, fresh=fresh) if kind == UNLEARN else run_evaluation(config)
                 for line in summary_lines(json.loads((folder / "eval.json").read_text()), folder):
                     show(line)
-    except (ConfigError, DataError, ModelError) as err:
+    except REFUSALS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except JobError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: no space left for {err.filename or 'a file the job writes'} ({err.strerror}); free some and "
+              "run the same command again to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        name = _signals_received[0] if _signals_received else "SIGINT"
+        print(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run",
+              file=sys.stderr)
+        return 128 + getattr(signal, name)
     print(f"done: {folder}/report.md")
     return 0
+
+
+def start_job(job: ExitStack, runs_dir: Path, name: str) -> None:
+    """Hold the job's name (refused at once if another job holds it), keep what the job creates from other
+    users, end cleanly on SIGTERM, and close its local Ray instance to the network (before Ray is imported)."""
+    os.umask(0o007 if _group_shared(runs_dir) else 0o077)
+    job.enter_context(holding(runs_dir, name))
+    signal.signal(signal.SIGTERM, _interrupt)
+    close_local_ray()
+
+
+def _group_shared(folder: Path) -> bool:
+    """Whether the nearest existing folder at or above `folder` is group-shared (set-group-id)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return bool(folder.stat().st_mode & 0o2000)
+
+
+_signals_received: list[str] = []
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGTERM: unwind like Ctrl-C (every `finally` releases what it holds); later signals wait for that. Ray
+    turns an exception raised inside its calls into a KeyboardInterrupt: the signal's name is kept here."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _signals_received.append(signal.Signals(signum).name)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def check_batch_folders(batch: Batch) -> None:
+    """The batch's folder, its experiment folder (under storage_path) and its trials' run folders must be the
+    batch's own where they exist."""
+    claim(batch.runs_dir, BATCH)
+    if batch.config.storage_path is not None:
+        claim(Path(batch.config.storage_path).expanduser().resolve() / batch.config.name, EXPERIMENT)
+    for trial in batch.trials:  # a trial's partial of other settings is refused when the trial runs
+        for folder in run_paths(batch.trial_config(trial)):
+            claim(folder, UNLEARN)
 
 
 def check_batch_inputs(batch: Batch) -> None:

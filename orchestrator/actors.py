@@ -9,16 +9,24 @@ from __future__ import annotations
 import ray
 
 from configs import RunConfig
+from orchestrator.errors import JobError
+
+
+class ActorTimeout(JobError):
+    """An actor did not answer a call in time: a hung engine or trainer rank ends the job instead of hanging it."""
 
 
 class ActorProxy:
-    """Blocking method calls on a Ray actor: `proxy.f(x)` is `ray.get(handle.f.remote(x))`."""
+    """Blocking method calls on a Ray actor: `proxy.f(x)` is `ray.get(handle.f.remote(x))`, for at most
+    `timeout` seconds (None: no limit)."""
 
-    def __init__(self, handle: ray.actor.ActorHandle, name: str, role: str, index: int = 0):
+    def __init__(self, handle: ray.actor.ActorHandle, name: str, role: str, index: int = 0,
+                 timeout: float | None = None):
         self.handle = handle
         self.name = name  # the actor's Ray name
         self.role = role  # what it is to the job: sampler, trainer, retain-model scorer
         self.index = index  # which engine or trainer rank of its role
+        self.timeout = timeout
 
     @property
     def label(self) -> str:
@@ -27,7 +35,7 @@ class ActorProxy:
 
     def __getattr__(self, method_name: str):
         method = getattr(self.handle, method_name)
-        return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
+        return lambda *args, **kwargs: wait_for([self], method_name, [method.remote(*args, **kwargs)])[0]
 
     def alive(self) -> bool:
         """Whether the actor still runs: Ray frees the name of an actor that died."""
@@ -36,6 +44,43 @@ class ActorProxy:
         except ValueError:
             return False
         return True
+
+
+class ActorFailed(JobError):
+    """An actor's method raised: the message names the actor, the method and the cause, in one line."""
+
+
+def wait_for(proxies: list[ActorProxy], method_name: str, refs: list) -> list:
+    """The results of `method_name` called on each of `proxies` (`refs`); ActorTimeout naming the first that
+    did not answer within its timeout, ActorFailed naming one that raised."""
+    timeouts = [proxy.timeout for proxy in proxies if proxy.timeout is not None]
+    try:
+        return ray.get(refs, timeout=max(timeouts) if timeouts else None)
+    except ray.exceptions.GetTimeoutError:
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        late = next(proxy for proxy, ref in zip(proxies, refs) if ref not in ready)
+        raise ActorTimeout(f"the {late.label} actor did not answer {method_name} within {late.timeout:g} s "
+                           "(ray.call_timeout_s)") from None
+    except ray.exceptions.RayTaskError as err:
+        failed = next((proxy for proxy, ref in zip(proxies, refs) if _raised(ref)), proxies[0])
+        raise ActorFailed(f"the {failed.label} actor's {method_name} raised {one_line_cause(err)}") from err
+
+
+def _raised(ref) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+    except ray.exceptions.RayTaskError:
+        return True
+    except ray.exceptions.RayError:
+        pass
+    return False
+
+
+def one_line_cause(err: ray.exceptions.RayTaskError) -> str:
+    """The exception raised inside an actor or task, in one line (Ray's text carries its whole traceback)."""
+    cause = err.cause if isinstance(err.cause, BaseException) else err
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
 
 
 def release(*proxies: ActorProxy) -> None:

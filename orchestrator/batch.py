@@ -24,8 +24,12 @@ from ray import tune
 from configs import ConfigError, load_method_config
 from configs.batch import Batch, Trial
 from evaluation.batch_report import write_batch_report
+from models.cache import settings_key
+from models.fingerprint import TRAINING_CODE, fingerprint_code
 from orchestrator.errors import JobError
-from orchestrator.placement import bundle_cpus, cluster_has_gpus, trial_bundles
+from orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
+from orchestrator.bundles import bundle_cpus, trial_bundles
+from orchestrator.placement import cluster_has_gpus
 from orchestrator.pipeline import ray_session, run_unlearning
 from orchestrator.run_folder import finished_run
 
@@ -37,7 +41,14 @@ TRIAL_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "PYTHONUNBUFFERED": "1"}
 def run_batch(batch: Batch) -> Path:
     """Run (or continue) the batch; returns runs/<batch>/ with its report."""
     callbacks = tracker_callbacks(batch)  # a tracker that is not installed is refused before anything runs
-    batch.runs_dir.mkdir(parents=True, exist_ok=True)
+    with holding(batch.runs_dir.parent, batch.config.name):
+        claim(batch.runs_dir, BATCH)
+        batch.runs_dir.mkdir(parents=True, exist_ok=True)
+        mark(batch.runs_dir, BATCH)
+        return _run_batch(batch, callbacks)
+
+
+def _run_batch(batch: Batch, callbacks: list) -> Path:
     print(f"batch {batch.config.name}: {len(batch.trials)} trials, {batch.config.max_concurrent_trials} at a time, "
           f"in {batch.runs_dir}", flush=True)
     with ray_session(num_cpus=local_cpus_needed(batch), env=TRIAL_ENV):
@@ -73,18 +84,30 @@ def tuner(batch: Batch, params: list[dict], callbacks: list) -> tune.Tuner:
     trainable = tune.with_resources(run_trial, resources=lambda spec: tune.PlacementGroupFactory(
         spec["trial"]["bundles"], strategy="PACK"))
     experiment, spec_file = storage / name, batch.runs_dir / "batch.json"
-    same_batch = spec_file.is_file() and json.loads(spec_file.read_text()) == batch.describe()
+    spec = batch_identity(batch)
+    same_batch = spec_file.is_file() and json.loads(spec_file.read_text()) == spec
     if same_batch and tune.Tuner.can_restore(str(experiment)):
         print(f"continuing the batch from {experiment}", flush=True)
         return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    shutil.rmtree(experiment, ignore_errors=True)  # another batch's state (the run folders stay)
-    spec_file.write_text(json.dumps(batch.describe(), indent=1) + "\n")
+    if batch.config.storage_path is not None:  # under runs/<batch>/, the experiment is the batch folder's
+        claim(experiment, EXPERIMENT)
+    shutil.rmtree(experiment, ignore_errors=True)  # an earlier state of this batch (the run folders stay)
+    experiment.mkdir(parents=True)
+    mark(experiment, EXPERIMENT)
+    spec_file.write_text(json.dumps(spec, indent=1) + "\n")
     return tune.Tuner(
         trainable, param_space={"trial": tune.grid_search(params)},
         tune_config=tune.TuneConfig(max_concurrent_trials=batch.config.max_concurrent_trials,
                                     trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=callbacks, verbose=1,
                                   failure_config=tune.FailureConfig(max_failures=batch.config.max_failures)))
+
+
+def batch_identity(batch: Batch) -> dict:
+    """What a rerun must share with the batch's Tune state to continue it: the batch, each trial's resolved
+    config (a changed preset changes it) and the project's code."""
+    configs = {trial.name: batch.trial_config(trial).resolved() for trial in batch.trials}
+    return {**batch.describe(), "trial_configs": settings_key(configs), "code": fingerprint_code(TRAINING_CODE)}
 
 
 def experiment_location(batch: Batch) -> tuple[Path, str]:

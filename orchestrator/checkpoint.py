@@ -20,6 +20,10 @@ from models.cache import write_file_atomically
 STATE_FILE = "state.json"
 
 
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint that cannot be resumed (a torn or foreign state file): the run starts over, with a warning."""
+
+
 @dataclass(frozen=True)
 class Saved:
     round: int  # the last complete round
@@ -43,12 +47,20 @@ class Checkpoints:
     last_full_state: float = field(default_factory=time.monotonic)
 
     def latest(self) -> Saved | None:
+        """The last complete round's checkpoint; None if there is none; UnreadableCheckpoint if its state file
+        cannot be read or names a trainer state that is not there."""
         path = self.folder / STATE_FILE
         if not path.is_file():
             return None
-        state = json.loads(path.read_text())
-        trainer_state = state["trainer_state"] and self.folder / state["trainer_state"]
-        return Saved(state["round"], state["records"], state["selections"], state["replay"], trainer_state)
+        try:
+            state = json.loads(path.read_text())
+            trainer_state = state["trainer_state"] and self.folder / state["trainer_state"]
+            saved = Saved(state["round"], state["records"], state["selections"], state["replay"], trainer_state)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UnreadableCheckpoint(f"the checkpoint {path} cannot be read ({type(err).__name__}: {err})") from None
+        if trainer_state and not trainer_state.is_dir():
+            raise UnreadableCheckpoint(f"the checkpoint {path} names a trainer state {trainer_state} that is not there")
+        return saved
 
     def resume(self, trainer) -> Saved | None:
         """The last checkpoint, its full trainer state loaded into `trainer` (whose optimizer is configured as at

@@ -16,7 +16,7 @@ import ray
 
 from configs import RunConfig
 from engine import Sampler
-from orchestrator.actors import ActorProxy, actor_name
+from orchestrator.actors import ActorProxy, actor_name, wait_for
 from orchestrator.placement import SAMPLER, TRAINER, Placement
 from trainer import Trainer
 
@@ -24,8 +24,8 @@ from trainer import Trainer
 def call_each(members: Sequence, method: str, calls: Sequence[tuple[tuple, dict]]) -> list:
     """`members[i].method(*args_i, **kwargs_i)` for each member, at once where they are actors; their results."""
     if all(isinstance(member, ActorProxy) for member in members):
-        return ray.get([getattr(member.handle, method).remote(*args, **kwargs)
-                        for member, (args, kwargs) in zip(members, calls, strict=True)])
+        return wait_for(list(members), method, [getattr(member.handle, method).remote(*args, **kwargs)
+                                                for member, (args, kwargs) in zip(members, calls, strict=True)])
     if len(members) > 1:
         raise ValueError("a group of more than one needs Ray actors: its members work at the same time")
     return [getattr(member, method)(*args, **kwargs) for member, (args, kwargs) in zip(members, calls, strict=True)]
@@ -72,6 +72,9 @@ class SamplerGroup:
     def wake_up(self, tags: list[str]) -> None:
         call_all(self.members, "wake_up", tags)
 
+    def served_fingerprints(self) -> list[dict]:
+        return call_all(self.members, "served_fingerprint")
+
 
 class TrainerGroup:
     """Trainer's methods, called on every rank at once; rank 0 answers."""
@@ -109,7 +112,7 @@ def start_samplers(model_dir: Path | str, config: RunConfig, placement: Placemen
         name = actor_name(config, f"{SAMPLER} {index}")
         handle = ray.remote(Sampler).options(**placement.options(SAMPLER, index), name=name).remote(
             str(model_dir), config.engine, colocated=config.ray.colocate)
-        members.append(ActorProxy(handle, name, SAMPLER, index))
+        members.append(ActorProxy(handle, name, SAMPLER, index, config.ray.call_timeout_s))
     return SamplerGroup(members)
 
 
@@ -129,7 +132,7 @@ def start_trainers(model_dir: Path | str, config: RunConfig, placement: Placemen
         name = actor_name(config, f"{role} {index}")
         handle = ray.remote(Trainer).options(**placement.options(role, index), name=name).remote(
             str(model_dir), **trainer_settings(config, seed, threads))
-        members.append(ActorProxy(handle, name, role, index))
+        members.append(ActorProxy(handle, name, role, index, config.ray.call_timeout_s))
     if ranks > 1:
         address = members[0].group_address()
         call_each(members, "join_group", [((address, rank, ranks), {}) for rank in range(ranks)])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
+import secrets
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,17 +27,21 @@ from evaluation.plots import write_plots
 from evaluation.report import write_report
 from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
 from models import fingerprint_folder, resolve_model
+from models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
 from models.cache import build_folder_once, building, settings_key
+from models.checks import check_prompt_lengths, check_tokenizer_fits_model
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
-from orchestrator.actors import ActorProxy, release
+from orchestrator.actors import ActorFailed, ActorProxy, ActorTimeout, one_line_cause, release
 from orchestrator.baselines import forget_targets, unlearn_baseline
+from orchestrator.bundles import local_cpus
 from orchestrator.errors import JobError
 from orchestrator.groups import start_samplers, start_trainers
 from orchestrator.inputs import benchmark_texts, check_inputs
 from orchestrator.placement import Placement, job_placement
+from orchestrator.ownership import EVALUATE, UNLEARN, holding
 from orchestrator.pmc import unlearn
-from orchestrator.run_folder import RunFolder, package_versions
+from orchestrator.run_folder import RunFolder, check_run_folders, package_versions
 from orchestrator.weight_sync import set_up_weight_transfer
 from telemetry.console import Progress, captured, keep_log, show, worker_env
 from telemetry.timing import StageTimer
@@ -44,17 +50,24 @@ from trainer.finetune import finetune_target, target_cache_key
 
 
 @captured()
-def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = None) -> Path:
-    """The whole job; `report` also gets each round's metrics (a batch trial passes them on to Ray Tune).
-    Its output, and what Ray forwards from its actors, goes into the run's log.txt (telemetry/console.py)."""
+def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = None, fresh: bool = False) -> Path:
+    """The whole job; `report` also gets each round's metrics (a batch trial passes them on to Ray Tune);
+    `fresh`: start over where a partial run of other settings holds resumable work. Its output, and what
+    Ray forwards from its actors, goes into the run's log.txt (telemetry/console.py)."""
+    with holding(config.runs_dir, config.name):
+        return _run_unlearning(config, report, fresh)
+
+
+def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fresh: bool) -> Path:
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):  # everything that can refuse bad input, before anything is written
+        check_run_folders(config, UNLEARN, fresh)
         bench, base_dir, prompt = prepare(config)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         forget_prompts = [prompt.prompt(row.question) for row in bench.forget]
         retain = [prompt.example(row.question, row.answer) for row in bench.retain]
         contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(base_dir, prompt, bench))
+    run = RunFolder(config, extra=resolved_settings(base_dir, prompt, bench), kind=UNLEARN, fresh=fresh)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
 
@@ -70,6 +83,7 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
             actors += sampler.members
             trainer = start_trainers(target_dir, config, placement, seed=config.pmc.seed)
             actors += trainer.members
+            check_shared_storage(run.path, trainer)
             engine_dtype = sampler.weight_dtype()  # also waits until the engines are up
             placed = placement.record(actors)
             transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype,
@@ -133,12 +147,18 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
 @captured()
 def run_evaluation(config: RunConfig) -> Path:
     """Evaluate a model folder as it is (no fine-tune, no unlearning): the same eval.json and report."""
+    with holding(config.runs_dir, config.name):
+        return _run_evaluation(config)
+
+
+def _run_evaluation(config: RunConfig) -> Path:
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):
+        check_run_folders(config, EVALUATE)
         bench, model_dir, prompt = prepare(config)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench))
+    run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench), kind=EVALUATE, fresh=True)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}")
     with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
@@ -165,13 +185,17 @@ def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
     model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench),
                               revision=config.model_revision)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return bench, model_dir, PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
+    check_tokenizer_fits_model(tokenizer, model_dir)
+    prompt = PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
+    check_prompt_lengths(prompt, bench, config.engine.max_model_len, config.engine.max_new_tokens)
+    return bench, model_dir, prompt
 
 
 def resolved_settings(model_dir: Path, prompt: PromptFormat, bench: Benchmark) -> dict:
     """What the run resolved at run time, saved beside its config: the model folder (for a hub model its
     snapshot, named by commit), the prompt format, the metrics the data cannot give (and why)."""
-    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(bench.absent)}
+    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(bench.absent),
+            "data_fingerprint": bench.fingerprint()}
 
 
 def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, dict], rounds: list[dict],
@@ -252,6 +276,20 @@ def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, pro
             actors.remove(member)
 
 
+def check_shared_storage(folder: Path, trainers) -> None:
+    """Every trainer rank writes its full states, and rank 0 the model, into the run folder, on whatever node it
+    runs: refuse a run folder the driver's node does not share with theirs, before any of that is written."""
+    token = secrets.token_hex(8)
+    trainers.write_probe(str(folder.resolve()), token)
+    for rank in range(len(trainers.members)):
+        probe = folder / f".storage-probe-{rank}"
+        seen = probe.read_text() if probe.is_file() else None
+        probe.unlink(missing_ok=True)
+        if seen != token:
+            raise JobError(f"runs_dir {folder.parent} is not shared between this node and trainer rank {rank}'s: "
+                           "put runs_dir on storage every node mounts at the same path (see docker/cluster.yaml)")
+
+
 def evaluate_with(sampler, trainer, eval_set: EvalSet, prompt: PromptFormat, contexts, config: RunConfig,
                   label: str) -> dict:
     """The full evaluation of the model state the two actors hold now (they hold the same weights); `label`
@@ -268,7 +306,8 @@ def evaluate_target_once(target_dir: Path, prompt: PromptFormat, config: RunConf
     settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
                 "engine": config.engine.model_dump(mode="json"), "prompt": prompt.describe(),
                 "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # forget quality comes after
-                "precision": resolve_precision(config.precision), "versions": package_versions()}
+                "precision": resolve_precision(config.precision), "versions": package_versions(),
+                "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
     folder = config.cache_dir / "evaluations" / settings_key(settings)
     if folder.is_dir():
         show(f"target model evaluation: cached at {folder}")
@@ -284,22 +323,32 @@ def greedy_answerer(sampler, prompt: PromptFormat):
 
 @contextmanager
 def actor_failures(run: RunFolder, timer: StageTimer) -> Iterator[list[ActorProxy]]:
-    """The job's actors (the body adds them as it starts them): released on every path, and an actor that dies
-    ends the job with one line naming it and where the job was, the `.partial` folder kept for inspection."""
+    """The job's actors (the body adds them as it starts them): released on every path (an error, SIGTERM),
+    and an actor that dies or raises ends the job with one line naming it, where the job was and the cause,
+    the `.partial` folder kept for inspection and resume."""
     actors: list[ActorProxy] = []
     try:
         yield actors
     except (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError) as err:
-        where = timer.current or "the job"
-        if where == "unlearning":
-            where = f"unlearning round {len(run.checkpoints.records) + 1}"  # every round done has its record
         dead = [actor.label for actor in actors if not actor.alive()]
         who = f"the {' and the '.join(dead)} actor" if dead else "a Ray worker"  # a task's, such as the fine-tune
         cause = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise JobError(f"{who} died during {where} ({cause}); the partial run is kept in {run.path}") from err
+        raise JobError(f"{who} died during {_where(run, timer)} ({cause}); the partial run is kept in {run.path}") from err
+    except (ActorTimeout, ActorFailed) as err:
+        raise JobError(f"{err} during {_where(run, timer)}; the partial run is kept in {run.path}") from err
+    except ray.exceptions.RayTaskError as err:  # a task's, such as the fine-tune
+        raise JobError(f"a Ray task raised {one_line_cause(err)} during {_where(run, timer)}; the partial run is "
+                       f"kept in {run.path}") from err
     finally:
         for actor in actors:
             release(actor)
+
+
+def _where(run: RunFolder, timer: StageTimer) -> str:
+    where = timer.current or "the job"
+    if where == "unlearning":
+        where = f"unlearning round {len(run.checkpoints.records) + 1}"  # every round done has its record
+    return where
 
 
 @contextmanager
@@ -309,25 +358,23 @@ def ray_session(num_cpus: float = 0, env: dict[str, str] | None = None) -> Itera
     alternate, so the cores they share are not oversubscribed). `env` goes to every Ray worker of the job.
 
     A cluster keeps its own authentication (RAY_AUTH_MODE, its token) exactly as the environment gives it.
-    The local instance is private to this machine and its job: it runs without token authentication unless
-    RAY_AUTH_MODE says otherwise, and the environment is restored afterwards.
+    The local instance is closed to the network: the command line set it up before Ray was imported
+    (orchestrator/local_ray.py: loopback only, a token of its own), and it has no dashboard.
     """
     if ray.is_initialized():
         yield
         return
     address = os.environ.get("RAY_ADDRESS")
-    auth_mode = os.environ.get("RAY_AUTH_MODE")
     runtime_env = {"env_vars": {**worker_env(), **(env or {})}}  # the console's: quiet libraries, or VERBOSE
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, runtime_env=runtime_env)
     else:
-        os.environ["RAY_AUTH_MODE"] = auth_mode or "disabled"
         # "local": a new instance of its own even where another job on this machine runs one
-        ray.init(address="local", num_cpus=math.ceil(max(2, os.cpu_count() or 2, num_cpus)), include_dashboard=False,
-                 runtime_env=runtime_env)
+        ray.init(address="local", num_cpus=local_cpus(num_cpus), include_dashboard=False, runtime_env=runtime_env)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)  # the job's own ending (Ray's driver handler exits on the spot)
     try:
         yield
     finally:
         ray.shutdown()
-        if auth_mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)

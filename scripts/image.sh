@@ -8,7 +8,9 @@
 # BASE (the base image; the CPU variant's default is a Debian bookworm made with debootstrap from this
 # machine's apt mirror when podman cannot find one locally), TORCH_INDEX_URL, and pip's own settings (cert,
 # index-url, extra-index-url, find-links) read from `pip config` and the environment: their local files and
-# folders are mounted read-only into the build (podman), their URLs passed as they are.
+# folders are mounted read-only into the build (podman). Index URLs (pip's two and TORCH_INDEX_URL) may carry a
+# user and password: they reach the build as build secrets (files under /run/secrets/ for the one step that
+# installs, in no layer and not in `history`); cert and find-links, local paths, as build arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COMMAND=${1:-build}
@@ -17,6 +19,12 @@ case "$VARIANT" in cpu|cuda) ;; *) echo "VARIANT must be cpu or cuda, got '$VARI
 IMAGE=${IMAGE:-pmc-unlearning:$VARIANT}
 DEBIAN_BASE=localhost/debian:bookworm
 SMOKE_NAME=image-smoke
+# The image's group (docker/Dockerfile): its writable folders are the group's, mode 2770.
+IMAGE_GID=1000
+# The secrets' files, readable by this user alone, removed on exit.
+SECRETS=$(mktemp -d)
+chmod 700 "$SECRETS"
+trap 'rm -rf "$SECRETS"' EXIT
 
 say() { echo "[image] $*"; }
 
@@ -62,8 +70,16 @@ pip_setting() {
     python3 -m pip config list 2>/dev/null | sed -n "s/^[a-z:]*\.$1='\(.*\)'$/\1/p" | tail -1
 }
 
-# Adds to BUILD_ARGS the build argument for pip's setting KEY; each local path in it is mounted read-only
-# (podman) under /run/host-pip/ and named there.
+# Adds to BUILD_ARGS the build secret NAME holding VALUE (a file of its own, so that it is in no command line
+# either); the Dockerfile reads it from /run/secrets/NAME.
+pass_secret() {
+    local name=$1 value=$2
+    (umask 077 && printf '%s' "$value" > "$SECRETS/$name")
+    BUILD_ARGS+=(--secret "id=$name,src=$SECRETS/$name")
+}
+
+# Adds to BUILD_ARGS pip's setting KEY: a build secret for the index URLs, a build argument for the rest; each
+# local path in it is mounted read-only (podman) under /run/host-pip/ and named there.
 pass_pip_setting() {
     local key=$1 value item mounted=() n=0
     value=$(pip_setting "$key")
@@ -88,13 +104,17 @@ pass_pip_setting() {
         fi
     done
     [ ${#mounted[@]} -gt 0 ] || return 0
-    BUILD_ARGS+=(--build-arg "PIP_$(echo "$key" | tr 'a-z-' 'A-Z_')=${mounted[*]}")
+    case "$key" in
+        index-url|extra-index-url) pass_secret "pip_$(echo "$key" | tr '-' '_')" "${mounted[*]}" ;;
+        *) BUILD_ARGS+=(--build-arg "PIP_$(echo "$key" | tr 'a-z-' 'A-Z_')=${mounted[*]}") ;;
+    esac
 }
 
 build() {
     choose_engine
     BUILD_ARGS=(--build-arg "VLLM_VARIANT=$VARIANT")
-    if [ -n "${TORCH_INDEX_URL+set}" ]; then BUILD_ARGS+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL"); fi
+    # Set but empty is a choice too (no torch index): the secret's file is then empty.
+    if [ -n "${TORCH_INDEX_URL+set}" ]; then pass_secret torch_index_url "$TORCH_INDEX_URL"; fi
     local base=${BASE:-}
     if [ -z "$base" ] && [ "$VARIANT" = cpu ]; then
         if [ "$ENGINE" = podman ]; then debian_base; base=$DEBIAN_BASE; else base=debian:bookworm-slim; fi
@@ -109,8 +129,9 @@ build() {
 }
 
 # The CPU image built from this tree (the engine's layer cache makes an unchanged tree cheap), then `make smoke`
-# inside it as the host's user (files in runs/ stay the host user's), runs/ mounted, no network; then the run
-# folder it leaves is checked from the host.
+# inside it as the host's user (files in runs/ stay the host user's) with the image's group added (its cache
+# and home folders are the group's), runs/ mounted, no network; then the run folder it leaves is checked from
+# the host.
 smoke() {
     build
     local default_user
@@ -121,7 +142,7 @@ smoke() {
     say "make smoke inside $IMAGE (user $default_user by default; run as $(id -u) for the mounted runs/)"
     local start=$SECONDS
     $ENGINE run --rm "${ENGINE_FLAGS[@]}" --network none --shm-size 2g --user "$(id -u):$(id -g)" \
-        -v "$PWD/runs:/app/runs" "$IMAGE" make smoke NAME="$SMOKE_NAME"
+        --group-add "$IMAGE_GID" -v "$PWD/runs:/app/runs" "$IMAGE" make smoke NAME="$SMOKE_NAME"
     say "smoke inside the image: $((SECONDS - start)) s"
     python3 scripts/check_run_folder.py "runs/$SMOKE_NAME" ${SAME_AS:+--same-as "$SAME_AS"}
 }

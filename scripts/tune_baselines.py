@@ -34,7 +34,8 @@ from orchestrator.groups import start_samplers, start_trainers  # noqa: E402
 from orchestrator.baselines import forget_targets, unlearn_baseline  # noqa: E402
 from orchestrator.batch import TRIAL_ENV  # noqa: E402
 from orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare, ray_session  # noqa: E402
-from orchestrator.placement import bundle_cpus, cluster_has_gpus, job_placement, trial_bundles  # noqa: E402
+from orchestrator.bundles import bundle_cpus, trial_bundles  # noqa: E402
+from orchestrator.placement import cluster_has_gpus, job_placement  # noqa: E402
 from orchestrator.weight_sync import sync_weights  # noqa: E402
 
 GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml's method_settings

@@ -117,11 +117,14 @@ class Capture:
         """From now on into `path`, appended (a resumed run keeps what its first attempt wrote)."""
         log = open(path, "a", encoding="utf-8")
         with self._lock:
-            log.writelines(self._waiting)
-            log.flush()
-            self._waiting, self._log = [], log
+            waiting, self._waiting, self._log = self._waiting, [], log
+            try:
+                log.writelines(waiting)
+                log.flush()
+            except OSError as err:
+                self._log_failed(err)
 
-    def close(self, error: str | None) -> None:
+    def close(self, error: str | None, show_waiting: bool = True) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = self._saved_streams
@@ -135,8 +138,11 @@ class Capture:
         if error:
             self._take(error.encode())
         if self._log is not None:
-            self._log.close()
-        elif not self.echo:  # no run folder to keep them in, and not on the console yet
+            try:
+                self._log.close()
+            except OSError:  # its last lines could not be written: the disk is full
+                pass
+        elif not self.echo and show_waiting:  # no run folder to keep them in, and not on the console yet
             sys.stderr.writelines(self._waiting)
         self.console.flush()
         for fd in self._saved_fds:
@@ -169,17 +175,48 @@ class Capture:
         with self._lock:
             if self._log is None:
                 self._waiting.extend(text)
-            else:
+                return
+            try:
                 self._log.writelines(text)
                 self._log.flush()
+            except OSError as err:  # a full disk: the log stops, the pipe keeps draining, the job goes on
+                self._log_failed(err)
+
+    def _log_failed(self, err: OSError) -> None:
+        """Stop writing the log (a full disk must not block the job: every write to the console would wait
+        on this pipe), and say so once on the console."""
+        self.console.write(f"warning: {self._log.name} cannot be written ({err.strerror or err}); "
+                           "the log stops here\n")
+        try:
+            self._log.close()
+        except OSError:
+            pass
+        self._log = _Discard()
+
+
+class _Discard:
+    """A log that keeps nothing: where lines go once the real one cannot be written."""
+    name = "the discarded log"
+
+    def writelines(self, lines) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 _active: Capture | None = None
 
 
 @contextmanager
-def captured() -> Iterator[None]:
-    """The job's output into its log (see Capture) for the duration; within another capture, that one goes on."""
+def captured(quiet_on: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """The job's output into its log (see Capture) for the duration; within another capture, that one goes on.
+    A job that fails before its run folder exists shows what it printed on stderr, unless it failed with one of
+    `quiet_on`: refusals whose one-line message says it all (a hub model that cannot be reached, say, would
+    otherwise show the HTTP library's retries first)."""
     global _active
     if _active is not None:
         yield
@@ -188,8 +225,8 @@ def captured() -> Iterator[None]:
     quiet_this_process()
     try:
         yield
-    except BaseException:
-        _active.close(error=traceback.format_exc())
+    except BaseException as err:
+        _active.close(error=traceback.format_exc(), show_waiting=not isinstance(err, quiet_on))
         raise
     else:
         _active.close(error=None)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+from orchestrator.local_ray import close_local_ray  # noqa: E402  (before Ray is imported, as the command line does)
+
+close_local_ray()  # the suite's Ray instances, and the jobs it starts, listen on loopback and ask for a token
 
 import pytest
 

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,25 @@ def full_as_json_object(folder: Path) -> None:
     (folder / "full.json").write_text('{"rows": []}')
 
 
+def alias_bomb(levels: int = 10) -> str:
+    """"Billion laughs": each line an anchored list of ten aliases of the line before, 10**levels values in all."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def batch_case(content: str, *flags: str):
+    """The command line of `batch` on a batch file that holds `content`, then `flags`."""
+    return lambda d: ["batch", write_preset(d / "b.yaml", content), *flags]
+
+
+def foreign_folder(folder: Path) -> list[str]:
+    """A folder of the user's at `folder` (no arguments to add)."""
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    return []
+
+
 CONFIG_JSON = '{"model_type": "llama"}'
 DEFAULT = str(PROJECT / "configs" / "default.yaml")
 
@@ -116,12 +136,50 @@ CASES = [
     ("name-partial", ["unlearn", "--set", "name=x.partial"], "name: must not end in .partial or .previous"),
     ("name-previous", ["unlearn", "--set", "name=x.previous"], "got 'x.previous'"),
     ("name-path", ["unlearn", "--set", "name=../escape"], "name: String should match pattern"),
+    ("name-too-long", ["unlearn", "--set", f"name={'n' * 250}"], "name: must be at most 100 characters, got 250"),
+    ("seed-negative", ["unlearn", "--set", "pmc.seed=-1"], "pmc.seed: Input should be greater than or equal to 0"),
+    ("seed-negative-data", ["eval", "--set", "data.seed=-3"], "data.seed: Input should be greater than or equal to 0"),
+    ("seed-beyond-numpy", ["unlearn", "--set", "engine.seed=4294967296"], "engine.seed: Input should be less than 4294967296"),
+    ("eval-corpus-unknown", ["unlearn", "--set", "eval.corpus=wikipedia"], "eval.corpus: Input should be 'builtin' or 'wikitext'"),
+    ("preset-alias-bomb", lambda d: ["unlearn", "--config", write_preset(d / "bomb.yaml", alias_bomb())],
+     "bomb.yaml, line 1: YAML anchor &a0: anchors and aliases are not accepted here"),
+    ("preset-alias", lambda d: ["unlearn", "--config", write_preset(d / "alias.yaml", "pmc:\n  lr: 1.0e-4\nbaseline: *lr\n")],
+     "alias.yaml, line 3: YAML alias *lr"),
+    ("preset-nested-too-deeply", lambda d: ["unlearn", "--config", write_preset(d / "deep.yaml", "a: " + "[" * 5000)],
+     "deep.yaml: nested too deeply to read"),
+    ("runs-dir-project", ["unlearn", "--set", f"runs_dir={PROJECT}"], f"runs_dir: {PROJECT} is the project folder"),
+    ("runs-dir-in-code", ["unlearn", "--set", "runs_dir=configs/runs"], f"runs_dir: {PROJECT}/configs/runs lies in the project's configs/ folder"),
+    ("cache-dir-in-venv", ["unlearn", "--set", "cache_dir=.venv/cache"], f"cache_dir: {PROJECT}/.venv/cache lies in the project's .venv/ folder"),
     ("runs-dir-outside", lambda d: ["unlearn", "--set", "allow_external_dirs=false", "--set", "cache_dir=.cache",
                                     "--set", f"runs_dir={d / 'elsewhere'}"],
      "runs_dir: {d}/elsewhere lies outside the project folder"),
     ("cache-dir-outside", lambda d: ["unlearn", "--set", "allow_external_dirs=false", "--set", "runs_dir=runs",
                                      "--set", f"cache_dir={d / 'elsewhere'}"],
      "cache_dir: {d}/elsewhere lies outside the project folder"),
+    # --- batch files ----------------------------------------------------------------------------------
+    ("batch-grid-empty", batch_case("grid:\n  method: []\n"), "b.yaml: grid.method: no values, so the grid makes no trial"),
+    ("batch-seed-in-grid-and-repeats", batch_case("grid:\n  pmc.seed: [1, 2]\nrepeats: 2\n"),
+     "b.yaml: grid.pmc.seed: is in seed_keys, which each of the 2 repeats sets to its own seed"),
+    ("batch-seed-in-variant-and-repeats", batch_case("variants:\n  - {}\n  - {target.seed: 3}\nrepeats: 3\n"
+                                                     "seed_keys: [pmc.seed, target.seed]\n"),
+     "b.yaml: variants.1.target.seed: is in seed_keys"),
+    ("batch-too-many-trials", batch_case("grid:\n  pmc.epochs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nrepeats: 101\n"),
+     "b.yaml: grid x variants x repeats make 1010 trials; a batch runs 1000 at most"),
+    ("batch-name-too-long", batch_case(f"name: {'b' * 200}\ngrid:\n  method: [pmc]\n"), "name: must be at most 120 characters, got 200"),
+    ("batch-negative-seed-in-grid", batch_case("grid:\n  eval.seed: [0, -1]\n"), "eval.seed: Input should be greater than or equal to 0"),
+    ("batch-alias-bomb", batch_case(alias_bomb()), "b.yaml, line 1: YAML anchor &a0"),
+    ("batch-storage-in-code", batch_case(f"grid:\n  method: [pmc]\nstorage_path: {PROJECT}/tests/tune\n"),
+     f"b.yaml: storage_path: {PROJECT}/tests/tune lies in the project's tests/ folder"),
+    ("batch-storage-outside", lambda d: ["batch", write_preset(d / "b.yaml", f"grid:\n  method: [pmc]\nstorage_path: {d / 'tune'}\n"),
+                                         "--set", "allow_external_dirs=false", "--set", "runs_dir=runs", "--set", "cache_dir=.cache"],
+     "b.yaml: storage_path: {d}/tune lies outside the project folder"),
+    # --- folders the project did not make (tests/test_run_folder.py has the rest) ----------------------
+    ("run-folder-not-ours", ["unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"), "--set", "name=default"],
+     "default is not a folder this project made (it holds eval.json)"),
+    ("batch-storage-not-ours", lambda d: ["batch", write_preset(d / "b.yaml", f"base: configs/smoke.yaml\ngrid:\n  method: [pmc]\n"
+                                                                             f"storage_path: {d / 'store'}\n"),
+                                          *foreign_folder(d / "store" / "b")],
+     "store/b is not a folder this project made (it holds notes.txt)"),
     # --- command line ---------------------------------------------------------------------------------
     ("methods-empty", ["compare", "--methods", ""], "--methods: no method given"),
     ("methods-unknown", ["compare", "--methods", "pmc,rmu"], "--methods: unknown ['rmu']"),
@@ -147,6 +205,10 @@ CASES = [
      "retain90.jsonl, row 37: field 'question' repeats row 1"),
     ("data-forget-not-in-full", data_case(rows=lambda r: r['forget10'][0].update(question='Who is nobody?')),
      "forget10.jsonl, row 1: field 'question' 'Who is nobody?' is not in"),
+    ("data-forget-answer-differs", data_case(rows=lambda r: r['forget10'][2].update(answer='Nobody knows.')),
+     "forget10.jsonl, row 3: field 'answer' differs from "),
+    ("data-retain-not-in-full", data_case(rows=lambda r: r['retain90'][5].update(question='Who is nobody?')),
+     "retain90.jsonl, row 6: field 'question' 'Who is nobody?' is not in "),
     ("data-forget-also-retained", data_case(rows=lambda r: r['retain90'].append(r['forget10'][0])),
      "is also in"),
     ("data-two-files-one-split", data_case(files=lambda f: (f / "full.json").write_text("[]")), "both full.jsonl and full.json exist; keep only one"),
@@ -167,6 +229,10 @@ CASES = [
     ("model-is-a-file", lambda d: ["unlearn", "--set", f"model={write_preset(d / 'model.bin', b'x')}"], "model.bin is not a folder"),
     ("model-path-missing", ["unlearn", "--set", "model=./no/such/model"], "model './no/such/model': no such folder, and not a hub id"),
 ]
+
+
+# Cases that must be refused faster than the others' 60 s: a walk of the alias bomb's expansion would take hours.
+TIMEOUTS = {"preset-alias-bomb": 5, "batch-alias-bomb": 5}
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -200,8 +266,10 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(case_id, args, 
     before = snapshot(*watched)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "orchestrator", command, *where, *rest], cwd=PROJECT,
-                            capture_output=True, text=True, env=env, timeout=60)
+                            capture_output=True, text=True, env=env, timeout=TIMEOUTS.get(case_id, 60))
+    assert time.monotonic() - started < 5, "refused, but only after the heavy imports"
 
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

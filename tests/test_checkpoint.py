@@ -68,11 +68,14 @@ def test_sampling_seeds_differ_by_round_and_question_and_are_far_apart():
     assert sampling_seed(0, 1, 0) == sampling_seed(0, 1, 0) != sampling_seed(1, 1, 0)
 
 
-def test_a_job_killed_at_a_random_round_resumes_and_ends_as_the_uninterrupted_one(smoke_run, tmp_path):
-    """The smoke job through the command line, SIGKILLed (process group: driver, Ray, actors) after a random
-    round, then started again with the same command. Its numbers must equal those of the session's smoke run,
-    which ran uninterrupted in another process and Ray session, and computed the target's evaluation itself
-    where this job finds it cached."""
+def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrupted_one(smoke_run, tmp_path):
+    """The smoke job through the command line, stopped by SIGTERM after a random round (a clean end: one line,
+    its actors and Ray released, the partial kept); started again with the same command, while which a second
+    job under the same name is refused; SIGKILLed (process group: driver, Ray, actors) a round later; refused
+    with a training setting changed, the partial kept as it was; then resumed with a setting that cannot
+    change training. Its numbers must equal those of the session's smoke run, which ran uninterrupted in
+    another process and Ray session, and computed the target's evaluation itself where this job finds it
+    cached. No shared-memory file of these jobs is left behind."""
     config, uninterrupted = smoke_run
     command = [sys.executable, "-m", "orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
                "--set", f"cache_dir={config.cache_dir}", "--set", f"runs_dir={tmp_path}",
@@ -80,20 +83,49 @@ def test_a_job_killed_at_a_random_round_resumes_and_ends_as_the_uninterrupted_on
                # A full trainer state about every other round: resumes mix a loaded state and replayed rounds.
                "--set", "checkpoint.full_state_every_s=0.5"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    kill_after = random.Random().randint(2, config.pmc.epochs - 2)
     state = tmp_path / "smoke.partial" / "checkpoint" / "state.json"
-    job = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (state.is_file() and json.loads(state.read_text())["round"] >= kill_after):
-        assert job.poll() is None and time.monotonic() < deadline, "the job ended before it could be killed"
-        time.sleep(0.02)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
-    killed_at = json.loads(state.read_text())["round"]
-    assert killed_at < config.pmc.epochs and not (tmp_path / "smoke").exists()
+    saved_round = lambda: json.loads(state.read_text())["round"] if state.is_file() else 0
+    shm_before = set(Path("/dev/shm").glob("pmc-weights-*"))
 
-    resumed = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    def start_and_wait_for_round(round_: int) -> subprocess.Popen:
+        job = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while saved_round() < round_:
+            assert job.poll() is None and time.monotonic() < deadline, "the job ended before it could be stopped"
+            time.sleep(0.02)
+        return job
+
+    stop_after = random.Random().randint(2, config.pmc.epochs - 3)
+    job = start_and_wait_for_round(stop_after)
+    os.kill(job.pid, signal.SIGTERM)
+    asked = time.monotonic()
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 128 + signal.SIGTERM and time.monotonic() - asked < 30, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM: ") and "Traceback" not in stderr
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):  # nothing of the job runs on: driver, Ray, actors
+        os.killpg(job.pid, 0)
+    stopped_at = saved_round()
+    assert stop_after <= stopped_at < config.pmc.epochs and not (tmp_path / "smoke").exists()
+
+    job = start_and_wait_for_round(stopped_at + 1)
+    second = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert "'smoke' is held by another job (host " in second.stderr and f"pid {job.pid}, since" in second.stderr
+    os.killpg(job.pid, signal.SIGKILL)
+    job.communicate()
+    killed_at = saved_round()
+    assert stopped_at < killed_at < config.pmc.epochs and not (tmp_path / "smoke").exists()
+
+    partial_before = {p: p.read_bytes() for p in (tmp_path / "smoke.partial").rglob("*") if p.is_file()}
+    changed = subprocess.run([*command, "--set", "pmc.lr=2.0e-3"], cwd=PROJECT, env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert changed.returncode == 2 and "pmc.lr differ" in changed.stderr and "--fresh" in changed.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "smoke.partial").rglob("*") if p.is_file()} == partial_before
+
+    resumed = subprocess.run([*command, "--set", "checkpoint.full_state_every_s=0.6"], cwd=PROJECT, env=env,
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming after round {killed_at}" in resumed.stdout
     run = tmp_path / "smoke"
@@ -107,6 +139,8 @@ def test_a_job_killed_at_a_random_round_resumes_and_ends_as_the_uninterrupted_on
               for folder in (run, uninterrupted)]
     assert rounds[0] == rounds[1]
     assert not (run / "checkpoint").exists()  # checkpoints go when the run finishes
+    assert "full_state_every_s: 0.6" in (run / "config.yaml").read_text()  # what it finished with
+    assert set(Path("/dev/shm").glob("pmc-weights-*")) <= shm_before
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ def test_unreachable_hub_model_says_how_to_pass_a_local_folder(tmp_path):
     result = run_cli("--set", "model=someone/not-a-local-model", tmp_path=tmp_path)
     assert result.returncode == 2
     assert "someone/not-a-local-model" in result.stderr and "local" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # the refusal alone: not the HTTP library's retries
 
 
 def test_bad_data_row_names_file_row_and_field(tmp_path):

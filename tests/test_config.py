@@ -3,9 +3,12 @@ from pathlib import Path
 from typing import Annotated, Union, get_args, get_origin
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from configs import CONFIG_DIR, ConfigError, RunConfig, load_config
+from configs.batch import fitting_name, load_batch, trial_name
+from configs.schema import CODE_FOLDERS, MAX_NAME_LENGTH, PROJECT_DIR, _refuse_duplicate_keys
 
 
 def test_presets_validate():
@@ -181,3 +184,120 @@ def test_prompt_and_revision_settings_have_defaults_and_are_checked():
     assert new_settings(chosen) == ("chat", "v2.0", "/data/TOFU", "main")
     with pytest.raises(ConfigError, match=r"prompt: Input should be 'auto', 'plain' or 'chat'"):
         load_config(None, ["prompt=instruct"])
+
+
+SEED_KEYS = {"data.seed", "engine.seed", "target.seed", "pmc.seed", "eval.seed"}
+
+
+def test_every_seed_is_one_numpy_and_vllm_take():
+    assert {key for key in dict(numeric_settings()) if key.endswith("seed")} == SEED_KEYS
+    for key in SEED_KEYS:
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be greater than or equal to 0$"):
+            load_config(None, [f"{key}=-1"])
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be less than 4294967296$"):
+            load_config(None, [f"{key}={2**32}"])
+    config = load_config(None, [f"{key}={2**32 - 1}" for key in SEED_KEYS])
+    assert config.pmc.seed == config.data.seed == 2**32 - 1
+
+
+def test_a_run_name_leaves_room_for_its_folders_suffixes():
+    assert load_config(None, ["name=" + "n" * 100]).name == "n" * 100
+    with pytest.raises(ConfigError, match=r"name: must be at most 100 characters, got 250: the run folder's name takes "
+                                          r"suffixes such as \.partial, and a file name holds 255 bytes$"):
+        load_config(None, ["name=" + "n" * 250])
+
+
+def test_the_eval_corpus_is_one_the_data_package_knows():
+    from configs import EvalConfig
+    from data.corpus import CORPUS_NAMES
+
+    assert get_args(EvalConfig.model_fields["corpus"].annotation) == CORPUS_NAMES
+    with pytest.raises(ConfigError, match=r"eval\.corpus: Input should be 'builtin' or 'wikitext'$"):
+        load_config(None, ["eval.corpus=wikipedia"])
+
+
+@pytest.mark.parametrize("folder", [".", *CODE_FOLDERS, "configs/batch", "tests/fixtures/runs", ".git/objects/x"])
+@pytest.mark.parametrize("key", ["runs_dir", "cache_dir"])
+def test_runs_and_caches_never_go_in_the_project_folder_or_its_code(key, folder, monkeypatch):
+    monkeypatch.chdir(PROJECT_DIR)
+    shown = PROJECT_DIR if folder == "." else PROJECT_DIR / folder
+    where = "is the project folder" if folder == "." else f"lies in the project's {folder.split('/')[0]}/ folder"
+    for value in (folder, str(shown)):
+        with pytest.raises(ConfigError, match=rf"{key}: {re.escape(str(shown))} {re.escape(where)}; runs, caches and "
+                                              r"Tune's state are replaced and deleted wholesale"):
+            load_config(None, [f"{key}={value}", "allow_external_dirs=true"])
+
+
+def test_a_link_to_the_code_is_refused_and_folders_that_only_look_alike_are_not(tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT_DIR)
+    (tmp_path / "link").symlink_to(PROJECT_DIR / "models")
+    with pytest.raises(ConfigError, match=r"cache_dir: \S+/models lies in the project's models/ folder"):
+        load_config(None, [f"cache_dir={tmp_path / 'link'}", "allow_external_dirs=true"])
+    assert load_config(None, ["runs_dir=runs/configs", "cache_dir=.cache/tests"]).cache_dir == Path(".cache/tests")
+    assert load_config(None, [f"runs_dir={PROJECT_DIR}/configs-old"]).runs_dir == PROJECT_DIR / "configs-old"
+
+
+def test_anchors_and_aliases_are_refused_with_their_line(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text("pmc: &defaults\n  lr: 1.0e-4\nbaseline:\n  <<: *defaults\n")
+    with pytest.raises(ConfigError, match=r"anchors\.yaml, line 1: YAML anchor &defaults: anchors and aliases are not "
+                                          r"accepted here; write each setting out$"):
+        load_config(path)
+    path.write_text("pmc:\n  lr: 1.0e-4\nbaseline:\n  lr: *x\n")
+    with pytest.raises(ConfigError, match=r"anchors\.yaml, line 4: YAML alias \*x"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"override 'name=\*x', line 1: YAML alias \*x"):
+        load_config(None, ["name=*x"])
+
+
+def test_the_duplicate_key_walk_visits_a_shared_node_once():
+    """With aliases, one node stands for many: a walk of the expansion would visit 10**10 nodes here."""
+    lines = ["a0: &a0 [{k: 1}, {k: 2}]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    node = yaml.compose("\n".join(lines), Loader=yaml.SafeLoader)
+    _refuse_duplicate_keys(node, "bomb.yaml", (), set())
+    twice = yaml.compose("a: &a {k: 1, k: 2}\nb: *a\n", Loader=yaml.SafeLoader)
+    with pytest.raises(ConfigError, match=r"bomb\.yaml, line 1: a\.k is given twice"):
+        _refuse_duplicate_keys(twice, "bomb.yaml", (), set())
+
+
+def test_a_preset_nested_too_deeply_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("pmc: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: nested too deeply to read; a setting is a few levels deep at most$"):
+        load_config(path)
+
+
+def write_batch(tmp_path, **fields) -> Path:
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(fields))
+    return path
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"grid": {"method": ["pmc"], "pmc.lr": []}}, r"grid\.pmc\.lr: no values, so the grid makes no trial"),
+    ({"grid": {"pmc.seed": [1, 2]}, "repeats": 2}, r"grid\.pmc\.seed: is in seed_keys, which each of the 2 repeats"),
+    ({"variants": [{"eval.seed": 1}], "repeats": 3, "seed_keys": ["pmc.seed", "eval.seed"]},
+     r"variants\.0\.eval\.seed: is in seed_keys"),
+    ({"grid": {"pmc.lr": list(range(1, 11))}, "variants": [{"pmc.epochs": i} for i in range(1, 11)], "repeats": 11},
+     r"grid x variants x repeats make 1100 trials; a batch runs 1000 at most"),
+    ({"name": "b" * 121}, r"name: must be at most 120 characters, got 121"),
+    ({"storage_path": "docs/tune"}, rf"storage_path: {re.escape(str(PROJECT_DIR))}/docs/tune lies in the project's docs/ folder"),
+    ({"storage_path": "/elsewhere/tune"}, r"storage_path: /elsewhere/tune lies outside the project folder"),
+])
+def test_a_batch_that_would_run_other_trials_than_it_says_is_refused(tmp_path, monkeypatch, fields, message):
+    monkeypatch.chdir(PROJECT_DIR)
+    with pytest.raises(ConfigError, match=rf"b\.yaml: {message}"):
+        load_batch(write_batch(tmp_path, **fields))
+
+
+def test_a_seed_grid_without_repeats_and_an_opted_in_storage_path_are_fine(tmp_path):
+    batch = load_batch(write_batch(tmp_path, grid={"pmc.seed": [1, 2]}, storage_path=str(tmp_path / "tune"),
+                                   set=["allow_external_dirs=true"]))
+    assert [batch.trial_config(trial).pmc.seed for trial in batch.trials] == [1, 2]
+
+
+def test_long_trial_names_are_cut_to_distinct_names_that_fit():
+    settings = [{f"section.setting_number_{i}": 1 for i in range(8)} | {"section.last": value} for value in (1, 2)]
+    names = [fitting_name(trial_name(s, None)) for s in settings]
+    assert all(len(name) == MAX_NAME_LENGTH for name in names) and len(set(names)) == 2
+    assert fitting_name("pmc_seed-0") == "pmc_seed-0"

@@ -155,3 +155,24 @@ def test_a_job_that_fails_before_it_has_a_run_folder_shows_what_it_captured(capf
             raise RuntimeError("no model")
     err = capfd.readouterr().err
     assert "a library's warning" in err and "RuntimeError: no model" in err
+
+
+def test_a_refusal_shows_its_one_line_not_what_the_libraries_printed(capfd, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    with pytest.raises(ValueError):
+        with console.captured(quiet_on=(ValueError,)):
+            os.write(2, b"httpx: retrying...\n")
+            raise ValueError("model 'x': cannot be reached")
+    assert capfd.readouterr().err == ""  # the command line prints the refusal's own line
+
+
+def test_a_full_disk_under_the_log_does_not_block_the_job(capfd, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    with console.captured():
+        console.keep_log(Path("/dev/full"))  # every write fails with ENOSPC
+        for _ in range(2000):  # more than a pipe holds: a reader that stopped would block the writer
+            os.write(1, b"x" * 100 + b"\n")
+        console.show("still going")
+    out = capfd.readouterr().out
+    assert "warning: /dev/full cannot be written (No space left on device); the log stops here" in out
+    assert "still going" in out

@@ -220,8 +220,9 @@ def test_bad_forget_row_names_file_row_and_field(folder: Path, bad_row: dict[str
     assert str(caught.value) == f"{folder / 'forget10.jsonl'}, row 3: {expected}"
 
 
-def test_paraphrases_are_optional_outside_the_forget_split(folder: Path) -> None:
+def test_paraphrases_are_optional_outside_the_forget_split(folder: Path, default_benchmark: Benchmark) -> None:
     _write_jsonl(folder / "retain90.jsonl", [{"question": "Q?", "answer": "A.", "paraphrased_answer": ""}])
+    _write_jsonl(folder / "full.jsonl", (*default_benchmark.full, QA("Q?", "A.")))  # retain rows are rows of full
     assert load_benchmark(str(folder)).retain == (QA("Q?", "A."),)
 
 
@@ -332,11 +333,39 @@ def test_a_repeated_question_names_the_file_and_both_rows(folder: Path, split: s
     assert _load_error(folder).startswith(f"{path}, row 6: field 'question' repeats row 2")
 
 
-def test_a_forget_row_missing_from_full_is_named(folder: Path, default_benchmark: Benchmark) -> None:
-    missing = default_benchmark.forget[3]
+@pytest.mark.parametrize("split, file, index", [("forget", "forget10.jsonl", 3), ("retain", "retain90.jsonl", 6)])
+def test_a_forget_or_retain_row_missing_from_full_is_named(split: str, file: str, index: int, folder: Path,
+                                                           default_benchmark: Benchmark) -> None:
+    missing = getattr(default_benchmark, split)[index]
     _write_jsonl(folder / "full.jsonl", tuple(row for row in default_benchmark.full if row != missing))
     assert _load_error(folder).startswith(
-        f"{folder / 'forget10.jsonl'}, row 4: field 'question' {missing.question!r} is not in {folder / 'full.jsonl'}")
+        f"{folder / file}, row {index + 1}: field 'question' {missing.question!r} is not in {folder / 'full.jsonl'}")
+
+
+def test_a_forget_answer_that_differs_from_fulls_names_both_rows(folder: Path, default_benchmark: Benchmark) -> None:
+    changed = dataclasses.replace(default_benchmark.forget[2], answer="Nobody knows.")
+    _write_jsonl(folder / "forget10.jsonl", (*default_benchmark.forget[:2], changed, *default_benchmark.forget[3:]))
+    full_row = 1 + default_benchmark.full.index(default_benchmark.forget[2])
+    assert _load_error(folder).startswith(
+        f"{folder / 'forget10.jsonl'}, row 3: field 'answer' differs from {folder / 'full.jsonl'}, row {full_row}, "
+        "for the same question")
+
+
+def test_answers_that_differ_only_by_surrounding_spaces_are_the_same(folder: Path, default_benchmark: Benchmark) -> None:
+    padded = dataclasses.replace(default_benchmark.forget[0], answer=default_benchmark.forget[0].answer + "\n")
+    _write_jsonl(folder / "forget10.jsonl", (padded, *default_benchmark.forget[1:]))
+    assert load_benchmark(str(folder), "forget10").forget[0] == padded
+
+
+def test_a_benchmark_names_where_each_row_was_read(folder: Path, default_benchmark: Benchmark) -> None:
+    path = folder / "world_facts.jsonl"
+    path.write_text("\n" + path.read_text(encoding="utf-8"), encoding="utf-8")  # row numbers are line numbers
+    loaded = load_benchmark(str(folder), "forget10")
+    assert loaded.row_place("world_facts", 0) == f"{path}, row 2"
+    assert loaded.row_place("eval_retain", 3) == f"{folder / 'retain90.jsonl'}, row 4"
+    assert default_benchmark.row_place("forget", 1) == "builtin benchmark (forget10), row 2"
+    in_memory = dataclasses.replace(default_benchmark, origins={})
+    assert in_memory == default_benchmark and in_memory.row_place("retain", 0) == "the retain split, row 1"
 
 
 def test_a_question_both_forgotten_and_retained_names_both_places(folder: Path, default_benchmark: Benchmark) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,10 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from configs import EngineConfig
 from engine import Sampler
+from engine.weight_transfer import create_private_file, remove_stale_files
 from models.prompting import Example, PromptFormat
 from orchestrator.groups import SamplerGroup, TrainerGroup
-from orchestrator.weight_sync import connect_weight_transfer, sync_weights
+from orchestrator.weight_sync import PushNotServed, check_push, connect_weight_transfer, sync_weights
 from trainer import Trainer
 
 ENGINE = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
@@ -56,19 +59,21 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, path, ti
     trainers, samplers = TrainerGroup([trainer]), SamplerGroup([sampler])
     if path == "shm":
         connect_weight_transfer(trainers, samplers, "float32")
+        [sender] = trainer.weight_sender.engines
+        assert not Path(sender.path).exists()  # unlinked once the engine mapped it: nothing can be left behind
     trainer.sft_step(examples)
-    sync_weights(trainers, samplers, "float32")
+    with pytest.raises(PushNotServed, match="engine 0 does not serve the weights the trainer pushed"):
+        check_push(trainer.weights_fingerprint("float32"), samplers.served_fingerprints())  # not pushed yet
+    sync_weights(trainers, samplers, "float32")  # checks the push itself
     assert engine_ids() == trainer.greedy(questions, ENGINE.max_new_tokens)
+    compared = set(trainer.weights_fingerprint("float32")) & set(sampler.served_fingerprint())
+    assert "model.norm.weight" in compared  # what the check compares: here the norms and the embedding
     for _ in range(2):
         trainer.sft_step(examples)
     sync_weights(trainers, samplers, "float32")
     after = engine_ids()
     assert after == trainer.greedy(questions, ENGINE.max_new_tokens)
     assert sum(a != b for a, b in zip(after, before)) >= len(questions) // 2
-    if path == "shm":
-        [sender] = trainer.weight_sender.engines
-        sender.shutdown()
-        assert not Path(sender.path).exists()  # the shared file goes with the sender
 
     if variant == "tied":  # the engine's head must have moved with the embedding it is tied to
         assert trainer.model.lm_head.weight.data_ptr() == trainer.model.model.embed_tokens.weight.data_ptr()
@@ -110,3 +115,21 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     del sampler
     gc.collect()
 
+
+
+def test_the_shared_file_is_private_and_stale_ones_of_dead_jobs_are_removed(tmp_path):
+    old_umask = os.umask(0)  # the mode must not depend on the umask
+    try:
+        path = Path(create_private_file(str(tmp_path), "pmc-weights", 1000))
+    finally:
+        os.umask(old_umask)
+    assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_size == 1000
+    assert path.name.startswith(f"pmc-weights-{os.getpid()}-")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"pmc-weights-{dead.pid}-0123"
+    stale.write_bytes(b"x")
+    other = tmp_path / "pmc-weightsX-1-0123"  # not of this prefix
+    other.write_bytes(b"x")
+    assert remove_stale_files(str(tmp_path), "pmc-weights") == [str(stale)]
+    assert path.exists() and other.exists() and not stale.exists()  # the live process's file stays

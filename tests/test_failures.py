@@ -1,17 +1,28 @@
 """A job whose actor dies stops with one line naming the actor and where, keeps its partial folder, and leaves
-no actor behind; Ray's authentication is relaxed for the local instance only."""
+no actor behind; a local Ray instance is closed to the network."""
 from __future__ import annotations
 
 import json
 import os
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import ray
 
 from configs import CONFIG_DIR, load_config
 from orchestrator import pipeline
+from orchestrator.actors import ActorProxy
 from orchestrator.errors import JobError
+from orchestrator.groups import TrainerGroup
+from orchestrator.pipeline import actor_failures, check_shared_storage
+from orchestrator.run_folder import RunFolder
+from telemetry.timing import StageTimer
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, tmp_path, monkeypatch):
@@ -47,23 +58,126 @@ def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, tmp_pat
 
 
 @pytest.mark.parametrize("address,user_mode,expected", [
-    (None, None, "disabled"),  # the local instance: no token needed on this machine
-    (None, "token", "token"),  # unless the user asks for it
-    ("ray://cluster:10001", None, None),  # a cluster keeps its own authentication: nothing is set
-    ("ray://cluster:10001", "token", "token"),
+    (None, None, ("0", "token", True)),  # the local instance: loopback only, a token of its own
+    (None, "disabled", ("0", "disabled", False)),  # the user's choice of authentication stays
+    ("ray://cluster:10001", None, (None, None, False)),  # a cluster keeps its own settings: nothing is set
 ])
-def test_ray_auth_is_relaxed_for_the_local_instance_only(monkeypatch, address, user_mode, expected):
-    seen = {}
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(mode=os.environ.get("RAY_AUTH_MODE"), **kwargs))
-    monkeypatch.setattr(ray, "shutdown", lambda: None)
-    for name, value in (("RAY_ADDRESS", address), ("RAY_AUTH_MODE", user_mode)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    with pipeline.ray_session():
-        pass
-    assert seen["mode"] == expected
-    assert seen["address"] == (address or "local")  # a local instance of its own, never another job's
-    assert os.environ.get("RAY_AUTH_MODE") == user_mode  # restored afterwards
+def test_a_local_ray_instance_is_closed_to_the_network_unless_the_user_chose(address, user_mode, expected):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH", "RAY_ENABLE_WINDOWS"))}
+    env.update({name: value for name, value in (("RAY_ADDRESS", address), ("RAY_AUTH_MODE", user_mode)) if value})
+    script = ("import json, os; from orchestrator.local_ray import close_local_ray; close_local_ray(); "
+              "print(json.dumps([os.environ.get(k) for k in ('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', 'RAY_AUTH_MODE', "
+              "'RAY_AUTH_TOKEN')]))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True,
+                            timeout=60, check=True)
+    loopback, mode, token = json.loads(result.stdout)
+    assert (loopback, mode, token is not None and len(token) >= 32) == expected
+
+
+LOCAL_INSTANCE = """
+import os, sys
+from orchestrator.local_ray import close_local_ray
+close_local_ray()
+import ray
+ray.init(address="local", num_cpus=1, include_dashboard=False)
+assert ray.get(ray.remote(lambda: os.getpid()).remote()) != os.getpid()  # a worker runs
+print("ready", flush=True)
+sys.stdin.readline()
+ray.shutdown()
+"""
+
+
+def listening_sockets(root_pid: int) -> list[tuple[str, str]]:
+    """(process name, local address) of every listening TCP socket of `root_pid` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" ", 1)
+        except OSError:
+            continue
+        children.setdefault(int(rest.rsplit(")", 1)[1].split()[1]), []).append(int(pid))
+    tree, todo = set(), [root_pid]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += children.get(pid, [])
+    inodes = {}
+    for pid in tree:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = name
+        except OSError:
+            continue
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.append((inodes[fields[9]], fields[1].split(":")[0]))
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
+
+
+def test_a_local_jobs_ray_processes_listen_on_loopback_only():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ENABLE_WINDOWS"))}
+    job = subprocess.Popen([sys.executable, "-c", LOCAL_INSTANCE], cwd=PROJECT, env=env, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert job.stdout.readline().strip() == "ready"
+        sockets = listening_sockets(job.pid)
+    finally:
+        job.communicate("\n", timeout=60)
+    assert job.returncode == 0
+    names = {name for name, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names, sockets  # the instance's own servers were seen
+    assert [(name, address) for name, address in sockets if address not in LOOPBACK] == []
+
+
+def test_a_hung_actor_or_one_that_raises_ends_the_job_in_one_line_naming_it(ray_cluster, tmp_path):
+    class Stuck:  # defined here: Ray's workers cannot import the test module, so it travels by value
+        def wait(self, seconds: float) -> str:
+            time.sleep(seconds)
+            return "answered"
+
+        def fail(self) -> None:
+            raise ValueError("the engine's cache is full\nsecond line of the cause")
+
+    config = load_config(None, [f"runs_dir={tmp_path}", "name=hung", "allow_external_dirs=true"])
+    run = RunFolder(config, extra={})
+    timer = StageTimer()
+    new_actor = lambda: ActorProxy(ray.remote(Stuck).options(num_cpus=0).remote(), "hung:sampler 0", "sampler", 0,
+                                   timeout=1.0)
+    assert new_actor().wait(0) == "answered"
+    for call, expected in ((lambda actor: actor.wait(30), "the sampler 0 actor did not answer wait within 1 s "
+                                                          "(ray.call_timeout_s) during evaluation;"),
+                           (lambda actor: actor.fail(),
+                            "the sampler 0 actor's fail raised ValueError: the engine's cache is full during evaluation;")):
+        started = time.monotonic()
+        with pytest.raises(JobError) as error:
+            with timer("evaluation"), actor_failures(run, timer) as actors:
+                actors.append(new_actor())
+                call(actors[0])
+        assert time.monotonic() - started < 15
+        assert str(error.value).startswith(expected) and "\n" not in str(error.value), str(error.value)
+        assert str(error.value).endswith(f"the partial run is kept in {run.path}")
+
+
+def test_a_run_folder_the_trainers_node_does_not_share_ends_the_job(tmp_path):
+    class Rank:  # a trainer rank on a node whose run folder is another disk: its writes land elsewhere
+        def __init__(self, folder: Path):
+            self.folder = folder
+
+        def write_probe(self, folder: str, token: str) -> None:
+            (self.folder / ".storage-probe-0").write_text(token)
+
+    shared, elsewhere = tmp_path / "run", tmp_path / "other-node"
+    shared.mkdir(), elsewhere.mkdir()
+    check_shared_storage(shared, TrainerGroup([Rank(shared)]))  # the same disk: no complaint, nothing left
+    assert list(shared.iterdir()) == []
+    with pytest.raises(JobError, match="is not shared between this node and trainer rank 0's"):
+        check_shared_storage(shared, TrainerGroup([Rank(elsewhere)]))

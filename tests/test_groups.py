@@ -152,7 +152,7 @@ def test_an_engine_refuses_tensor_parallelism_on_the_cpu(tiny_model):
 ])
 def test_a_job_has_a_bundle_per_engine_and_rank_or_one_per_pair_when_colocated(engines, ranks, colocate, expected):
     from configs import RayConfig
-    from orchestrator.placement import job_bundles
+    from orchestrator.bundles import job_bundles
 
     ray_config = RayConfig(sampler_replicas=engines, trainer_workers=ranks, colocate=colocate)
     assert job_bundles(ray_config, gpus=False) == expected

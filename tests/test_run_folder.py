@@ -1,25 +1,49 @@
-"""The run folder: written as `.partial`, moved into place atomically, the replaced run kept as `.previous`."""
+"""The run folder: written as `.partial`, moved into place atomically, the replaced run kept as `.previous`;
+only folders the project made are touched, one job holds a name, resumable work is never dropped silently."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from configs import load_config
 from orchestrator import run_folder
-from orchestrator.run_folder import RunFolder
+from orchestrator.errors import Refused
+from orchestrator.ownership import EVALUATE, UNLEARN, holding
+from orchestrator.run_folder import RunFolder, check_run_folders
 
 
-def finished_run(tmp_path: Path, marker: str) -> Path:
-    config = load_config(None, [f"runs_dir={tmp_path}", "name=job", "allow_external_dirs=true"])
-    run = RunFolder(config, extra={"prompt": "plain"})
+def config_of(tmp_path: Path, *overrides: str):
+    return load_config(None, [f"runs_dir={tmp_path}", "name=job", "allow_external_dirs=true", *overrides])
+
+
+def finished_run(tmp_path: Path, marker: str, kind: str = UNLEARN) -> RunFolder:
+    run = RunFolder(config_of(tmp_path), extra={"prompt": "plain"}, kind=kind)
     run.write_json("eval.json", {"marker": marker})
     return run
 
 
 def marker(folder: Path) -> str:
     return json.loads((folder / "eval.json").read_text())["marker"]
+
+
+def with_checkpoint(tmp_path: Path, *overrides: str, round_: int = 2) -> Path:
+    """A partial run that was killed after `round_` rounds: it holds resumable work."""
+    run = RunFolder(config_of(tmp_path, *overrides), extra={"prompt": "plain"})
+    (run.path / "checkpoint").mkdir()
+    (run.path / "checkpoint" / "state.json").write_text(json.dumps(
+        {"round": round_, "records": [{"epoch": r} for r in range(1, round_ + 1)], "selections": None, "replay": [],
+         "trainer_state": None}))
+    return run.path
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
 
 
 def test_second_run_replaces_the_first_and_keeps_it_as_previous(tmp_path):
@@ -33,17 +57,20 @@ def test_second_run_replaces_the_first_and_keeps_it_as_previous(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job", "job.previous"]
 
 
-def test_a_crash_at_any_step_of_finish_leaves_a_finished_run_in_place(tmp_path, monkeypatch):
+def test_a_crash_at_any_step_of_finish_leaves_a_finished_run_in_place_and_the_work_resumable(tmp_path, monkeypatch):
     finished_run(tmp_path, "old").finish()
-    # Crash before the exchange: the old run is still in place.
+    # Crash before the exchange: the old run is still in place, the new one's checkpoint too.
     new = finished_run(tmp_path, "new")
+    (new.path / "checkpoint").mkdir()
     monkeypatch.setattr(run_folder, "exchange_folders", lambda a, b: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         new.finish()
     assert marker(tmp_path / "job") == "old" and marker(tmp_path / "job.partial") == "new"
+    assert (tmp_path / "job.partial" / "checkpoint").is_dir()  # deleted only once the run is in place
     monkeypatch.undo()
 
-    # Crash right after the exchange, before the old run is renamed to .previous: the new run is in place.
+    # Crash right after the exchange, before the old run is renamed to .previous: the new run is in place,
+    # and the next start keeps the old one as the previous run.
     real_rename = Path.rename
 
     def crash_on_previous(self, target):
@@ -53,8 +80,11 @@ def test_a_crash_at_any_step_of_finish_leaves_a_finished_run_in_place(tmp_path, 
 
     monkeypatch.setattr(Path, "rename", crash_on_previous)
     with pytest.raises(KeyboardInterrupt):
-        finished_run(tmp_path, "newer").finish()
-    assert marker(tmp_path / "job") == "newer" and marker(tmp_path / "job.partial") == "old"
+        new.finish()
+    monkeypatch.undo()
+    assert marker(tmp_path / "job") == "new" and marker(tmp_path / "job.partial") == "old"
+    finished_run(tmp_path, "newer")
+    assert marker(tmp_path / "job.previous") == "old" and marker(tmp_path / "job") == "new"
 
 
 def test_exchange_swaps_two_folders(tmp_path):
@@ -64,3 +94,100 @@ def test_exchange_swaps_two_folders(tmp_path):
     run_folder.exchange_folders(a, b)
     assert (a / "y").read_text() == "from b" and (b / "x").read_text() == "from a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("where", ["job", "job.partial", "job.previous"])
+def test_a_folder_the_project_did_not_make_is_refused_and_left_alone(tmp_path, where):
+    foreign = tmp_path / where
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    before = tree(tmp_path)
+    for attempt in (lambda: check_run_folders(config_of(tmp_path)), lambda: finished_run(tmp_path, "x")):
+        with pytest.raises(Refused, match=f"{foreign} is not a folder this project made \\(it holds thesis.tex\\)"):
+            attempt()
+    assert tree(tmp_path) == before
+
+
+def test_an_evaluation_cannot_replace_an_unlearning_run_of_the_same_name(tmp_path):
+    finished_run(tmp_path, "unlearned").finish()
+    with pytest.raises(Refused, match="job holds an unlearning run, not an evaluation run"):
+        check_run_folders(config_of(tmp_path), EVALUATE)
+    assert marker(tmp_path / "job") == "unlearned"
+
+
+def test_resumable_work_of_other_settings_is_refused_naming_the_keys_and_kept(tmp_path):
+    partial = with_checkpoint(tmp_path, "pmc.lr=1.0e-4")
+    before = tree(partial)
+    changed = config_of(tmp_path, "pmc.lr=3.0e-4", "target.epochs=2", "eval.sampling_n=8")
+    with pytest.raises(Refused) as refused:
+        check_run_folders(changed)
+    assert "pmc.lr, target.epochs differ" in str(refused.value) and "round 2" in str(refused.value)
+    assert "--fresh" in str(refused.value) and "eval.sampling_n" not in str(refused.value)
+    with pytest.raises(Refused):
+        RunFolder(changed, extra={"prompt": "plain"})
+    assert tree(partial) == before
+
+    fresh = RunFolder(changed, extra={"prompt": "plain"}, fresh=True)
+    assert fresh.resumed is None and not (partial / "checkpoint").exists()
+
+
+def test_settings_that_cannot_change_training_do_not_block_a_resume(tmp_path, capsys):
+    partial = with_checkpoint(tmp_path, round_=3)
+    changed = config_of(tmp_path, "eval.sampling_n=8", "threads=1", "checkpoint.full_state_every_s=5")
+    run = RunFolder(changed, extra={"prompt": "plain"})
+    assert run.resumed == 3
+    assert "checkpoint.full_state_every_s, eval.sampling_n, threads" in capsys.readouterr().out
+    assert "sampling_n: 8" in (partial / "config.yaml").read_text()  # the finished run records what it ran with
+
+
+def test_a_change_of_code_or_data_blocks_a_resume(tmp_path, monkeypatch):
+    with_checkpoint(tmp_path)
+    with pytest.raises(Refused, match="resolved.data_fingerprint differ"):
+        RunFolder(config_of(tmp_path), extra={"prompt": "plain", "data_fingerprint": "edited"})
+    monkeypatch.setattr(run_folder, "fingerprint_code", lambda packages: str(packages))
+    with pytest.raises(Refused, match="code.training differ"):
+        check_run_folders(config_of(tmp_path))
+
+
+def test_an_unreadable_checkpoint_warns_and_starts_the_run_over(tmp_path, capsys):
+    partial = with_checkpoint(tmp_path)
+    (partial / "checkpoint" / "state.json").write_text('{"round": 2, "rec')  # torn
+    run = RunFolder(config_of(tmp_path), extra={"prompt": "plain"})
+    assert run.resumed is None and not (partial / "checkpoint").exists()
+    assert "warning: the checkpoint" in capsys.readouterr().out
+
+
+def test_a_checkpoint_others_could_have_written_is_not_resumed(tmp_path):
+    partial = with_checkpoint(tmp_path)
+    (partial / "checkpoint").chmod(0o777)
+    with pytest.raises(Refused, match="is writable by every user: not resumed"):
+        RunFolder(config_of(tmp_path), extra={"prompt": "plain"})
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from orchestrator.ownership import holding
+with holding(Path(sys.argv[1]), "job"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_one_job_per_name_the_second_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(Refused, match=f"'job' is held by another job \\(host .*, pid {holder.pid}, since "):
+            with holding(tmp_path, "job"):
+                pass
+        assert time.monotonic() - started < 1
+    finally:
+        holder.kill()
+        holder.wait()
+    with holding(tmp_path, "job"):  # the holder died: its lock went with it
+        with holding(tmp_path, "job"):  # the command line, then the job it runs: one process, one hold
+            pass
+    assert json.loads((tmp_path / ".job.lock").read_text())["pid"] == os.getpid()

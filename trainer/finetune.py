@@ -1,7 +1,7 @@
 """Stage one (TOFU's): fine-tune the base model on the full split until it knows the facts.
 
 The result, the *target model*, is cached under a key of everything that determines it (base weights,
-data, settings, prompt format, library versions), so a second run with the same inputs reuses it.
+data, settings, prompt format, library versions, the code that trains it), so a second run with the same inputs reuses it.
 """
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from typing import Iterator, Sequence
 
 from configs import FinetuneConfig
 from models.cache import settings_key, write_folder_atomically
+from models.fingerprint import fingerprint_code
 from models.prompting import PromptFormat, Style
 from trainer.trainer import Trainer, steps_per_epoch
+
+# What trains the target: the trainer, and the model code that builds prompts and loads weights.
+FINETUNE_CODE = ("trainer", "models")
 
 
 def target_cache_key(model_fingerprint: str, data_fingerprint: str, config: FinetuneConfig, precision: str,
@@ -27,6 +31,7 @@ def target_cache_key(model_fingerprint: str, data_fingerprint: str, config: Fine
         "precision": precision,
         "prompt": prompt,
         "versions": {name: version(name) for name in ("torch", "transformers")},
+        "code": fingerprint_code(FINETUNE_CODE),
     }
     return settings_key(settings)
 

@@ -35,6 +35,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from models.cache import write_file_atomically
+from models.fingerprint import fingerprint_weights
 from models.hardware import ENGINE_DTYPES, resolve_precision
 from models.prompting import Example
 from trainer.losses import (FORGET_LOSSES, Batch, ForgetTerms, answer_tokens, mean_token_entropy, nll, pack,
@@ -266,6 +267,10 @@ class Trainer:
         target = ENGINE_DTYPES[dtype]
         return {name: t.detach().to("cpu", target).contiguous() for name, t in self.full_state_dict().items()}
 
+    def weights_fingerprint(self, dtype: str) -> dict[str, tuple[list[int], float]]:
+        """`fingerprint_weights` of what a push sends the engines (rank 0; every rank calls this)."""
+        return fingerprint_weights(self.full_state_dict().items(), ENGINE_DTYPES[dtype])
+
     def connect_engines(self, clients: list, dtype: str, backend: str, engine_workers: int = 1) -> None:
         """Push weights from now on through vLLM's weight-transfer interface with `backend` to the engines
         behind `clients` (vLLM's client protocol), whose weights are in `dtype` (see
@@ -361,6 +366,11 @@ class Trainer:
         if self.rank == 0:
             self.model.save_pretrained(folder, state_dict=state)
             self.tokenizer.save_pretrained(folder)
+
+    def write_probe(self, folder: Path | str, token: str) -> None:
+        """A file of this rank's in `folder` holding `token`: whether the driver, maybe on another node, sees what
+        this rank writes there (its full states and the model go there)."""
+        (Path(folder) / f".storage-probe-{self.rank}").write_text(token)
 
 
 def _keeps_logits(model: torch.nn.Module) -> bool:

@@ -1,0 +1,27 @@
+"""A job's own Ray instance, closed to the network. Ray reads these settings when it is imported, so the
+command line applies them before its heavy imports (tests/conftest.py does the same for the suite).
+
+Left to itself, a local Ray instance binds its GCS, raylet and worker ports on every address of the machine,
+and asks no client for a token: anyone who reaches the machine could run code as the user. Ray treats a
+machine where clusters are off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, Ray's own switch) as a node of its own
+and binds loopback only; token authentication (`RAY_AUTH_MODE=token`) with a token made for this job closes it
+to the machine's other users too. A job that joins a cluster (RAY_ADDRESS) keeps the cluster's settings.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+
+def close_local_ray() -> None:
+    """Before Ray is imported: the local instance this process may start listens on loopback only and asks
+    every client for a token of its own, unless the user set RAY_AUTH_MODE."""
+    if os.environ.get("RAY_ADDRESS"):
+        return
+    if "ray" in sys.modules:
+        raise RuntimeError("close_local_ray() must run before Ray is imported: Ray reads these settings then")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
