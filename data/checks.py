@@ -19,8 +19,9 @@ def check_splits(splits: dict[str, SplitRows]) -> dict[str, str]:
     for split in splits.values():
         _check_unique_questions(split)
     forget = splits["forget"]
-    _check_forget_in_full(forget, splits["full"])
-    _check_retain_in_full(splits["retain"], splits["full"])
+    _check_in_full(forget, splits["full"], "the target model learns full, so it never learnt this row",
+                   same_answer=True)
+    _check_in_full(splits["retain"], splits["full"], "the retain split is the part of full that is kept")
     for retain_split in ("retain", "eval_retain"):
         _check_no_overlap(forget, splits[retain_split])
     _require_perturbed_answers(forget)
@@ -40,26 +41,18 @@ def _check_unique_questions(split: SplitRows) -> None:
                                                  "a question may appear once per split, or its answers contradict")
 
 
-def _check_forget_in_full(forget: SplitRows, full: SplitRows) -> None:
+def _check_in_full(split: SplitRows, full: SplitRows, why: str, same_answer: bool = False) -> None:
+    """Every question of `split` is one of full's (`why` says why it must be), with full's answer if `same_answer`."""
     full_row_with = {row.question: (number, row) for number, row in full.numbered_rows()}
-    for number, row in forget.numbered_rows():
+    for number, row in split.numbered_rows():
         if row.question not in full_row_with:
-            raise row_error(forget.where, number, f"field 'question' {row.question!r} is not in {full.where}; "
-                                                  "the target model learns full, so it never learnt this row")
+            raise row_error(split.where, number, f"field 'question' {row.question!r} is not in {full.where}; {why}")
         full_number, full_row = full_row_with[row.question]
         # Stripped: a trailing newline or space is not a different answer (prompts strip answers too).
-        if row.answer.strip() != full_row.answer.strip():
-            raise row_error(forget.where, number, f"field 'answer' differs from {full.where}, row {full_number}, "
-                                                  "for the same question; the target model learns full's answer, "
-                                                  "so this one was never learnt")
-
-
-def _check_retain_in_full(retain: SplitRows, full: SplitRows) -> None:
-    full_questions = {row.question for row in full.rows}
-    for number, row in retain.numbered_rows():
-        if row.question not in full_questions:
-            raise row_error(retain.where, number, f"field 'question' {row.question!r} is not in {full.where}; "
-                                                  "the retain split is the part of full that is kept")
+        if same_answer and row.answer.strip() != full_row.answer.strip():
+            raise row_error(split.where, number, f"field 'answer' differs from {full.where}, row {full_number}, "
+                                                 "for the same question; the target model learns full's answer, "
+                                                 "so this one was never learnt")
 
 
 def _check_no_overlap(forget: SplitRows, retain: SplitRows) -> None:

@@ -32,7 +32,7 @@ from vllm.distributed.weight_transfer.base import (ModuleSource, ParamMeta, Trai
                                                    WeightTransferUpdateInfo, materialize_full_tensor)
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
 
-from models.cache import process_runs
+from models.cache import made_by_a_dead_process
 from models.hardware import ENGINE_DTYPES
 from trainer.rendezvous import free_port, node_ip
 
@@ -208,12 +208,11 @@ def remove_stale_files(folder: str, prefix: str) -> list[str]:
     the engines mapping it). Files of running processes and of other users are left alone."""
     removed = []
     for name in os.listdir(folder):
-        pid = name.removeprefix(f"{prefix}-").partition("-")[0]
-        if not name.startswith(f"{prefix}-") or not pid.isdigit():
+        if not made_by_a_dead_process(name, f"{prefix}-"):
             continue
         path = os.path.join(folder, name)
         try:
-            if os.stat(path).st_uid == os.getuid() and not process_runs(int(pid)):
+            if os.stat(path).st_uid == os.getuid():
                 os.unlink(path)
                 removed.append(path)
         except FileNotFoundError:  # another job removed it first

@@ -91,14 +91,20 @@ def remove_abandoned_builds(target: Path) -> list[Path]:
     """
     removed = []
     for tmp in target.parent.glob(f"{_tmp_prefix(target)}*"):
-        pid = tmp.name[len(_tmp_prefix(target)):].partition("-")[0]
-        if pid.isdigit() and not process_runs(int(pid)):
+        if made_by_a_dead_process(tmp.name, _tmp_prefix(target)):
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
     return removed
 
 
-def process_runs(pid: int) -> bool:
+def made_by_a_dead_process(name: str, prefix: str) -> bool:
+    """Whether `name` is `<prefix><pid>-...` (how the project names what a process makes for itself) and that
+    process no longer runs on this machine."""
+    pid = name.removeprefix(prefix).partition("-")[0] if name.startswith(prefix) else ""
+    return pid.isdigit() and not _process_runs(int(pid))
+
+
+def _process_runs(pid: int) -> bool:
     """Whether process `pid` runs on this machine (as this user or another)."""
     try:
         os.kill(pid, 0)

@@ -1,5 +1,6 @@
 """Cheap, stable identities for cache keys and run folders: of a model folder, and of the project's own code."""
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -34,9 +35,12 @@ TRAINING_CODE = ("configs", "data", "engine", "models", "orchestrator", "trainer
 EVALUATION_CODE = ("evaluation",)
 
 
+@functools.cache
 def fingerprint_code(packages: tuple[str, ...]) -> str:
     """sha256 hex digest of the project's Python source in `packages` as it is on disk (uncommitted edits
-    included): a change to any of their files changes it, whatever git knows."""
+    included) when this process first asks: a change to any of their files changes it, whatever git knows.
+    Once per process: a job asks for it at every check of its run folder and cache key, and its code is the
+    code it started with."""
     digest = hashlib.sha256()
     for package in packages:
         for path in sorted((PROJECT_DIR / package).rglob("*.py")):

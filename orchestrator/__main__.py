@@ -35,7 +35,7 @@ from orchestrator.errors import JobError, Refused
 from orchestrator.inputs import check_inputs
 from orchestrator.local_ray import close_local_ray
 from orchestrator.ownership import BATCH, EVALUATE, EXPERIMENT, UNLEARN, claim, holding
-from orchestrator.run_folder import check_run_folders, run_paths
+from orchestrator.run_folder import check_run_folders, claim_run_folders
 from telemetry.console import captured, show, summary_lines
 
 REFUSALS = (ConfigError, DataError, ModelError, Refused)  # exit code 2: nothing was written
@@ -152,8 +152,7 @@ def check_batch_folders(batch: Batch) -> None:
     if batch.config.storage_path is not None:
         claim(Path(batch.config.storage_path).expanduser().resolve() / batch.config.name, EXPERIMENT)
     for trial in batch.trials:  # a trial's partial of other settings is refused when the trial runs
-        for folder in run_paths(batch.trial_config(trial)):
-            claim(folder, UNLEARN)
+        claim_run_folders(batch.trial_config(trial), UNLEARN)
 
 
 def check_batch_inputs(batch: Batch) -> None:

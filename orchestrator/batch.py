@@ -27,8 +27,8 @@ from evaluation.batch_report import write_batch_report
 from models.cache import settings_key
 from models.fingerprint import TRAINING_CODE, fingerprint_code
 from orchestrator.errors import JobError
-from orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
 from orchestrator.bundles import bundle_cpus, trial_bundles
+from orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
 from orchestrator.placement import cluster_has_gpus
 from orchestrator.pipeline import ray_session, run_unlearning
 from orchestrator.run_folder import finished_run

@@ -27,9 +27,9 @@ from evaluation.plots import write_plots
 from evaluation.report import write_report
 from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
 from models import fingerprint_folder, resolve_model
-from models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
 from models.cache import build_folder_once, building, settings_key
 from models.checks import check_prompt_lengths, check_tokenizer_fits_model
+from models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
 from models.hardware import resolve_precision
 from models.prompting import PromptFormat, resolve_style
 from orchestrator.actors import ActorFailed, ActorProxy, ActorTimeout, one_line_cause, release
@@ -38,8 +38,8 @@ from orchestrator.bundles import local_cpus
 from orchestrator.errors import JobError
 from orchestrator.groups import start_samplers, start_trainers
 from orchestrator.inputs import benchmark_texts, check_inputs
-from orchestrator.placement import Placement, job_placement
 from orchestrator.ownership import EVALUATE, UNLEARN, holding
+from orchestrator.placement import Placement, job_placement
 from orchestrator.pmc import unlearn
 from orchestrator.run_folder import RunFolder, check_run_folders, package_versions
 from orchestrator.weight_sync import set_up_weight_transfer

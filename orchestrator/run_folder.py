@@ -71,7 +71,6 @@ class RunFolder:
         saved = take_over_partial(config, kind, written, fresh)
         self.resumed = saved.round if saved else None
         if saved:
-            self.checkpoints.records = list(saved.records)
             self._write_metrics(saved.records)  # rounds logged after the checkpoint are done again
             return
         self.path.mkdir(parents=True)
@@ -120,12 +119,17 @@ def run_paths(config: RunConfig) -> tuple[Path, Path, Path]:
     return final, final.with_name(final.name + PARTIAL), final.with_name(final.name + PREVIOUS)
 
 
+def claim_run_folders(config: RunConfig, kind: str) -> None:
+    """Refuse if runs/<name>, its .partial or its .previous exists and was not made by a job of `kind`."""
+    for folder in run_paths(config):
+        claim(folder, kind)
+
+
 def check_run_folders(config: RunConfig, kind: str = UNLEARN, fresh: bool = False) -> None:
     """What `RunFolder` would refuse, checked before anything heavy runs or anything is written (what the
     run resolves at run time is compared when it starts)."""
-    final, partial, previous = run_paths(config)
-    for folder in (final, partial, previous):
-        claim(folder, kind)
+    claim_run_folders(config, kind)
+    partial = run_paths(config)[1]
     if partial.is_dir() and not (partial / "eval.json").is_file() and not fresh:
         _resumable(partial, identity(config))
 
@@ -134,9 +138,8 @@ def take_over_partial(config: RunConfig, kind: str, written: dict[str, str], fre
     """The checkpoint of the partial run to resume, or None once the partial is gone (nothing resumable in
     it, or `fresh`). Resumable work of another identity is refused; a finished run left in the partial's
     place by a crash inside `finish` becomes the previous run."""
-    final, partial, previous = run_paths(config)
-    for folder in (final, partial, previous):
-        claim(folder, kind)
+    claim_run_folders(config, kind)
+    _, partial, previous = run_paths(config)
     if not partial.exists():
         return None
     if (partial / "eval.json").is_file():
