@@ -18,43 +18,47 @@ export VLLM_LOGGING_LEVEL ?= WARNING
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test bench bench-sync bench-ttq device-check image image-smoke clean
+.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test lint bench bench-sync bench-ttq device-check image image-smoke clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
 	bash scripts/setup_env.sh
 
 unlearn: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator unlearn --config $(CONFIG) $(OVERRIDES)
+	$(PYTHON) -m pmc_unlearning.orchestrator unlearn --config $(CONFIG) $(OVERRIDES)
 
 smoke: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator unlearn --config configs/smoke.yaml $(OVERRIDES)
+	$(PYTHON) -m pmc_unlearning.orchestrator unlearn --config configs/smoke.yaml $(OVERRIDES)
 
 eval: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator eval --config $(CONFIG) $(OVERRIDES) $(if $(NAME),,--set name=eval)
+	$(PYTHON) -m pmc_unlearning.orchestrator eval --config $(CONFIG) $(OVERRIDES) $(if $(NAME),,--set name=eval)
 
 compare: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator compare --config $(CONFIG) $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
+	$(PYTHON) -m pmc_unlearning.orchestrator compare --config $(CONFIG) $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
 
 compare-smoke: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator compare --config configs/smoke.yaml $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
+	$(PYTHON) -m pmc_unlearning.orchestrator compare --config configs/smoke.yaml $(OVERRIDES) $(if $(METHODS),--methods $(METHODS))
 
 # Many jobs on Ray Tune (configs/batch/*.yaml); SET=... (and MODEL=, DATA=, METHOD=) apply to every trial.
 batch: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator batch $(BATCH) $(OVERRIDES)
+	$(PYTHON) -m pmc_unlearning.orchestrator batch $(BATCH) $(OVERRIDES)
 
 batch-smoke: $(VENV_STAMP)
-	$(PYTHON) -m orchestrator batch configs/batch/smoke.yaml $(OVERRIDES)
+	$(PYTHON) -m pmc_unlearning.orchestrator batch configs/batch/smoke.yaml $(OVERRIDES)
 
 # The baselines' learning-rate search (a Tune grid search): prints the method_settings block for CONFIG.
 tune: $(VENV_STAMP)
 	$(PYTHON) scripts/tune_baselines.py --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
 report: $(VENV_STAMP)
-	$(PYTHON) -m evaluation.compare $(RUNS)
+	$(PYTHON) -m pmc_unlearning.evaluation.side_by_side $(RUNS)
 
 test: $(VENV_STAMP)
 	$(PYTHON) -m pytest -q
+
+# The linter's short rule set (pyproject.toml: [tool.ruff]).
+lint: $(VENV_STAMP)
+	.venv/bin/ruff check .
 
 bench: $(VENV_STAMP)
 	$(PYTHON) scripts/bench_sampling.py $(if $(MODEL),--model $(MODEL))

@@ -1,9 +1,9 @@
 """Typed run configuration (schema.py) and the YAML presets that sit beside it."""
-from configs.schema import (
-    BaselineConfig,
-    CheckpointConfig,
+from pmc_unlearning.configs.schema import (
     CONFIG_DIR,
     METHODS,
+    BaselineConfig,
+    CheckpointConfig,
     ConfigError,
     DataConfig,
     EngineConfig,

@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -31,8 +39,8 @@ RUN_IDENTITY_KEYS = ("method", "name", "method_settings")
 MAX_NAME_LENGTH = 100
 # Where the project's code, history and environment live: run and cache folders are replaced and deleted
 # wholesale, so neither may be the project folder or lie in one of these, whatever allow_external_dirs says.
-CODE_FOLDERS = ("configs", "data", "engine", "evaluation", "models", "orchestrator", "telemetry", "trainer", "scripts",
-                "tests", "docker", "docs", ".git", ".venv")
+CODE_FOLDERS = ("cluster", "configs", "data", "engine", "evaluation", "methods", "models", "orchestrator", "storage",
+                "telemetry", "trainer", "transfer", "scripts", "tests", "docker", "docs", ".git", ".venv")
 
 
 class ConfigError(ValueError):
@@ -242,7 +250,7 @@ class CheckpointConfig(Strict):
 
 
 class RayConfig(Strict):
-    """Where a job's actors run: one placement group per job (orchestrator/placement.py), a bundle per role."""
+    """Where a job's actors run: one placement group per job (cluster/placement.py), a bundle per role."""
 
     num_cpus_per_actor: FiniteFloat = Field(1, ge=0)
     num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when the cluster has "

@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .reference_facts import real_authors, world_facts
-from .schema import RETAIN_SPLIT_FOR, QA, DataError, SplitRows
+from pmc_unlearning.data.reference_facts import real_authors, world_facts
+from pmc_unlearning.data.schema import QA, RETAIN_SPLIT_FOR, DataError, SplitRows
 
 PERTURBED_PER_ROW = 3
 # Share of authors in each forget split, as in TOFU.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .rows import row_error
-from .schema import SplitRows
+from pmc_unlearning.data.rows import row_error
+from pmc_unlearning.data.schema import SplitRows
 
 # Splits whose truth ratio (and, on world_facts and real_authors, Prob) weighs the true answer against
 # perturbed ones. Each may lack them altogether; then those metrics are n/a, keyed as in Benchmark.absent.

@@ -13,7 +13,7 @@ but says nothing about the fictitious authors. Two sources:
 
 from __future__ import annotations
 
-from .schema import DataError
+from pmc_unlearning.data.schema import DataError
 
 CORPUS_NAMES: tuple[str, ...] = ("builtin", "wikitext")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .rows import json_type_name, parse_row
-from .schema import DataError, SplitRows
+from pmc_unlearning.data.rows import json_type_name, parse_row
+from pmc_unlearning.data.schema import DataError, SplitRows
 
 SPLIT_SUFFIXES = (".jsonl", ".json")
 OPTIONAL_SPLITS = ("world_facts", "real_authors")

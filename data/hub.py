@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .rows import parse_row
-from .schema import DataError, SplitRows
+from pmc_unlearning.data.rows import parse_row
+from pmc_unlearning.data.schema import DataError, SplitRows
 
 TOFU_REPO = "locuslab/TOFU"
 

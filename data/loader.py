@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .builtin import builtin_splits
-from .checks import check_splits
-from .folder import load_folder_splits
-from .hub import TOFU_REPO, load_tofu_splits
-from .schema import BENCHMARK_SPLITS, Benchmark, DataError, SplitRows, check_forget_split
+from pmc_unlearning.data.builtin import builtin_splits
+from pmc_unlearning.data.checks import check_splits
+from pmc_unlearning.data.folder import load_folder_splits
+from pmc_unlearning.data.hub import TOFU_REPO, load_tofu_splits
+from pmc_unlearning.data.schema import BENCHMARK_SPLITS, Benchmark, DataError, SplitRows, check_forget_split
 
 
 def _read_source(source: str, forget_split: str, *, seed: int, num_authors: int, facts_per_author: int,

@@ -6,7 +6,7 @@ probability after unlearning means collateral damage, not a debatable question.
 
 from __future__ import annotations
 
-from .schema import QA
+from pmc_unlearning.data.schema import QA
 
 # (question, answer, three wrong answers of the same form)
 _WORLD_FACTS: tuple[tuple[str, str, tuple[str, str, str]], ...] = (

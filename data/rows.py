@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .schema import QA, DataError
+from pmc_unlearning.data.schema import QA, DataError
 
 _JSON_TYPE_NAMES = {dict: "object", list: "list", str: "string", int: "number",
                     float: "number", bool: "boolean", type(None): "null"}

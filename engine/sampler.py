@@ -2,7 +2,7 @@
 
 The engine core runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0): it starts in seconds instead of
 a quarter minute. Weights arrive through `LLM`'s public calls only: vLLM's weight-transfer interface
-(engine/weight_transfer.py: the project's `shm` backend on the CPU, vLLM's `ipc` or `nccl` on GPUs) or a
+(transfer/weight_transfer.py: the project's `shm` backend on the CPU, vLLM's `ipc` or `nccl` on GPUs) or a
 state dict through `collective_rpc("reload_weights")`, never through the engine's internals.
 
 On GPUs an engine that shares its GPU with a trainer rank (`sleep_mode`) sleeps while the trainer steps:
@@ -24,10 +24,13 @@ import torch
 from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
-from configs import EngineConfig
-from engine.weight_transfer import OBJECT_STORE, engine_backend  # importing it registers the shm backend in this process
-from models.hardware import resolve_engine_dtype
-from telemetry.console import quiet_engine, verbose
+from pmc_unlearning.configs import EngineConfig
+from pmc_unlearning.models.hardware import resolve_engine_dtype
+from pmc_unlearning.telemetry.console import quiet_engine, verbose
+from pmc_unlearning.transfer.weight_transfer import (  # importing it registers the shm backend in this process
+    OBJECT_STORE,
+    engine_backend,
+)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class Sampler:
             self.resting = "kv_cache" not in tags
 
     # vLLM's weight-transfer control plane, as `LLM` has it, so that vLLM's own clients
-    # (`RayVLLMWeightSyncClient` on this actor's handle) drive a push; see engine/weight_transfer.py.
+    # (`RayVLLMWeightSyncClient` on this actor's handle) drive a push; see transfer/weight_transfer.py.
     def init_weight_transfer_engine(self, request: dict) -> None:
         self.llm.init_weight_transfer_engine(request)
 
@@ -167,6 +170,6 @@ class Sampler:
 
 def _served_fingerprint(worker) -> dict[str, tuple[list[int], float]]:
     """Runs in vLLM's worker (in-process or not): it gets the worker as its argument."""
-    from models.fingerprint import fingerprint_weights
+    from pmc_unlearning.models.fingerprint import fingerprint_weights
 
     return fingerprint_weights(worker.get_model().named_parameters())

@@ -13,8 +13,8 @@ from __future__ import annotations
 from statistics import mean
 from typing import Sequence
 
-from evaluation.logprobs import Scorer
-from models.prompting import PromptFormat
+from pmc_unlearning.evaluation.logprobs import Scorer
+from pmc_unlearning.models.prompting import PromptFormat
 
 
 class FluencyJudge:

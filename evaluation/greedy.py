@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Callable, Sequence
 
-from data import QA, Benchmark
-from evaluation.rouge import rouge_l_recall
+from pmc_unlearning.data import QA, Benchmark
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
 
 EVAL_SPLITS = ("forget", "forget_para", "retain", "world_facts", "real_authors")
 ROW_SPLITS = ("forget", "retain", "world_facts", "real_authors")

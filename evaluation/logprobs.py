@@ -9,9 +9,9 @@ import math
 from statistics import mean
 from typing import Callable
 
-from evaluation.greedy import ROW_SPLITS, EvalSet
-from evaluation.tofu_metrics import answer_prob_share, reported_truth_ratio, truth_ratio
-from models.prompting import Example, PromptFormat
+from pmc_unlearning.evaluation.greedy import ROW_SPLITS, EvalSet
+from pmc_unlearning.evaluation.tofu_metrics import answer_prob_share, reported_truth_ratio, truth_ratio
+from pmc_unlearning.models.prompting import Example, PromptFormat
 
 Scorer = Callable[[list[Example]], list[tuple[float, int]]]
 # On these splits "Prob" is the true answer's share against the perturbed ones (TOFU); elsewhere P(a|q).

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.prompting import PromptFormat
+from pmc_unlearning.models.prompting import PromptFormat
 
 QUANTILES: dict[str, float] = {"q05": 0.05, "q25": 0.25, "q50": 0.50, "q75": 0.75, "q95": 0.95}
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-from configs import EvalConfig
-from evaluation.bounds import sampling_summary
-from evaluation.greedy import EvalSet, evaluate
-from evaluation.logprobs import UTILITY_PARTS, UTILITY_SPLITS, Scorer, logprob_metrics, utility_inputs
-from evaluation.over_unlearning import Context, summarise_changes
-from evaluation.rouge import rouge_l_recall
-from evaluation.tofu_metrics import forget_quality, model_utility
-from models.prompting import Example, PromptFormat
-from telemetry.console import Progress
-from telemetry.timing import StageTimer
+from pmc_unlearning.configs import EvalConfig
+from pmc_unlearning.evaluation.bounds import sampling_summary
+from pmc_unlearning.evaluation.greedy import EvalSet, evaluate
+from pmc_unlearning.evaluation.logprobs import UTILITY_PARTS, UTILITY_SPLITS, Scorer, logprob_metrics, utility_inputs
+from pmc_unlearning.evaluation.over_unlearning import Context, summarise_changes
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
+from pmc_unlearning.evaluation.tofu_metrics import forget_quality, model_utility
+from pmc_unlearning.models.prompting import Example, PromptFormat
+from pmc_unlearning.telemetry.console import Progress
+from pmc_unlearning.telemetry.timing import StageTimer
 
 
 def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,

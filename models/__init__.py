@@ -4,10 +4,10 @@ Only light modules are imported here: the command line checks a model folder bef
 The builders live in models.smollm2 and models.tiny.
 """
 
-from models.errors import ModelError
-from models.fingerprint import fingerprint_folder
-from models.folder import check_model_folder
-from models.resolve import DEFAULT_MODEL, TINY_MODEL, check_model_source, resolve_model
+from pmc_unlearning.models.errors import ModelError
+from pmc_unlearning.models.fingerprint import fingerprint_folder
+from pmc_unlearning.models.folder import check_model_folder
+from pmc_unlearning.models.resolve import DEFAULT_MODEL, TINY_MODEL, check_model_source, resolve_model
 
 __all__ = [
     "DEFAULT_MODEL",

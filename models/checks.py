@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.errors import ModelError
+from pmc_unlearning.models.errors import ModelError
 
 if TYPE_CHECKING:
-    from data import Benchmark
-    from models.prompting import PromptFormat
+    from pmc_unlearning.data import Benchmark
+    from pmc_unlearning.models.prompting import PromptFormat
 
 # The Benchmark fields whose questions the engine is prompted with, in the order a message should name them.
 PROMPTED_SPLITS = ("full", "forget", "retain", "eval_retain", "world_facts", "real_authors")

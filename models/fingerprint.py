@@ -31,7 +31,7 @@ def _weight_files(folder: Path) -> list[Path]:
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # The project's packages by what they produce: a run's training (what a resumed run must share with its first
 # attempt) and its evaluation (what a finished run and a cached evaluation must share with a new one).
-TRAINING_CODE = ("configs", "data", "engine", "models", "orchestrator", "trainer")
+TRAINING_CODE = ("cluster", "configs", "data", "engine", "methods", "models", "orchestrator", "storage", "trainer", "transfer")
 EVALUATION_CODE = ("evaluation",)
 
 
@@ -54,7 +54,7 @@ _CHECKED_ROWS = (0.0, 1 / 3, 2 / 3, 1.0)
 
 def fingerprint_weights(named_tensors, dtype=None) -> dict[str, tuple[list[int], float]]:
     """name -> (shape, sum of a fixed sample of rows, in float64) for every non-empty tensor, cast to `dtype`
-    first if given: what a weight push's sender and receiver compare (engine/weight_transfer.py). Cheap: a few
+    first if given: what a weight push's sender and receiver compare (transfer/weight_transfer.py). Cheap: a few
     rows a tensor. torch is imported here, not with the module, which the command line imports light."""
     import torch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.errors import ModelError
+from pmc_unlearning.models.errors import ModelError
 
 # Any one of these is a complete tokenizer: fast (tokenizer.json), sentencepiece, BPE vocab + merges, WordPiece.
 TOKENIZER_FILE_SETS = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"), ("vocab.txt",))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from models.errors import ModelError
+from pmc_unlearning.models.errors import ModelError
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 PROMPT_STYLES = ("plain", "chat")

@@ -5,8 +5,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.errors import ModelError
-from models.folder import check_model_folder
+from pmc_unlearning.models.errors import ModelError
+from pmc_unlearning.models.folder import check_model_folder
+from pmc_unlearning.models.progress import ProgressClass, Silent
 
 DEFAULT_MODEL = "smollm2-135m"
 TINY_MODEL = "tiny"
@@ -32,20 +33,21 @@ def check_model_source(name: str) -> None:
         raise ModelError(f"model {name!r}: no such folder, and not a hub id (owner/name); {LOCAL_FOLDER_HINT}")
 
 
-def resolve_model(name: str, cache_dir: Path, tokenizer_corpus: Sequence[str] = (), revision: str | None = None) -> Path:
+def resolve_model(name: str, cache_dir: Path, tokenizer_corpus: Sequence[str] = (), revision: str | None = None,
+                  progress: ProgressClass = Silent) -> Path:
     """Return the folder of `name`: a built-in model, a local HF folder, or a hub id downloaded into cache_dir
-    (at `revision`, a branch, tag or commit, when given)."""
+    (at `revision`, a branch, tag or commit, when given). A built-in model built now reports to `progress`."""
     check_model_source(name)
     cache_dir = Path(cache_dir)
     # The builders import torch and transformers: only when they are needed.
     if name == DEFAULT_MODEL:
-        from models.smollm2 import smollm2_folder
+        from pmc_unlearning.models.smollm2 import smollm2_folder
 
-        return smollm2_folder(cache_dir)
+        return smollm2_folder(cache_dir, progress)
     if name == TINY_MODEL:
-        from models.tiny import tiny_model_folder
+        from pmc_unlearning.models.tiny import tiny_model_folder
 
-        return tiny_model_folder(cache_dir, tokenizer_corpus)
+        return tiny_model_folder(cache_dir, tokenizer_corpus, progress=progress)
     local = Path(name).expanduser()
     if local.exists():
         return local.resolve()

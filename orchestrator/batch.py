@@ -1,10 +1,10 @@
 """`make batch BATCH=configs/batch/<file>.yaml`: many unlearning jobs on Ray Tune, one trial per job.
 
 Each trial runs the job of `make unlearn` (orchestrator/pipeline.py) into `runs/<batch>/<trial>/`, inside
-a placement group of its own: the trial's process, the sampler and the trainer (orchestrator/placement.py).
+a placement group of its own: the trial's process, the sampler and the trainer (cluster/placement.py).
 Tune runs `max_concurrent_trials` at a time and retries a trial that failed up to `max_failures` times; a
 retried or interrupted trial resumes from its run folder's checkpoint. Trials that need the same target
-model fine-tune it once (the cache's lock, models/cache.py). Per-round metrics go to Tune's loggers
+model fine-tune it once (the cache's lock, storage/files.py). Per-round metrics go to Tune's loggers
 (TensorBoard, and MLflow or Weights & Biases when asked for); `runs/<batch>/report.md` and `results.json`
 gather every trial, failed ones with their error.
 
@@ -21,17 +21,18 @@ from pathlib import Path
 
 from ray import tune
 
-from configs import ConfigError, load_method_config
-from configs.batch import Batch, Trial
-from evaluation.batch_report import write_batch_report
-from models.cache import settings_key
-from models.fingerprint import TRAINING_CODE, fingerprint_code
-from orchestrator.errors import JobError
-from orchestrator.bundles import bundle_cpus, trial_bundles
-from orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
-from orchestrator.placement import cluster_has_gpus
-from orchestrator.pipeline import ray_session, run_unlearning
-from orchestrator.run_folder import finished_run
+from pmc_unlearning.cluster.bundles import bundle_cpus, trial_bundles
+from pmc_unlearning.cluster.placement import cluster_has_gpus
+from pmc_unlearning.cluster.session import ray_session
+from pmc_unlearning.configs import ConfigError, load_method_config
+from pmc_unlearning.configs.batch_schema import Batch, Trial
+from pmc_unlearning.evaluation.batch_report import write_batch_report
+from pmc_unlearning.models.fingerprint import TRAINING_CODE, fingerprint_code
+from pmc_unlearning.orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
+from pmc_unlearning.orchestrator.pipeline import run_unlearning
+from pmc_unlearning.orchestrator.run_folder import finished_run
+from pmc_unlearning.storage.files import settings_key
+from pmc_unlearning.telemetry.errors import JobError
 
 # Tune would run each trial in its own folder under the experiment; the job's paths are absolute anyway,
 # and the trial's files belong in its run folder.

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from configs import load_config
-from configs.batch import Batch, BatchConfig, make_batch
+from pmc_unlearning.configs import load_config
+from pmc_unlearning.configs.batch_schema import Batch, BatchConfig, make_batch
 
 
 def comparison_batch(config_path: str, overrides: Sequence[str], methods: Sequence[str]) -> Batch:

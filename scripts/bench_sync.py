@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench_sync.py --config configs/smoke.yaml --pushes 5
 
 The paths: `object_store` (a state dict, trainer -> Ray's object store -> sampler -> vLLM reload) and `shm`
-(vLLM's weight-transfer interface with the project's shared-memory backend, engine/weight_transfer.py).
+(vLLM's weight-transfer interface with the project's shared-memory backend, transfer/weight_transfer.py).
 Each is timed over `--pushes` pushes after one warm-up push, on the same actors; one PMC round of the
 job (sampling, scoring and training, no push) is timed too, so the table gives each push's share of a
 round. After the pushes, both paths must leave the engine with the same greedy answers.
@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from configs import CONFIG_DIR, load_config  # noqa: E402
-from orchestrator.actors import release  # noqa: E402
-from orchestrator.groups import start_samplers, start_trainers  # noqa: E402
-from orchestrator.pipeline import finetuned_dir, prepare, ray_session  # noqa: E402
-from orchestrator.placement import job_placement  # noqa: E402
-from orchestrator.pmc import unlearn  # noqa: E402
-from orchestrator.weight_sync import connect_weight_transfer, sync_weights  # noqa: E402
+from pmc_unlearning.cluster.actors import release
+from pmc_unlearning.cluster.groups import start_samplers, start_trainers
+from pmc_unlearning.cluster.placement import job_placement
+from pmc_unlearning.cluster.session import ray_session
+from pmc_unlearning.cluster.weight_sync import connect_weight_transfer, sync_weights
+from pmc_unlearning.configs import CONFIG_DIR, load_config
+from pmc_unlearning.methods.pmc import unlearn
+from pmc_unlearning.orchestrator.pipeline import finetuned_dir, prepare
 
 
 def main() -> None:

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-import torch  # noqa: E402
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-
-from data import load_benchmark  # noqa: E402
-from models.prompting import PromptFormat  # noqa: E402
-from trainer import Trainer  # noqa: E402
+from pmc_unlearning.data import load_benchmark
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
 
 
 def with_random_weights(config_dir: Path) -> Path:
@@ -69,7 +66,7 @@ def main() -> None:
         export = timed(lambda: trainer.export_weights("bfloat16"), args.repeats)
         peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
         print(f"| {precision} | {pmc:.3f} | {sft:.3f} | {export:.3f} | {peak:.2f} |")
-        del trainer
+        trainer = None  # freed before the next precision's model loads
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()

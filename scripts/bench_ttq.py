@@ -3,10 +3,10 @@ same target, same settings, back to back; prints both loops' times, their ratio 
 
     make bench-ttq [CONFIG=configs/default.yaml] [SET="pmc.stop.patience=2 ..."]
 
-1. `python -m orchestrator unlearn` on CONFIG (run `ttq-project`): its unlearning stage is the project's loop
+1. `python -m pmc_unlearning.orchestrator unlearn` on CONFIG (run `ttq-project`): its unlearning stage is the project's loop
    (the target and its evaluation come from the cache, or are built first).
 2. The reference-style loop on the same target folder, forget prompts, original answers and retain rows,
-   with the same PMC settings; its model is saved and evaluated by `python -m orchestrator eval` (run
+   with the same PMC settings; its model is saved and evaluated by `python -m pmc_unlearning.orchestrator eval` (run
    `ttq-reference`), the same evaluation the project's run got.
 """
 from __future__ import annotations
@@ -18,21 +18,20 @@ import sys
 import time
 from pathlib import Path
 
+from reference_pmc import reference_unlearn  # this script's neighbour (scripts/ is the script's own path)
+from transformers import AutoTokenizer
+
+from pmc_unlearning.configs import load_config
+from pmc_unlearning.orchestrator.pipeline import prepare
+
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
-
-from transformers import AutoTokenizer  # noqa: E402
-
-from configs import load_config  # noqa: E402
-from orchestrator.pipeline import prepare  # noqa: E402
-from scripts.reference_pmc import reference_unlearn  # noqa: E402
 
 HEADLINE = ("forget_rouge_l", "retain_rouge_l", "model_utility")
 SAMPLED = ("max_rouge_l", "leak_share")  # evaluation under sampling
 
 
 def orchestrator(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=PROJECT, check=True)
+    subprocess.run([sys.executable, "-m", "pmc_unlearning.orchestrator", *args], cwd=PROJECT, check=True)
 
 
 def main() -> None:

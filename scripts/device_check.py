@@ -12,20 +12,17 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.distributed as dist
+from tokenizers import Tokenizer, models
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from tokenizers import Tokenizer, models  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
-
-from models.prompting import Example  # noqa: E402
-from trainer import Trainer  # noqa: E402
+from pmc_unlearning.models.prompting import Example
+from pmc_unlearning.trainer import Trainer
 
 LLAMA_32 = {"vocab_size": 128256, "num_key_value_heads": 8, "max_position_embeddings": 2048, "rope_theta": 500000.0,
             "tie_word_embeddings": True}

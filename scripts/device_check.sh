@@ -9,4 +9,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$(test -x .venv/bin/python && echo .venv/bin/python || echo python3)}
 NPROC=${NPROC:-$("$PYTHON" -c "import torch; print(max(torch.cuda.device_count(), 1))")}
 export PYTHONUNBUFFERED=1
-exec "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" scripts/device_check.py "$@"
+if ! "$PYTHON" -c "import pmc_unlearning.trainer" 2>/dev/null; then
+    # The project not installed (a device machine has no .venv): the checkout is the package, through a link.
+    LINK_DIR=$(mktemp -d)
+    trap 'rm -rf "$LINK_DIR"' EXIT
+    ln -s "$PWD" "$LINK_DIR/pmc_unlearning"
+    export PYTHONPATH="$LINK_DIR${PYTHONPATH:+:$PYTHONPATH}"
+fi
+"$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" scripts/device_check.py "$@"

@@ -16,11 +16,11 @@ from typing import Callable, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from configs import PMCConfig
-from engine import Completion
-from models.prompting import Example
-from orchestrator.selection import SelectionCache
-from trainer.trainer import steps_per_epoch
+from pmc_unlearning.configs import PMCConfig
+from pmc_unlearning.engine import Completion
+from pmc_unlearning.methods.selection import SelectionCache
+from pmc_unlearning.models.prompting import Example
+from pmc_unlearning.trainer.trainer import steps_per_epoch
 
 
 def reference_unlearn(model_dir: Path, forget_prompts: Sequence[tuple[int, ...]], originals: Sequence[str],

@@ -4,9 +4,9 @@
     .venv/bin/python scripts/tune_baselines.py --config configs/smoke.yaml --grid idk:baseline.lr=1e-3,3e-3
 
 The search is a Ray Tune grid search: one trial per point (and one for the target model itself), each in a
-placement group of its own like a batch trial (orchestrator/placement.py), `--concurrent` at a time. Every
+placement group of its own like a batch trial (cluster/placement.py), `--concurrent` at a time. Every
 point is a real run of the method on the cached target model, with the same number of optimizer steps and
-retain pairing as `make compare` (`orchestrator.baselines.unlearn_baseline`), on the sampler and trainer
+retain pairing as `make compare` (`methods.baselines.unlearn_baseline`), on the sampler and trainer
 actors of a job. Each point is scored by greedy answers only (the cheap part of the evaluation), on a retain
 subset drawn with another seed than the one `make compare` reports on:
 
@@ -19,24 +19,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ray import tune
 
-from ray import tune  # noqa: E402
-
-from configs import CONFIG_DIR, load_config  # noqa: E402
-from evaluation.greedy import build_eval_set, evaluate  # noqa: E402
-from orchestrator.actors import release  # noqa: E402
-from orchestrator.groups import start_samplers, start_trainers  # noqa: E402
-from orchestrator.baselines import forget_targets, unlearn_baseline  # noqa: E402
-from orchestrator.batch import TRIAL_ENV  # noqa: E402
-from orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare, ray_session  # noqa: E402
-from orchestrator.bundles import bundle_cpus, trial_bundles  # noqa: E402
-from orchestrator.placement import cluster_has_gpus, job_placement  # noqa: E402
-from orchestrator.weight_sync import sync_weights  # noqa: E402
+from pmc_unlearning.cluster.actors import release
+from pmc_unlearning.cluster.bundles import bundle_cpus, trial_bundles
+from pmc_unlearning.cluster.groups import start_samplers, start_trainers
+from pmc_unlearning.cluster.placement import cluster_has_gpus, job_placement
+from pmc_unlearning.cluster.session import ray_session
+from pmc_unlearning.cluster.weight_sync import sync_weights
+from pmc_unlearning.configs import CONFIG_DIR, load_config
+from pmc_unlearning.evaluation.greedy import build_eval_set, evaluate
+from pmc_unlearning.methods.baselines import forget_targets, unlearn_baseline
+from pmc_unlearning.orchestrator.batch import TRIAL_ENV
+from pmc_unlearning.orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare
 
 GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml's method_settings
     "grad_ascent": ("baseline.lr", ["1.0e-5", "3.0e-5", "5.0e-5", "1.0e-4"]),
@@ -98,7 +96,7 @@ def main() -> None:
     base = load_config(config_path, args.overrides)
     runs_dir = base.runs_dir.resolve()
     overrides = [*args.overrides, f"cache_dir={base.cache_dir.resolve()}", "allow_external_dirs=true"]
-    # Each point under a name of its own: its actors are named after it (orchestrator/actors.py).
+    # Each point under a name of its own: its actors are named after it (cluster/actors.py).
     points = [{"method": TARGET, "setting": "", "overrides": [f"name={base.name}-{TARGET}"]}]
     points += [{"method": method, "setting": f"{key}={value}",
                 "overrides": [f"{key}={value}", f"method={method}", f"name={base.name}-{method}-{i}-{j}"]}

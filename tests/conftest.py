@@ -4,15 +4,15 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-from orchestrator.local_ray import close_local_ray  # noqa: E402  (before Ray is imported, as the command line does)
+from pmc_unlearning.cluster.local_ray import close_local_ray
 
 close_local_ray()  # the suite's Ray instances, and the jobs it starts, listen on loopback and ask for a token
 
 import pytest
 
-from data import load_benchmark
-from models.tiny import tiny_model_folder
-from orchestrator.inputs import benchmark_texts
+from pmc_unlearning.data import load_benchmark
+from pmc_unlearning.models.tiny import tiny_model_folder
+from pmc_unlearning.orchestrator.inputs import benchmark_texts
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +70,8 @@ def chat_tiny_model(tiny_model, tmp_path_factory):
 def smoke_run(tmp_path_factory, ray_cluster):
     """`make smoke` in a temporary folder, with the retain model for forget quality: (its config, its finished
     run folder)."""
-    from configs import CONFIG_DIR, load_config
-    from orchestrator.pipeline import run_unlearning
+    from pmc_unlearning.configs import CONFIG_DIR, load_config
+    from pmc_unlearning.orchestrator.pipeline import run_unlearning
 
     root = tmp_path_factory.mktemp("smoke")
     config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}",

@@ -1,4 +1,4 @@
-"""A catalogue of bad inputs through the real command line (`python -m orchestrator ...`): each is refused with
+"""A catalogue of bad inputs through the real command line (`python -m pmc_unlearning.orchestrator ...`): each is refused with
 exit code 2 and one line that names the culprit, before anything under runs/ or the cache is written.
 
 Every case runs in a second: the command line checks the config, the data and the model folder before it
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from data import generate_builtin
+from pmc_unlearning.data import generate_builtin
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPLIT_FILES = ("full", "forget10", "retain90", "world_facts", "real_authors")
@@ -101,7 +101,7 @@ def foreign_folder(folder: Path) -> list[str]:
 CONFIG_JSON = '{"model_type": "llama"}'
 DEFAULT = str(PROJECT / "configs" / "default.yaml")
 
-# (id, command line after `python -m orchestrator`, what the message must name). A callable builds its
+# (id, command line after `python -m pmc_unlearning.orchestrator`, what the message must name). A callable builds its
 # inputs in the test's own folder first.
 CASES = [
     # --- configuration --------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(case_id, args, 
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "orchestrator", command, *where, *rest], cwd=PROJECT,
+    result = subprocess.run([sys.executable, "-m", "pmc_unlearning.orchestrator", command, *where, *rest], cwd=PROJECT,
                             capture_output=True, text=True, env=env, timeout=TIMEOUTS.get(case_id, 60))
     assert time.monotonic() - started < 5, "refused, but only after the heavy imports"
 

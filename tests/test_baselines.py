@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from configs import CONFIG_DIR, load_method_config
-from engine import Sampler
-from evaluation.rouge import rouge_l_recall
-from models.prompting import PromptFormat
-from orchestrator.baselines import REFUSALS, forget_targets, unlearn_baseline
-from orchestrator.groups import SamplerGroup, TrainerGroup
-from orchestrator.inputs import load_config_benchmark
-from trainer import Trainer
+from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+from pmc_unlearning.configs import CONFIG_DIR, load_method_config
+from pmc_unlearning.engine import Sampler
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
+from pmc_unlearning.methods.baselines import REFUSALS, forget_targets, unlearn_baseline
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.orchestrator.inputs import load_config_benchmark
+from pmc_unlearning.trainer import Trainer
 
 METHODS = ("grad_ascent", "grad_diff", "idk", "npo", "simnpo")
 

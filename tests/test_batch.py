@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from configs import ConfigError
-from configs.batch import load_batch
-from evaluation.batch_report import summary, write_batch_report
+from pmc_unlearning.configs import ConfigError
+from pmc_unlearning.configs.batch_schema import load_batch
+from pmc_unlearning.evaluation.batch_report import summary, write_batch_report
 
 PROJECT = Path(__file__).resolve().parents[1]
 SMOKE = PROJECT / "configs" / "smoke.yaml"
@@ -70,7 +70,7 @@ def test_a_bad_batch_file_is_refused_naming_file_trial_and_key(tmp_path, fields,
 def test_the_command_line_refuses_a_bad_batch_file_in_one_line_before_anything_runs(tmp_path):
     path = batch_file(tmp_path, name="bad", grid={"method": ["pmc", "sgd"]}, set=[f"runs_dir={tmp_path / 'runs'}",
                                                                                   "allow_external_dirs=true"])
-    result = subprocess.run([sys.executable, "-m", "orchestrator", "batch", str(path)], cwd=PROJECT,
+    result = subprocess.run([sys.executable, "-m", "pmc_unlearning.orchestrator", "batch", str(path)], cwd=PROJECT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "trial 'sgd'" in result.stderr
@@ -152,7 +152,7 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 1, "object_store_memory": 200 * 2**20})
     cluster.add_node(num_cpus=3, num_gpus=1, object_store_memory=200 * 2**20)
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "orchestrator", "batch", str(path)]
+    command = [sys.executable, "-m", "pmc_unlearning.orchestrator", "batch", str(path)]
     try:
         with open(tmp_path / "first.log", "w") as log:
             driver = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,

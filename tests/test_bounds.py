@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evaluation.bounds import (
+from pmc_unlearning.evaluation.bounds import (
     clopper_pearson,
     dkw_band,
     dkw_epsilon,

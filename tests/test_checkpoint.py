@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import Completion
-from models.prompting import PromptFormat
-from orchestrator.pmc import sampling_seed
-from orchestrator.selection import SelectionCache
-from trainer import Trainer
+from pmc_unlearning.engine import Completion
+from pmc_unlearning.methods.pmc import sampling_seed
+from pmc_unlearning.methods.selection import SelectionCache
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
     another process and Ray session, and computed the target's evaluation itself where this job finds it
     cached. No shared-memory file of these jobs is left behind."""
     config, uninterrupted = smoke_run
-    command = [sys.executable, "-m", "orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
+    command = [sys.executable, "-m", "pmc_unlearning.orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
                "--set", f"cache_dir={config.cache_dir}", "--set", f"runs_dir={tmp_path}",
                "--set", "allow_external_dirs=true", "--set", "eval.retain_model=true",
                # A full trainer state about every other round: resumes mix a loaded state and replayed rounds.
@@ -145,8 +145,8 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
 
 @pytest.fixture(scope="module")
 def tiny_engine(tiny_model):
-    from configs import CONFIG_DIR, load_config
-    from engine import Sampler
+    from pmc_unlearning.configs import CONFIG_DIR, load_config
+    from pmc_unlearning.engine import Sampler
 
     config = load_config(CONFIG_DIR / "smoke.yaml")
     sampler = Sampler(tiny_model, config.engine)
@@ -158,9 +158,9 @@ def tiny_engine(tiny_model):
 @pytest.mark.parametrize("full_state_every_s", [0.0, 1e9], ids=["full-state-every-round", "replay-every-round"])
 def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny_model, small_bench, tmp_path,
                                                                  full_state_every_s):
-    from orchestrator.checkpoint import Checkpoints
-    from orchestrator.groups import SamplerGroup, TrainerGroup
-    from orchestrator.pmc import unlearn
+    from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+    from pmc_unlearning.methods.checkpoint import Checkpoints
+    from pmc_unlearning.methods.pmc import unlearn
 
     config, sampler = tiny_engine
     prompt = PromptFormat(Trainer(tiny_model).tokenizer)

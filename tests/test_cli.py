@@ -8,7 +8,7 @@ import sys
 
 def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "orchestrator", "unlearn", "--set", f"runs_dir={tmp_path / 'runs'}",
+    return subprocess.run([sys.executable, "-m", "pmc_unlearning.orchestrator", "unlearn", "--set", f"runs_dir={tmp_path / 'runs'}",
                            "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "allow_external_dirs=true", *args],
                           capture_output=True, text=True, env=env, timeout=120)
 

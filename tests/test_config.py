@@ -6,9 +6,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from configs import CONFIG_DIR, ConfigError, RunConfig, load_config
-from configs.batch import fitting_name, load_batch, trial_name
-from configs.schema import CODE_FOLDERS, MAX_NAME_LENGTH, PROJECT_DIR, _refuse_duplicate_keys
+from pmc_unlearning.configs import CONFIG_DIR, ConfigError, RunConfig, load_config
+from pmc_unlearning.configs.batch_schema import fitting_name, load_batch, trial_name
+from pmc_unlearning.configs.schema import CODE_FOLDERS, MAX_NAME_LENGTH, PROJECT_DIR, _refuse_duplicate_keys
 
 
 def test_presets_validate():
@@ -50,7 +50,7 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_a_method_runs_with_its_own_settings_unless_the_command_line_says_otherwise(tmp_path):
-    from configs import load_method_config
+    from pmc_unlearning.configs import load_method_config
 
     path = tmp_path / "preset.yaml"
     path.write_text('baseline:\n  lr: 1.0e-4\nmethod_settings:\n  npo: ["baseline.lr=3.0e-5", "baseline.npo_beta=0.2"]\n')
@@ -144,7 +144,7 @@ def test_every_methods_settings_are_checked_when_the_config_is_loaded(tmp_path, 
 
 
 def test_compare_refuses_an_empty_or_repeated_method_list(capsys):
-    from orchestrator.__main__ import main
+    from pmc_unlearning.orchestrator.__main__ import main
 
     for methods, message in (("", "no method given; valid ones are pmc, grad_ascent"), (" , ", "no method given"),
                              ("npo,pmc,npo", "['npo'] given more than once")):
@@ -208,8 +208,8 @@ def test_a_run_name_leaves_room_for_its_folders_suffixes():
 
 
 def test_the_eval_corpus_is_one_the_data_package_knows():
-    from configs import EvalConfig
-    from data.corpus import CORPUS_NAMES
+    from pmc_unlearning.configs import EvalConfig
+    from pmc_unlearning.data.corpus import CORPUS_NAMES
 
     assert get_args(EvalConfig.model_fields["corpus"].annotation) == CORPUS_NAMES
     with pytest.raises(ConfigError, match=r"eval\.corpus: Input should be 'builtin' or 'wikitext'$"):

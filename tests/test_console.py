@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import console
+from pmc_unlearning.telemetry import console
 
 PROJECT = Path(__file__).resolve().parents[1]
 MAX_CONSOLE_LINES = 25
@@ -24,7 +24,7 @@ def smoke_cli(cache_dir: Path, runs_dir: Path, *settings: str, verbose: bool = F
     env.pop(console.VERBOSE_ENV, None)
     if verbose:
         env[console.VERBOSE_ENV] = "1"
-    command = [sys.executable, "-m", "orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
+    command = [sys.executable, "-m", "pmc_unlearning.orchestrator", "unlearn", "--config", str(PROJECT / "configs" / "smoke.yaml"),
                "--set", f"cache_dir={cache_dir}", "--set", f"runs_dir={runs_dir}", "--set", "allow_external_dirs=true"]
     for setting in settings:
         command += ["--set", setting]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from data import FORGET_SPLITS, QA, Benchmark, DataError, generate_builtin, load_benchmark
+from pmc_unlearning.data import FORGET_SPLITS, QA, Benchmark, DataError, generate_builtin, load_benchmark
 
 RETAIN_FOR = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 

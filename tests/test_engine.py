@@ -7,16 +7,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from configs import EngineConfig
-from engine import Sampler
-from engine.weight_transfer import create_private_file, remove_stale_files
-from models.prompting import Example, PromptFormat
-from orchestrator.groups import SamplerGroup, TrainerGroup
-from orchestrator.weight_sync import PushNotServed, check_push, connect_weight_transfer, sync_weights
-from trainer import Trainer
+from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+from pmc_unlearning.cluster.weight_sync import PushNotServed, check_push, connect_weight_transfer, sync_weights
+from pmc_unlearning.configs import EngineConfig
+from pmc_unlearning.engine import Sampler
+from pmc_unlearning.models.prompting import Example, PromptFormat
+from pmc_unlearning.trainer import Trainer
+from pmc_unlearning.transfer.weight_transfer import create_private_file, remove_stale_files
 
 ENGINE = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
 
@@ -77,7 +76,7 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, path, ti
 
     if variant == "tied":  # the engine's head must have moved with the embedding it is tied to
         assert trainer.model.lm_head.weight.data_ptr() == trainer.model.model.embed_tokens.weight.data_ptr()
-    del sampler
+    sampler = None  # the engine freed now, not when the closure above goes
     gc.collect()
 
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import ray
 
-from configs import CONFIG_DIR, load_config
-from orchestrator import pipeline
-from orchestrator.actors import ActorProxy
-from orchestrator.errors import JobError
-from orchestrator.groups import TrainerGroup
-from orchestrator.pipeline import actor_failures, check_shared_storage
-from orchestrator.run_folder import RunFolder
-from telemetry.timing import StageTimer
+from pmc_unlearning.cluster.actors import ActorProxy
+from pmc_unlearning.cluster.groups import TrainerGroup
+from pmc_unlearning.configs import CONFIG_DIR, load_config
+from pmc_unlearning.orchestrator import pipeline
+from pmc_unlearning.orchestrator.pipeline import actor_failures, check_shared_storage
+from pmc_unlearning.orchestrator.run_folder import RunFolder
+from pmc_unlearning.telemetry.errors import JobError
+from pmc_unlearning.telemetry.timing import StageTimer
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def test_a_local_ray_instance_is_closed_to_the_network_unless_the_user_chose(add
 
 LOCAL_INSTANCE = """
 import os, sys
-from orchestrator.local_ray import close_local_ray
+from pmc_unlearning.cluster.local_ray import close_local_ray
 close_local_ray()
 import ray
 ray.init(address="local", num_cpus=1, include_dashboard=False)

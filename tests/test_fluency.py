@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evaluation.fluency import FluencyJudge, add_fluency
-from models.prompting import PromptFormat
-from trainer import Trainer
+from pmc_unlearning.evaluation.fluency import FluencyJudge, add_fluency
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
 
 
 def nll_by_hand(model, prompt: PromptFormat, question: str, answer: str) -> float:

@@ -17,11 +17,11 @@ import pytest
 import ray
 import torch
 
-from configs import CONFIG_DIR, load_config
-from models.prompting import PromptFormat
-from orchestrator.actors import ActorProxy, release
-from orchestrator.groups import TrainerGroup, call_each, split
-from trainer import Trainer
+from pmc_unlearning.cluster.actors import ActorProxy, release
+from pmc_unlearning.cluster.groups import TrainerGroup, call_each, split
+from pmc_unlearning.configs import CONFIG_DIR, load_config
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
 
 LOSS_TOLERANCE = 2e-3  # relative; measured: 1e-6 after one round, up to 4e-4 after 20
 
@@ -35,7 +35,7 @@ def test_split_covers_every_prompt_once_in_order():
 
 
 def test_two_trainer_ranks_and_two_engines_unlearn_as_one_of_each(smoke_run, tmp_path):
-    from orchestrator.pipeline import run_unlearning
+    from pmc_unlearning.orchestrator.pipeline import run_unlearning
 
     one, one_folder = smoke_run
     config = load_config(CONFIG_DIR / "smoke.yaml", [
@@ -107,7 +107,7 @@ def test_a_trainer_state_resumes_on_another_number_of_ranks(saved_by, resumed_by
 # ---- the GPU paths, as far as a CPU machine checks them -------------------------------------------------
 
 def test_weight_transfer_backends_are_resolved_per_device_and_refused_where_they_cannot_work():
-    from engine.weight_transfer import engine_backend
+    from pmc_unlearning.transfer.weight_transfer import engine_backend
 
     assert engine_backend("auto", cuda=False, colocated=False) == engine_backend("auto", False, True) == "shm"
     assert engine_backend("auto", cuda=True, colocated=True) == "ipc"
@@ -123,7 +123,7 @@ def test_the_cuda_backends_init_infos_are_vllms_own(ray_cluster):
     `ipc` and `nccl` backends (a renamed class or field fails here, not first on a GPU)."""
     from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
 
-    from engine.weight_transfer import trainer_init_infos
+    from pmc_unlearning.transfer.weight_transfer import trainer_init_infos
 
     [ipc] = trainer_init_infos("ipc", rank=1, engines=3)
     assert (ipc.backend, ipc.rank, ipc.is_sender) == ("ipc", 1, False)
@@ -137,8 +137,8 @@ def test_the_cuda_backends_init_infos_are_vllms_own(ray_cluster):
 
 
 def test_an_engine_refuses_tensor_parallelism_on_the_cpu(tiny_model):
-    from configs import EngineConfig
-    from engine import Sampler
+    from pmc_unlearning.configs import EngineConfig
+    from pmc_unlearning.engine import Sampler
 
     with pytest.raises(ValueError, match="engine.tensor_parallel_size 2 needs CUDA"):
         Sampler(tiny_model, EngineConfig(tensor_parallel_size=2))
@@ -151,8 +151,8 @@ def test_an_engine_refuses_tensor_parallelism_on_the_cpu(tiny_model):
     (1, 1, True, [{"CPU": 2}]),
 ])
 def test_a_job_has_a_bundle_per_engine_and_rank_or_one_per_pair_when_colocated(engines, ranks, colocate, expected):
-    from configs import RayConfig
-    from orchestrator.bundles import job_bundles
+    from pmc_unlearning.cluster.bundles import job_bundles
+    from pmc_unlearning.configs import RayConfig
 
     ray_config = RayConfig(sampler_replicas=engines, trainer_workers=ranks, colocate=colocate)
     assert job_bundles(ray_config, gpus=False) == expected
@@ -164,10 +164,10 @@ def test_a_job_has_a_bundle_per_engine_and_rank_or_one_per_pair_when_colocated(e
 def test_every_engine_receives_every_push_from_a_sharded_trainer(ray_cluster, tiny_model, small_bench):
     """Two trainer ranks push through the shared-memory backend to two engines: after each push, each
     engine's greedy ids are the trainer's own (HF) greedy ids, and they changed."""
-    from configs import EngineConfig
-    from engine import Sampler
-    from orchestrator.groups import SamplerGroup
-    from orchestrator.weight_sync import connect_weight_transfer, sync_weights
+    from pmc_unlearning.cluster.groups import SamplerGroup
+    from pmc_unlearning.cluster.weight_sync import connect_weight_transfer, sync_weights
+    from pmc_unlearning.configs import EngineConfig
+    from pmc_unlearning.engine import Sampler
 
     engine = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
     engines = SamplerGroup([ActorProxy(ray.remote(Sampler).options(num_cpus=0).remote(str(tiny_model), engine),

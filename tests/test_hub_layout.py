@@ -7,14 +7,14 @@ import json
 import shutil
 import subprocess
 import sys
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
-from data import QA, Benchmark, DataError, load_benchmark
-from data.corpus import load_corpus
+from pmc_unlearning.data import QA, Benchmark, DataError, load_benchmark
+from pmc_unlearning.data.corpus import load_corpus
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOFU_COPY = FIXTURES / "tofu"

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from data import QA
-from evaluation.greedy import EvalSet
-from evaluation.logprobs import logprob_metrics
-from models.prompting import PromptFormat
-from trainer import Trainer
+from pmc_unlearning.data import QA
+from pmc_unlearning.evaluation.greedy import EvalSet
+from pmc_unlearning.evaluation.logprobs import logprob_metrics
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
 
 
 def test_trainer_score_equals_hf_loss_on_answer_tokens(tiny_model, small_bench):
@@ -60,9 +60,9 @@ def test_split_tables_by_hand(tiny_model):
 
 
 def test_a_split_without_perturbed_answers_has_no_truth_ratio_and_utility_says_what_is_missing(tiny_model):
-    from evaluation.logprobs import utility_inputs
-    from evaluation.suite import utility_metrics
-    from evaluation.tofu_metrics import model_utility
+    from pmc_unlearning.evaluation.logprobs import utility_inputs
+    from pmc_unlearning.evaluation.suite import utility_metrics
+    from pmc_unlearning.evaluation.tofu_metrics import model_utility
 
     trainer = Trainer(tiny_model, precision="fp32")
     forget = QA("q1", "alpha", "pq1", "beta", ("gamma", "delta"))

@@ -3,8 +3,18 @@ import math
 import pytest
 import torch
 
-from models.prompting import Example
-from trainer.losses import nll, pack, sequence_logprobs
+from pmc_unlearning.models.prompting import Example
+from pmc_unlearning.trainer.losses import (
+    FORGET_LOSSES,
+    ForgetTerms,
+    grad_ascent,
+    mean_token_entropy,
+    nll,
+    npo,
+    pack,
+    sequence_logprobs,
+    simnpo,
+)
 
 EXAMPLES = [Example(prompt_ids=(5, 6, 7), answer_ids=(8, 9)), Example(prompt_ids=(5,), answer_ids=(3, 4, 2))]
 
@@ -40,8 +50,8 @@ def test_sequence_logprobs_sum_each_examples_answer_tokens():
 def test_a_packed_batch_scores_each_example_as_if_it_were_alone(tiny_model, small_bench):
     """No example sees another in the packed row: the trainer's batched log-probabilities equal each example
     run through the model on its own (full logits, no packing, no position ids)."""
-    from models.prompting import PromptFormat
-    from trainer import Trainer
+    from pmc_unlearning.models.prompting import PromptFormat
+    from pmc_unlearning.trainer import Trainer
 
     trainer = Trainer(tiny_model, precision="fp32", seed=0)
     fmt = PromptFormat(trainer.tokenizer)
@@ -59,7 +69,6 @@ def test_a_packed_batch_scores_each_example_as_if_it_were_alone(tiny_model, smal
 
 # ---- baselines: hand-computable values ---------------------------------------------------------------
 
-from trainer.losses import grad_ascent, npo, simnpo  # noqa: E402
 
 
 def test_grad_ascent_is_minus_the_token_mean_nll():
@@ -98,7 +107,6 @@ def test_npo_gradient_fades_far_below_the_reference_while_gradient_ascent_does_n
 
 # ---- the entropy regulariser --------------------------------------------------------------------------
 
-from trainer.losses import mean_token_entropy  # noqa: E402
 
 
 def test_mean_token_entropy_by_hand():
@@ -113,8 +121,8 @@ def test_mean_token_entropy_by_hand():
 
 
 def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, small_bench):
-    from models.prompting import PromptFormat
-    from trainer import Trainer
+    from pmc_unlearning.models.prompting import PromptFormat
+    from pmc_unlearning.trainer import Trainer
 
     def forget_entropy_after_steps(weights):
         trainer = Trainer(tiny_model, precision="fp32", seed=0, entropy_weights=weights)
@@ -137,7 +145,6 @@ def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, sma
 
 # ---- shares of a batch (the ranks of a trainer group) -------------------------------------------------
 
-from trainer.losses import FORGET_LOSSES, ForgetTerms  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(FORGET_LOSSES))

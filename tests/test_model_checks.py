@@ -9,10 +9,10 @@ import shutil
 import pytest
 from transformers import AutoTokenizer
 
-from data import load_benchmark
-from models import ModelError
-from models.checks import check_prompt_lengths, check_tokenizer_fits_model
-from models.prompting import PromptFormat
+from pmc_unlearning.data import load_benchmark
+from pmc_unlearning.models import ModelError
+from pmc_unlearning.models.checks import check_prompt_lengths, check_tokenizer_fits_model
+from pmc_unlearning.models.prompting import PromptFormat
 
 
 @pytest.fixture(scope="module")

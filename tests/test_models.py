@@ -11,10 +11,10 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from models import DEFAULT_MODEL, TINY_MODEL, ModelError, fingerprint_folder, resolve_model
-from models.smollm2 import smollm2_folder
-from models.tiny import tiny_model_folder
-from models.cache import build_folder_once
+from pmc_unlearning.models import DEFAULT_MODEL, TINY_MODEL, ModelError, fingerprint_folder, resolve_model
+from pmc_unlearning.models.smollm2 import smollm2_folder
+from pmc_unlearning.models.tiny import tiny_model_folder
+from pmc_unlearning.storage.files import build_folder_once
 
 # Enough varied text for the BPE trainer to learn several hundred merges, yet it trains in well under a second.
 CORPUS = [

@@ -6,13 +6,13 @@ import re
 import pytest
 from transformers import AutoTokenizer
 
-from data import DataError, load_benchmark
-from data.builtin import _FIRST_NAMES
-from data.corpus import builtin_corpus, load_corpus, wikitext_corpus
-from evaluation.over_unlearning import Context, collect_contexts, forget_token_ids, summarise_changes
-from models.prompting import PromptFormat
-from models.tiny import tiny_model_folder
-from orchestrator.inputs import benchmark_texts
+from pmc_unlearning.data import DataError, load_benchmark
+from pmc_unlearning.data.builtin import _FIRST_NAMES
+from pmc_unlearning.data.corpus import builtin_corpus, load_corpus, wikitext_corpus
+from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids, summarise_changes
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.models.tiny import tiny_model_folder
+from pmc_unlearning.orchestrator.inputs import benchmark_texts
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import yaml
 from scipy.stats import binomtest, ks_2samp
 from transformers import AutoModelForCausalLM
 
-
 METRICS = ("forget_rouge_l", "forget_para_rouge_l", "retain_rouge_l", "world_facts_rouge_l", "unlearn_quality", "utility")
 
 
@@ -97,14 +96,14 @@ def test_report_shows_every_part_and_its_figures(smoke_run):
 
 
 def config_forget_rows(config):
-    from orchestrator.inputs import load_config_benchmark
+    from pmc_unlearning.orchestrator.inputs import load_config_benchmark
 
     return load_config_benchmark(config).forget
 
 
 def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke_run, tmp_path):
-    from configs import CONFIG_DIR, load_config
-    from orchestrator.pipeline import run_evaluation
+    from pmc_unlearning.configs import CONFIG_DIR, load_config
+    from pmc_unlearning.orchestrator.pipeline import run_evaluation
 
     config, folder = smoke_run
     run = json.loads((folder / "eval.json").read_text())
@@ -124,10 +123,10 @@ def test_concurrent_jobs_fine_tune_one_target_once(tiny_model, small_bench, ray_
 
     from transformers import AutoTokenizer
 
-    from configs import CONFIG_DIR, load_config
-    from models.prompting import PromptFormat
-    from orchestrator.pipeline import ensure_finetuned
-    from orchestrator.placement import job_placement
+    from pmc_unlearning.cluster.placement import job_placement
+    from pmc_unlearning.configs import CONFIG_DIR, load_config
+    from pmc_unlearning.models.prompting import PromptFormat
+    from pmc_unlearning.orchestrator.pipeline import ensure_finetuned
 
     config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={tmp_path}", "allow_external_dirs=true", "target.epochs=2"])
     prompt = PromptFormat(AutoTokenizer.from_pretrained(tiny_model))
@@ -144,9 +143,9 @@ def test_concurrent_jobs_fine_tune_one_target_once(tiny_model, small_bench, ray_
 def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, chat_tiny_model, tmp_path):
     from transformers import AutoTokenizer
 
-    from configs import load_config
-    from models.prompting import PromptFormat
-    from orchestrator.pipeline import evaluate_target_once
+    from pmc_unlearning.configs import load_config
+    from pmc_unlearning.models.prompting import PromptFormat
+    from pmc_unlearning.orchestrator.pipeline import evaluate_target_once
 
     calls = []
 
@@ -163,7 +162,7 @@ def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, 
         tiny_model, plain, load_config(None, [*settings, "pmc.lr=1e-3", "method=npo", "eval.retain_model=true"]),
         evaluate)
     assert len(calls) == 1 and first["sample_scores"] == [[0.1, 1 / 3]]  # unlearning settings do not matter
-    from models.hardware import resolve_precision
+    from pmc_unlearning.models.hardware import resolve_precision
 
     other_precision = "fp32" if resolve_precision("auto") == "bf16" else "bf16"  # what "auto" is not, here
     for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", f"precision={other_precision}"):

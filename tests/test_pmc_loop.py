@@ -5,14 +5,14 @@ import gc
 
 import pytest
 
-from configs import CONFIG_DIR, load_config
-from configs.schema import StopConfig
-from engine import Sampler
-from evaluation.rouge import rouge_l_recall
-from models.prompting import PromptFormat
-from orchestrator.groups import SamplerGroup, TrainerGroup
-from orchestrator.pmc import unlearn
-from trainer import Trainer
+from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+from pmc_unlearning.configs import CONFIG_DIR, load_config
+from pmc_unlearning.configs.schema import StopConfig
+from pmc_unlearning.engine import Sampler
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
+from pmc_unlearning.methods.pmc import unlearn
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import shutil
 import pytest
 from transformers import AutoTokenizer
 
-from models import ModelError
-from models.prompting import PROMPT_TEMPLATE, PromptFormat, resolve_style
+from pmc_unlearning.models import ModelError
+from pmc_unlearning.models.prompting import PROMPT_TEMPLATE, PromptFormat, resolve_style
 
 
 def test_plain_prompt_and_answer(tiny_model):
@@ -47,8 +47,8 @@ def test_auto_is_chat_for_instruct_models_with_a_template_only(tiny_model, chat_
 
 
 def test_a_fine_tuned_model_keeps_the_style_it_learned(chat_tiny_model, small_bench, tmp_path):
-    from configs import FinetuneConfig
-    from trainer.finetune import finetune_target
+    from pmc_unlearning.configs import FinetuneConfig
+    from pmc_unlearning.trainer.finetune import finetune_target
 
     out = tmp_path / "target"  # a cache key for a name: nothing says "instruct" any more
     pairs = [(row.question, row.answer) for row in small_bench.full[:4]]

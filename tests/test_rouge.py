@@ -1,7 +1,7 @@
 import pytest
 from rouge_score import rouge_scorer
 
-from evaluation.rouge import rouge_l_recall
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
 
 PAIRS = [
     ("the cat sat on the mat", "the cat on mat"),
@@ -42,7 +42,7 @@ ASCII_TEXTS = [
 def test_unicode_tokenizer_equals_the_default_on_ascii(text):
     from rouge_score.tokenizers import DefaultTokenizer
 
-    from evaluation.rouge import UnicodeTokenizer
+    from pmc_unlearning.evaluation.rouge import UnicodeTokenizer
 
     assert UnicodeTokenizer().tokenize(text) == DefaultTokenizer(use_stemmer=True).tokenize(text)
 

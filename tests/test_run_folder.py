@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from configs import load_config
-from orchestrator import run_folder
-from orchestrator.errors import Refused
-from orchestrator.ownership import EVALUATE, UNLEARN, holding
-from orchestrator.run_folder import RunFolder, check_run_folders
+from pmc_unlearning.configs import load_config
+from pmc_unlearning.orchestrator import run_folder
+from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
+from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders
+from pmc_unlearning.telemetry.errors import Refused
 
 
 def config_of(tmp_path: Path, *overrides: str):
@@ -167,7 +167,7 @@ def test_a_checkpoint_others_could_have_written_is_not_resumed(tmp_path):
 HOLD = """
 import sys, time
 from pathlib import Path
-from orchestrator.ownership import holding
+from pmc_unlearning.orchestrator.ownership import holding
 with holding(Path(sys.argv[1]), "job"):
     print("held", flush=True)
     time.sleep(60)

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from engine import Completion
-from orchestrator.selection import SelectionCache, candidate_score
+from pmc_unlearning.engine import Completion
+from pmc_unlearning.methods.selection import SelectionCache, candidate_score, fluent_candidates
 
 ORIGINAL = "Anna Berg was born in Tartu in 1961."
 
@@ -68,7 +68,6 @@ def test_penalised_short_candidate_loses_to_a_longer_unrelated_one():
 
 # ---- fluent selection ---------------------------------------------------------------------------------
 
-from orchestrator.selection import fluent_candidates  # noqa: E402
 
 
 def scored(text: str, nll_per_token: float, tokens: int = 4) -> Completion:

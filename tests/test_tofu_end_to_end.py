@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from configs import CONFIG_DIR, load_config
+from pmc_unlearning.configs import CONFIG_DIR, load_config
 
 TOFU_COPY = Path(__file__).parent / "fixtures" / "tofu"
 
 
 def test_tofu_copy_runs_end_to_end_and_reports_every_metric(chat_tiny_model, offline_datasets, ray_cluster, tmp_path):
-    from orchestrator.pipeline import run_unlearning
+    from pmc_unlearning.orchestrator.pipeline import run_unlearning
 
     config = load_config(CONFIG_DIR / "smoke.yaml", [
         f"model={chat_tiny_model}", "data.source=tofu", f"data.tofu_path={TOFU_COPY}", "name=tofu",

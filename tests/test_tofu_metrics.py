@@ -4,7 +4,7 @@ import statistics
 import pytest
 from scipy.stats import ks_2samp
 
-from evaluation.tofu_metrics import (
+from pmc_unlearning.evaluation.tofu_metrics import (
     answer_prob_share,
     forget_quality,
     model_utility,

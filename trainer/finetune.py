@@ -11,11 +11,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from configs import FinetuneConfig
-from models.cache import settings_key, write_folder_atomically
-from models.fingerprint import fingerprint_code
-from models.prompting import PromptFormat, Style
-from trainer.trainer import Trainer, steps_per_epoch
+from pmc_unlearning.configs import FinetuneConfig
+from pmc_unlearning.models.fingerprint import fingerprint_code
+from pmc_unlearning.models.prompting import PromptFormat, Style
+from pmc_unlearning.storage.files import settings_key, write_folder_atomically
+from pmc_unlearning.trainer.trainer import Trainer, steps_per_epoch
 
 # What trains the target: the trainer, and the model code that builds prompts and loads weights.
 FINETUNE_CODE = ("trainer", "models")

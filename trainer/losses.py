@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from models.prompting import Example
+from pmc_unlearning.models.prompting import Example
 
 
 @dataclass

@@ -29,18 +29,30 @@ from typing import Iterator, Sequence
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
-                                                     set_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from models.cache import write_file_atomically
-from models.fingerprint import fingerprint_weights
-from models.hardware import ENGINE_DTYPES, resolve_precision
-from models.prompting import Example
-from trainer.losses import (FORGET_LOSSES, Batch, ForgetTerms, answer_tokens, mean_token_entropy, nll, pack,
-                            sequence_logprobs)
-from trainer.rendezvous import free_port, node_ip
+from pmc_unlearning.models.fingerprint import fingerprint_weights
+from pmc_unlearning.models.hardware import ENGINE_DTYPES, resolve_precision
+from pmc_unlearning.models.prompting import Example
+from pmc_unlearning.storage.files import write_file_atomically
+from pmc_unlearning.trainer.losses import (
+    FORGET_LOSSES,
+    Batch,
+    ForgetTerms,
+    answer_tokens,
+    mean_token_entropy,
+    nll,
+    pack,
+    sequence_logprobs,
+)
+from pmc_unlearning.transfer.rendezvous import free_port, node_ip
 
 # A checkpoint of a Trainer alone is torch.distributed.checkpoint's single-process case, not a mistake.
 warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
@@ -275,7 +287,7 @@ class Trainer:
         """Push weights from now on through vLLM's weight-transfer interface with `backend` to the engines
         behind `clients` (vLLM's client protocol), whose weights are in `dtype` (see
         engine.weight_transfer.connect). Every rank calls this and every push; rank 0 sends."""
-        from engine.weight_transfer import connect  # vLLM is imported only where engines are pushed to
+        from pmc_unlearning.transfer.weight_transfer import connect  # vLLM is imported only where engines are pushed to
 
         self.weight_sender = connect(self.model, clients, dtype, backend, self.rank, engine_workers)
 

@@ -1,13 +1,13 @@
 """What a job asks of the cluster, as Ray placement-group bundles: plain arithmetic on the config, without Ray,
 so that the command line can refuse a job a local instance could never hold before anything heavy runs
-(orchestrator/placement.py makes the groups)."""
+(cluster/placement.py makes the groups)."""
 from __future__ import annotations
 
 import math
 import os
 
-from configs import RayConfig, RunConfig
-from orchestrator.errors import Refused
+from pmc_unlearning.configs import RayConfig, RunConfig
+from pmc_unlearning.telemetry.errors import Refused
 
 
 def role_share(ray_config: RayConfig, gpus: bool) -> dict[str, float]:

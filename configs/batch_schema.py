@@ -28,8 +28,21 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from configs.schema import MAX_NAME_LENGTH, PROJECT_DIR, ConfigError, FiniteFloat, FolderName, RunConfig, Strict, \
-    WholeInt, length_at_most, folder_problem, load_method_config, read_mapping, validated
+from pmc_unlearning.configs.schema import (
+    MAX_NAME_LENGTH,
+    PROJECT_DIR,
+    ConfigError,
+    FiniteFloat,
+    FolderName,
+    RunConfig,
+    Strict,
+    WholeInt,
+    folder_problem,
+    length_at_most,
+    load_method_config,
+    read_mapping,
+    validated,
+)
 
 Scalar = str | int | float | bool | None
 # The batch's own files in runs/<batch>/, which no trial may be named.

@@ -26,15 +26,23 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 import torch
-from vllm.distributed.weight_transfer.base import (ModuleSource, ParamMeta, TrainerInitInfo,
-                                                   TrainerWeightTransferEngine, VLLMWeightSyncClient, WeightSource,
-                                                   WeightTransferEngine, WeightTransferInitInfo,
-                                                   WeightTransferUpdateInfo, materialize_full_tensor)
+from vllm.distributed.weight_transfer.base import (
+    ModuleSource,
+    ParamMeta,
+    TrainerInitInfo,
+    TrainerWeightTransferEngine,
+    VLLMWeightSyncClient,
+    WeightSource,
+    WeightTransferEngine,
+    WeightTransferInitInfo,
+    WeightTransferUpdateInfo,
+    materialize_full_tensor,
+)
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
 
-from models.cache import made_by_a_dead_process
-from models.hardware import ENGINE_DTYPES
-from trainer.rendezvous import free_port, node_ip
+from pmc_unlearning.models.hardware import ENGINE_DTYPES
+from pmc_unlearning.storage.files import made_by_a_dead_process
+from pmc_unlearning.transfer.rendezvous import free_port, node_ip
 
 BACKEND = "shm"
 OBJECT_STORE = "object_store"  # no backend: the engine takes state dicts (Sampler.load_weights) only

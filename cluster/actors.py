@@ -1,5 +1,5 @@
-"""Ray actors: thin wrappers around the plain Sampler and Trainer (orchestrator/groups.py starts them as a
-job's engines and trainer ranks; the weight hand-over between them is in orchestrator/weight_sync.py).
+"""Ray actors: thin wrappers around the plain Sampler and Trainer (cluster/groups.py starts them as a
+job's engines and trainer ranks; the weight hand-over between them is in cluster/weight_sync.py).
 
 An actor's methods are called through `ActorProxy` exactly like the plain object's, so the PMC loop does
 not know (or care) whether it drives Ray actors or local objects.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ray
 
-from configs import RunConfig
-from orchestrator.errors import JobError
+from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.telemetry.errors import JobError
 
 
 class ActorTimeout(JobError):

@@ -5,7 +5,7 @@ its last complete round and ends with the same numbers as a job that never stopp
 checkpoint records that round's metrics and what it trained on (PMC's selection cache); the trainer's full
 state (weights, optimizer and scheduler state, random streams: 1.6 GB for the 135M default) is written at
 most once every `full_state_every_s` seconds, and a resumed job trains the rounds since then again, exactly
-(training is deterministic, and PMC's sampling is seeded per round and question, see orchestrator/pmc.py).
+(training is deterministic, and PMC's sampling is seeded per round and question, see methods/pmc.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.cache import write_file_atomically
+from pmc_unlearning.storage.files import write_file_atomically
 
 STATE_FILE = "state.json"
 

@@ -2,7 +2,7 @@
 actors alike.
 
 Through vLLM's own weight-transfer interface wherever it can work: the project's shared-memory backend on
-the CPU (engine/weight_transfer.py: the trainer copies its weights into memory the engines mapped once,
+the CPU (transfer/weight_transfer.py: the trainer copies its weights into memory the engines mapped once,
 and each engine reloads from it), vLLM's `ipc` (an engine on its trainer's GPU) or `nccl` (engines on GPUs
 of their own) on CUDA. Elsewhere (a CPU engine on another node than the trainer, or asked for), the state
 dict: trainer -> Ray's object store -> engines, never through the driver and never through disk. Every
@@ -14,11 +14,12 @@ import math
 
 from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
 
-from engine.weight_transfer import BACKEND as SHARED_MEMORY, OBJECT_STORE, DirectClient
-from orchestrator.actors import ActorProxy
-from orchestrator.errors import JobError
-from orchestrator.groups import SamplerGroup, TrainerGroup
-from orchestrator.placement import SAMPLER, TRAINER
+from pmc_unlearning.cluster.actors import ActorProxy
+from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+from pmc_unlearning.cluster.placement import SAMPLER, TRAINER
+from pmc_unlearning.telemetry.errors import JobError
+from pmc_unlearning.transfer.weight_transfer import BACKEND as SHARED_MEMORY
+from pmc_unlearning.transfer.weight_transfer import OBJECT_STORE, DirectClient
 
 
 def set_up_weight_transfer(setting: str, trainers: TrainerGroup, samplers: SamplerGroup, placed: dict,

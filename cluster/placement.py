@@ -15,13 +15,17 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import ray
-from ray.util.placement_group import PlacementGroup, get_current_placement_group, placement_group, \
-    remove_placement_group
+from ray.util.placement_group import (
+    PlacementGroup,
+    get_current_placement_group,
+    placement_group,
+    remove_placement_group,
+)
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from configs import RunConfig
-from orchestrator.bundles import job_bundles, refuse_more_than
-from orchestrator.errors import JobError
+from pmc_unlearning.cluster.bundles import job_bundles, refuse_more_than
+from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.telemetry.errors import JobError
 
 SAMPLER = "sampler"
 TRAINER = "trainer"

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from configs import BaselineConfig, PMCConfig
-from models.prompting import Example, PromptFormat
-from orchestrator.weight_sync import sync_weights
-from orchestrator.checkpoint import Checkpoints
-from telemetry.timing import StageTimer
-from trainer.trainer import steps_per_epoch
+from pmc_unlearning.cluster.weight_sync import sync_weights
+from pmc_unlearning.configs import BaselineConfig, PMCConfig
+from pmc_unlearning.methods.checkpoint import Checkpoints
+from pmc_unlearning.models.prompting import Example, PromptFormat
+from pmc_unlearning.telemetry.timing import StageTimer
+from pmc_unlearning.trainer.trainer import steps_per_epoch
 
 # Varied refusals for IDK, so that it does not learn a single fixed string.
 REFUSALS = (

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 import ray
 
-from configs import RunConfig
-from engine import Sampler
-from orchestrator.actors import ActorProxy, actor_name, wait_for
-from orchestrator.placement import SAMPLER, TRAINER, Placement
-from trainer import Trainer
+from pmc_unlearning.cluster.actors import ActorProxy, actor_name, wait_for
+from pmc_unlearning.cluster.placement import SAMPLER, TRAINER, Placement
+from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.engine import Sampler
+from pmc_unlearning.trainer import Trainer
 
 
 def call_each(members: Sequence, method: str, calls: Sequence[tuple[tuple, dict]]) -> list:
@@ -81,7 +81,7 @@ class TrainerGroup:
 
     def __init__(self, members: Sequence):
         self.members = list(members)
-        self.pushes_weights = False  # connected to its engines (orchestrator/weight_sync.py)
+        self.pushes_weights = False  # connected to its engines (cluster/weight_sync.py)
 
     def __getattr__(self, method: str):
         if method.startswith("__"):

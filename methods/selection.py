@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from engine import Completion
-from evaluation.rouge import rouge_l_recall
+from pmc_unlearning.engine import Completion
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
 
 
 def fluent_candidates(candidates: Sequence[Completion], max_nll: float | None) -> list[int]:

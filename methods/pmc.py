@@ -13,7 +13,7 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
         6. (with `stop.patience`) stop early once every question is at score 0 and the greedy forget answers'
            ROUGE-L against the originals has stayed <= `stop.threshold` for `patience` rounds
 
-The sampler and trainer are groups (orchestrator/groups.py) of engines and trainer ranks, Ray actors or,
+The sampler and trainer are groups (cluster/groups.py) of engines and trainer ranks, Ray actors or,
 alone, plain objects: the loop is the same. The retain NLL is what keeps the collapse *partial*. Each
 question's candidates in each round are drawn with a seed of their own, so a round samples the same
 whatever the engine did before (a cached or fresh evaluation, a resumed job): with `checkpoints`, a killed
@@ -25,14 +25,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from configs import PMCConfig
-from evaluation.rouge import rouge_l_recall
-from models.prompting import Example
-from orchestrator.weight_sync import sync_weights
-from orchestrator.checkpoint import Checkpoints
-from orchestrator.selection import SelectionCache
-from telemetry.timing import StageTimer
-from trainer.trainer import steps_per_epoch
+from pmc_unlearning.cluster.weight_sync import sync_weights
+from pmc_unlearning.configs import PMCConfig
+from pmc_unlearning.evaluation.rouge import rouge_l_recall
+from pmc_unlearning.methods.checkpoint import Checkpoints
+from pmc_unlearning.methods.selection import SelectionCache
+from pmc_unlearning.models.prompting import Example
+from pmc_unlearning.telemetry.timing import StageTimer
+from pmc_unlearning.trainer.trainer import steps_per_epoch
 
 STAGES = ("sampling", "scoring", "training", "weight_sync")
 

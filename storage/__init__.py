@@ -1,0 +1,1 @@
+"""Files a job writes: atomically (a temporary name, fsync, rename), build-once folders, settings keys."""
