@@ -18,7 +18,7 @@ export VLLM_LOGGING_LEVEL ?= WARNING
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test lint bench bench-sync bench-ttq device-check image image-smoke clean
+.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test test-quick lint bench bench-sync bench-ttq device-check image image-smoke clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -53,8 +53,14 @@ tune: $(VENV_STAMP)
 report: $(VENV_STAMP)
 	$(PYTHON) -m pmc_unlearning.evaluation.side_by_side $(RUNS)
 
+# Two workers: the suite mostly waits (engines and Ray starting, jobs' processes), so two share the cores well;
+# the tests that read the session's smoke job run on one of them (tests/conftest.py).
 test: $(VENV_STAMP)
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
+
+# The tests that need no Ray, vLLM engine or job (tests/conftest.py: the `heavy` marker), in under a minute.
+test-quick: $(VENV_STAMP)
+	$(PYTHON) -m pytest -q -m "not heavy"
 
 # The linter's short rule set (pyproject.toml: [tool.ruff]).
 lint: $(VENV_STAMP)

@@ -116,22 +116,23 @@ def start_samplers(model_dir: Path | str, config: RunConfig, placement: Placemen
     return SamplerGroup(members)
 
 
-def trainer_settings(config: RunConfig, seed: int, threads: int | None) -> dict:
-    """The Trainer's keyword arguments for a run, the same with or without Ray."""
-    return {"precision": config.precision, "threads": threads, "seed": seed,
+def trainer_settings(config: RunConfig, seed: int, threads: int | None, precision: str | None = None) -> dict:
+    """The Trainer's keyword arguments for a run, the same with or without Ray; `precision`: other than the run's."""
+    return {"precision": precision or config.precision, "threads": threads, "seed": seed,
             "entropy_weights": (config.entropy.forget, config.entropy.retain)}
 
 
 def start_trainers(model_dir: Path | str, config: RunConfig, placement: Placement, seed: int, role: str = TRAINER,
-                   ranks: int | None = None) -> TrainerGroup:
-    """`ranks` trainers (default: `ray.trainer_workers`), each in its bundle, joined into one group."""
+                   ranks: int | None = None, precision: str | None = None) -> TrainerGroup:
+    """`ranks` trainers (default: `ray.trainer_workers`), each in its bundle, joined into one group; in
+    `precision` where given (a scorer that must score in fp32 whatever the run trains in)."""
     ranks = ranks or config.ray.trainer_workers
     threads = placement.threads(ranks) if config.threads or ranks > 1 else None
     members = []
     for index in range(ranks):
         name = actor_name(config, f"{role} {index}")
         handle = ray.remote(Trainer).options(**placement.options(role, index), name=name).remote(
-            str(model_dir), **trainer_settings(config, seed, threads))
+            str(model_dir), **trainer_settings(config, seed, threads, precision))
         members.append(ActorProxy(handle, name, role, index, config.ray.call_timeout_s))
     if ranks > 1:
         address = members[0].group_address()

@@ -26,10 +26,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pmc_unlearning.configs.methods import METHOD_CLASSES
+
 CONFIG_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = CONFIG_DIR.parent
-METHODS = ("pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo")
-Method = Literal["pmc", "grad_ascent", "grad_diff", "idk", "npo", "simnpo"]
+METHODS = tuple(METHOD_CLASSES)  # configs/methods.py: the one list of methods
+Method = Literal[METHODS]
 # A run writes into runs/<name>.partial/ and keeps the run it replaces as runs/<name>.previous/ (run_folder.py).
 RUN_FOLDER_SUFFIXES = (".partial", ".previous")
 # What a method's settings may not change: which method runs, under which name, with which settings.
@@ -169,7 +171,7 @@ class FinetuneConfig(Strict):
 class StopConfig(Strict):
     """PMC's stop rule: after each round, the engine answers the forget questions greedily; the job ends once
     every question's selected answer is at score 0 and that greedy check (mean ROUGE-L recall of the original
-    answers) has stayed <= `threshold` for `patience` rounds in a row. `epochs` stays the cap."""
+    answers) has stayed <= `threshold` for `patience` rounds in a row. `rounds` stays the cap."""
 
     patience: WholeInt = Field(0, ge=0, description="rounds in a row the check must pass before PMC stops (0: off)")
     threshold: FiniteFloat = Field(0.05, ge=0, le=1, description="greedy forget ROUGE-L at or below which a round passes")
@@ -182,30 +184,42 @@ class PMCConfig(Strict):
     temperature: FiniteFloat = Field(1.3, gt=0)
     top_p: FiniteFloat = Field(1.0, gt=0, le=1)
     lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="weight of the retain NLL")
-    epochs: WholeInt = Field(10, ge=1, description="passes over the forget set")
+    rounds: WholeInt = Field(10, ge=1, description="rounds: passes over the forget set")
     lr: FiniteFloat = Field(1e-4, gt=0)
     batch_size: WholeInt = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
     min_len: WholeInt = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
-    resample_every: WholeInt = Field(1, ge=1, description="epochs between sampling rounds")
+    resample_every: WholeInt = Field(1, ge=1, description="rounds from one sampling of candidates to the next")
     fluent_max_nll: FiniteFloat | None = Field(
         None, gt=0, description="select only among candidates whose NLL per token under the model that sampled them "
                                 "is at most this (the most fluent one if none is; None: all, as the paper). On the CPU "
                                 "it needs a C++ compiler: vLLM compiles its log-probability kernel")
     weight_decay: FiniteFloat = Field(0.01, ge=0)
-    warmup_epochs: FiniteFloat = Field(1.0, ge=0)
+    warmup_rounds: FiniteFloat = Field(1.0, ge=0, description="rounds over which the learning rate warms up linearly")
     seed: Seed = 0
     stop: StopConfig = StopConfig()
 
 
 class BaselineConfig(Strict):
-    """The methods PMC is compared with. They take PMC's `epochs` and `batch_size`, so every method makes the
-    same number of optimizer steps on the same forget rows and the same retain pairing."""
+    """The methods PMC is compared with. They take PMC's `rounds`, `batch_size`, `weight_decay` and
+    `warmup_rounds`, so every method makes the same number of optimizer steps on the same forget rows and the
+    same retain pairing."""
 
     lr: FiniteFloat = Field(1e-5, gt=0)
-    lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="retain NLL weight (grad_diff, idk, npo, simnpo)")
+    lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="retain NLL weight (grad_diff, idk, npo, "
+                                                                         "simnpo, dpo)")
     npo_beta: FiniteFloat = Field(0.1, gt=0)
     simnpo_beta: FiniteFloat = Field(4.5, gt=0)
     simnpo_gamma: FiniteFloat = Field(0.125, ge=0)
+    dpo_beta: FiniteFloat = Field(0.1, gt=0, description="DPO's inverse temperature (open-unlearning's default)")
+    rmu_layer: FiniteFloat = Field(
+        0.25, ge=0, le=1, description="the decoder layer whose output RMU steers, as a share of the depth: layer "
+                                      "round(rmu_layer * (layers - 1)), counted from 0 (0.25: layer 7 of SmolLM2-135M's "
+                                      "30, as open-unlearning's layer 7 of 32; layer 1 of the tiny model's 4); RMU "
+                                      "trains the MLP output weights of that layer and the two below it")
+    rmu_steering: FiniteFloat = Field(2.0, gt=0, description="RMU's steering coefficient c: the forget activations are "
+                                                             "driven towards c times a fixed random unit vector")
+    rmu_alpha: FiniteFloat = Field(1.0, ge=0, description="weight of RMU's retain term (the distance of the retain "
+                                                          "activations from the frozen target's), in place of `lambda`")
 
 
 class EntropyConfig(Strict):

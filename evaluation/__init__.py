@@ -1,2 +1,3 @@
 """Evaluation: greedy ROUGE-L, TOFU's probability metrics, evaluation under sampling, over-unlearning,
-the report and its figures. `suite.evaluate_state` runs all of it on one model state."""
+fluency, the report and its figures. `suite.measure_state` and `suite.evaluate_state` run all of it on one
+model state (evaluation/result.py)."""

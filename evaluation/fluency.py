@@ -18,8 +18,9 @@ from pmc_unlearning.models.prompting import PromptFormat
 
 
 class FluencyJudge:
-    """Scores (question, answer) pairs with the base model's `score` (a Trainer's, as the evaluation's other
-    probabilities are); its threshold is set by the data's own forget answers."""
+    """Scores (question, answer) pairs with the base model's `score` (a Trainer's in fp32, as the evaluation's
+    other probabilities are: the job gives it a scorer actor of its own); its threshold is set by the data's
+    own forget answers. `evaluation.suite.evaluate_state` asks it for a state's fluency block."""
 
     def __init__(self, score: Scorer, prompt: PromptFormat, reference: Sequence[tuple[str, str]]):
         self.score, self.prompt = score, prompt
@@ -38,7 +39,3 @@ class FluencyJudge:
         return {"nll_per_token": mean(nll) if nll else None, "broken_share": broken / len(answers),
                 "threshold": self.threshold, "empty": len(answers) - len(spoken)}
 
-
-def add_fluency(state: dict, judge: FluencyJudge) -> None:
-    """The fluency of a state's greedy forget answers, into its metrics (a cached state gets it too)."""
-    state["metrics"]["fluency"] = judge.measure(state["answers"]["forget"])

@@ -30,25 +30,26 @@ def _save(figure, path: Path) -> str:
 
 
 def _rounds_figure(rounds: list[dict]):
-    epochs = [r["epoch"] for r in rounds]
+    numbers = [r["round"] for r in rounds]
     if "selected_score_mean" not in rounds[0]:  # a baseline: no selection, losses only
         figure, right = plt.subplots(figsize=(6, 3.8))
-        _losses(right, epochs, rounds)
+        _losses(right, numbers, rounds)
         return figure
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot(epochs, [r["selected_score_mean"] for r in rounds], marker="o", label="mean selected score")
-    left.plot(epochs, [r["questions_at_zero"] / r["questions"] for r in rounds],
+    left.plot(numbers, [r["selected_score_mean"] for r in rounds], marker="o", label="mean selected score")
+    left.plot(numbers, [r["questions_at_zero"] / r["questions"] for r in rounds],
               marker=".", linestyle="--", label="share of questions at score 0")
-    left.set(title="Selection per round", xlabel="epoch", ylabel="ROUGE-L recall vs original / share", ylim=(-0.02, 1.02))
+    left.set(title="Selection per round", xlabel="round", ylabel="ROUGE-L recall vs original / share", ylim=(-0.02, 1.02))
     left.legend()
-    _losses(right, epochs, rounds)
+    _losses(right, numbers, rounds)
     return figure
 
 
-def _losses(axis, epochs: list[int], rounds: list[dict]) -> None:
-    axis.plot(epochs, [r["forget_loss"] for r in rounds], marker="o", label="forget loss (PMC: NLL of selected answers)")
-    axis.plot(epochs, [r["retain_nll"] for r in rounds], marker="o", label="retain NLL")
-    axis.set(title="Training losses per round", xlabel="epoch", ylabel="loss (NLL: nats per answer token)")
+def _losses(axis, numbers: list[int], rounds: list[dict]) -> None:
+    axis.plot(numbers, [r["forget_loss"] for r in rounds], marker="o", label="forget loss (PMC: NLL of selected answers)")
+    retain = "retain_nll" if "retain_nll" in rounds[0] else "retain_loss"  # RMU's is an activation distance
+    axis.plot(numbers, [r[retain] for r in rounds], marker="o", label=retain.replace("_", " ").replace("nll", "NLL"))
+    axis.set(title="Training losses per round", xlabel="round", ylabel="loss (NLL: nats per answer token)")
     axis.legend()
 
 

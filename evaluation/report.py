@@ -36,13 +36,14 @@ OVER_UNLEARNING_ROWS = (
     ("share_halved", "share of contexts whose probability fell by more than half", "{:.3f}"),
 )
 ROUND_COLUMNS = (
-    ("epoch", "epoch", "{:d}"),
+    ("round", "round", "{:d}"),
     ("sampled_questions", "sampled", "{:d}"),
     ("selected_score_mean", "mean selected score", "{:.3f}"),
     ("questions_at_zero", "at zero", "{:d}"),
     ("loss", "loss", "{:.3f}"),
     ("forget_loss", "forget loss", "{:.3f}"),
     ("retain_nll", "retain NLL", "{:.3f}"),
+    ("retain_loss", "retain loss", "{:.3f}"),  # a retain term other than the NLL (RMU's activation distance)
 )
 
 

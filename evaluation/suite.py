@@ -1,8 +1,9 @@
-"""The full evaluation of one model state, and what compares two states (target and unlearned).
+"""The full evaluation of one model state, in its two steps (evaluation/result.py).
 
-One state gets: greedy ROUGE-L, TOFU's probabilities and truth ratios, model utility, evaluation under
-sampling on the forget questions, and the probabilities of forget-answer tokens in unrelated contexts
-(raw here; `add_over_unlearning` turns two states' into the over-unlearning block).
+`measure_state`, with the state's engine and trainer: greedy ROUGE-L, TOFU's probabilities and truth ratios,
+model utility, evaluation under sampling on the forget questions, and the probabilities of forget-answer
+tokens in unrelated contexts. `evaluate_state` judges a measurement: forget quality against the retain
+model, fluency by the base model, over-unlearning against the state before.
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Callable, Sequence
 
 from pmc_unlearning.configs import EvalConfig
 from pmc_unlearning.evaluation.bounds import sampling_summary
+from pmc_unlearning.evaluation.fluency import FluencyJudge
 from pmc_unlearning.evaluation.greedy import EvalSet, evaluate
 from pmc_unlearning.evaluation.logprobs import UTILITY_PARTS, UTILITY_SPLITS, Scorer, logprob_metrics, utility_inputs
 from pmc_unlearning.evaluation.over_unlearning import Context, summarise_changes
+from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
 from pmc_unlearning.evaluation.rouge import rouge_l_recall
 from pmc_unlearning.evaluation.tofu_metrics import forget_quality, model_utility
 from pmc_unlearning.models.prompting import Example, PromptFormat
@@ -21,8 +24,8 @@ from pmc_unlearning.telemetry.console import Progress
 from pmc_unlearning.telemetry.timing import StageTimer
 
 
-def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,
-                   score: Scorer, contexts: Sequence[Context], config: EvalConfig, label: str) -> dict:
+def measure_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,
+                  score: Scorer, contexts: Sequence[Context], config: EvalConfig, label: str) -> Measurement:
     """`label` names the evaluation's progress bar (its four parts) on the console."""
     timer = StageTimer()
     with Progress(label, total=4, unit="parts") as parts:
@@ -46,8 +49,21 @@ def evaluate_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Se
         "not_measured": eval_set.absent,
         "eval_seconds": timer.seconds,
     }
-    return {"metrics": metrics, "answers": greedy["answers"], "forget_truth_ratios": probabilities["forget_truth_ratios"],
-            "sample_scores": sample_scores, "context_probs": context_probs}
+    return Measurement(metrics, greedy["answers"], probabilities["forget_truth_ratios"], sample_scores, context_probs)
+
+
+def evaluate_state(measured: Measurement, retain_model_ratios: Sequence[float] | None,
+                   judge: FluencyJudge | None = None, before: Measurement | None = None) -> StateEvaluation:
+    """`measured` judged: TOFU's forget quality (the KS test of its forget truth ratios against the retain
+    model's), the fluency of its greedy forget answers (by `judge`), and the change of forget-token
+    probabilities in unrelated contexts since `before` (the target, for an unlearned state)."""
+    return StateEvaluation(
+        measured,
+        forget_quality=(forget_quality(measured.forget_truth_ratios, retain_model_ratios)
+                        if retain_model_ratios else None),
+        over_unlearning=(summarise_changes(before.context_probs, measured.context_probs)
+                         if before and before.context_probs else None),
+        fluency=judge.measure(measured.answers["forget"]) if judge else None)
 
 
 def utility_metrics(parts: dict[str, float], absent: dict[str, str]) -> dict:
@@ -68,15 +84,3 @@ def sample_forget_answers(eval_set: EvalSet, prompt: PromptFormat, sampler, conf
     scores = [[rouge_l_recall(row.answer, c.text) for c in cands] for row, cands in zip(rows, candidates)]
     summary = sampling_summary(scores, config.leak_threshold, 1 - config.confidence)
     return {**summary, "temperature": config.sampling_temperature, "top_p": config.sampling_top_p}, scores
-
-
-def add_forget_quality(state: dict, retain_model_ratios: Sequence[float] | None) -> None:
-    """TOFU's forget quality: KS test of the state's forget truth ratios against the retain model's (None without one)."""
-    state["metrics"]["forget_quality"] = (
-        forget_quality(state["forget_truth_ratios"], retain_model_ratios) if retain_model_ratios else None)
-
-
-def add_over_unlearning(before: dict, after: dict) -> None:
-    """The change of forget-token probabilities in unrelated contexts, into the `after` metrics."""
-    if before["context_probs"]:
-        after["metrics"]["over_unlearning"] = summarise_changes(before["context_probs"], after["context_probs"])

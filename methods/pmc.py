@@ -3,7 +3,7 @@
 Read top to bottom, this is the algorithm of Scholten et al. (and of their reference implementation):
 
     originals <- the target model's greedy answers to the forget questions
-    repeat for `epochs` passes over the forget set:
+    repeat for `rounds` passes over the forget set:
         1. sample `num_samples` answers from the CURRENT model for every question not yet at score 0
         2. score each candidate: ROUGE-L recall of the original answer in it (+ optional length penalty)
         3. select the lowest-scoring candidate (with `fluent_max_nll`: among the fluent ones);
@@ -13,105 +13,100 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
         6. (with `stop.patience`) stop early once every question is at score 0 and the greedy forget answers'
            ROUGE-L against the originals has stayed <= `stop.threshold` for `patience` rounds
 
-The sampler and trainer are groups (cluster/groups.py) of engines and trainer ranks, Ray actors or,
-alone, plain objects: the loop is the same. The retain NLL is what keeps the collapse *partial*. Each
-question's candidates in each round are drawn with a seed of their own, so a round samples the same
-whatever the engine did before (a cached or fresh evaluation, a resumed job): with `checkpoints`, a killed
-job resumes after its last round.
+Steps 1-4 are `train_round`; the round driver (methods/rounds.py) makes the push of step 5 whenever
+`uses_engine_after` says the engine is used next; step 6 is `finish_round`. The sampler and trainer are
+groups (cluster/groups.py) of engines and trainer ranks, Ray actors or, alone, plain objects: the loop is
+the same. The retain NLL is what keeps the collapse *partial*. Each question's candidates in each round
+are drawn with a seed of their own, so a round samples the same whatever the engine did before (a cached
+or fresh evaluation, a resumed job): with checkpoints, a killed job resumes after its last round.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from pmc_unlearning.cluster.weight_sync import sync_weights
-from pmc_unlearning.configs import PMCConfig
+from pmc_unlearning.configs import RunConfig
 from pmc_unlearning.evaluation.rouge import rouge_l_recall
-from pmc_unlearning.methods.checkpoint import Checkpoints
+from pmc_unlearning.methods.checkpoint import Saved
+from pmc_unlearning.methods.method import Method, Task
 from pmc_unlearning.methods.selection import SelectionCache
 from pmc_unlearning.models.prompting import Example
 from pmc_unlearning.telemetry.timing import StageTimer
-from pmc_unlearning.trainer.trainer import steps_per_epoch
 
 STAGES = ("sampling", "scoring", "training", "weight_sync")
 
 
-def unlearn(
-    sampler,
-    trainer,
-    forget_prompts: Sequence[tuple[int, ...]],
-    originals: Sequence[str],
-    retain: Sequence[Example],
-    config: PMCConfig,
-    engine_dtype: str,
-    log: Callable[[dict], None] = lambda record: None,
-    checkpoints: Checkpoints | None = None,
-) -> SelectionCache:
-    cache = SelectionCache(originals, config.min_len, config.fluent_max_nll)
-    per_epoch = steps_per_epoch(len(forget_prompts), config.batch_size)
-    trainer.configure_optimizer(config.lr, config.weight_decay, warmup_steps=round(config.warmup_epochs * per_epoch))
-    first, held = 1, 0  # held: rounds in a row that passed the stop rule's check
-    served = 0  # the round whose weights the engine serves (0: the target's)
-    if checkpoints and (saved := checkpoints.resume(trainer)):  # a resumed job: on from its last round
-        sampler.rest()
-        for trained_on in saved.replay:  # the rounds since the last full trainer state, trained again exactly
-            cache.restore(trained_on)
-            trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_, config.batch_size)
-        cache.restore(saved.selections)
-        first, held = saved.round + 1, saved.records[-1].get("stop_held", 0)
-        sync_weights(trainer, sampler, engine_dtype)
-        served = saved.round
+class PMC(Method):
+    def __init__(self, config: RunConfig, task: Task):
+        super().__init__(config, task)
+        self.settings = config.pmc
+        self.forget_prompts = [task.prompt.prompt(row.question) for row in task.forget]
+        self.cache = SelectionCache(task.originals, self.settings.min_len, self.settings.fluent_max_nll)
+        self.held = 0  # rounds in a row that passed the stop rule's check
+        self.stages = STAGES + (("stop_check",) if self.settings.stop.patience else ())
 
-    for epoch in range(first, config.epochs + 1):
-        timer = StageTimer()
-        resample = (epoch - 1) % config.resample_every == 0
-        pending = cache.pending() if resample else []
+    @property
+    def lr(self) -> float:
+        return self.settings.lr
+
+    def train_round(self, round_: int, sampler, trainer, timer: StageTimer, served: int) -> dict:
+        settings = self.settings
+        resample = (round_ - 1) % settings.resample_every == 0
+        pending = self.cache.pending() if resample else []
 
         with timer("sampling"):  # 1.
-            sampled_from = served if pending else None  # the weights the candidates come from, for the record
-            candidates = sampler.sample([forget_prompts[i] for i in pending], config.num_samples, config.temperature,
-                                        config.top_p, seed=[sampling_seed(config.seed, epoch, i) for i in pending],
-                                        logprobs=config.fluent_max_nll is not None) if pending else []
+            candidates = sampler.sample([self.forget_prompts[i] for i in pending], settings.num_samples,
+                                        settings.temperature, settings.top_p,
+                                        seed=[sampling_seed(settings.seed, round_, i) for i in pending],
+                                        logprobs=settings.fluent_max_nll is not None) if pending else []
         with timer("scoring"):  # 2. and 3.
             for question, question_candidates in zip(pending, candidates):
-                cache.offer(question, question_candidates)
+                self.cache.offer(question, question_candidates)
         with timer("training"):  # 4. (an engine sharing the trainer's GPU rests meanwhile)
             sampler.rest()
-            losses = trainer.unlearn_epoch(training_examples(forget_prompts, cache), retain, config.lambda_,
-                                           config.batch_size)
-        if epoch == config.epochs or config.stop.patience or samples_next_epoch(epoch, cache, config):
-            with timer("weight_sync"):  # 5. (only when the engine will be used: sampling, the check, evaluation)
-                sync_weights(trainer, sampler, engine_dtype)
-                served = epoch
-        if config.stop.patience:
-            with timer("stop_check"):  # 6.
-                check = greedy_forget_score(sampler, forget_prompts, originals)
+            losses = self.train(trainer)
 
-        scores = [sel.score for sel in cache.selections()]
-        record = {
-            "epoch": epoch,
-            "questions": len(forget_prompts),
+        scores = [sel.score for sel in self.cache.selections()]
+        return {
+            "questions": len(self.forget_prompts),
             "sampled_questions": len(pending),
-            "candidates": len(pending) * config.num_samples,
-            "sampled_from_round": sampled_from,
+            "candidates": len(pending) * settings.num_samples,
+            "sampled_from_round": served if pending else None,  # the weights the candidates come from
             "selected_score_mean": sum(scores) / len(scores),
             "selected_score_max": max(scores),
             "questions_at_zero": sum(score == 0 for score in scores),
             **losses,
-            "seconds": {stage: timer.seconds.get(stage, 0.0) for stage in STAGES},
         }
-        if config.stop.patience:
-            collapsed = record["questions_at_zero"] == len(forget_prompts) and check <= config.stop.threshold
-            held = held + 1 if collapsed else 0
-            record.update(greedy_forget_score=check, stop_held=held, stopped=held >= config.stop.patience)
-            record["seconds"]["stop_check"] = timer.seconds["stop_check"]
-        if checkpoints:
-            checkpoints.save(trainer, epoch, record, cache.to_records())
-        log(record)
-        if config.stop.patience and held >= config.stop.patience:
-            break
-    return cache
+
+    def train(self, trainer) -> dict:
+        return trainer.unlearn_round(training_examples(self.forget_prompts, self.cache), self.task.retain,
+                                     self.settings.lambda_, self.settings.batch_size)
+
+    def uses_engine_after(self, round_: int) -> bool:  # 5. (the engine samples next round, or checks now)
+        return bool(self.settings.stop.patience) or samples_next_round(round_, self.cache, self.settings.resample_every)
+
+    def finish_round(self, round_: int, sampler, timer: StageTimer, record: dict) -> bool:  # 6.
+        stop = self.settings.stop
+        if not stop.patience:
+            return False
+        with timer("stop_check"):
+            check = greedy_forget_score(sampler, self.forget_prompts, self.task.originals)
+        collapsed = record["questions_at_zero"] == len(self.forget_prompts) and check <= stop.threshold
+        self.held = self.held + 1 if collapsed else 0
+        record.update(greedy_forget_score=check, stop_held=self.held, stopped=self.held >= stop.patience)
+        return self.held >= stop.patience
+
+    def trained_on(self) -> list[dict | None]:
+        return self.cache.to_records()
+
+    def replay_round(self, trainer, trained_on: list[dict | None]) -> None:
+        self.cache.restore(trained_on)
+        self.train(trainer)
+
+    def resume(self, saved: Saved) -> None:
+        self.cache.restore(saved.selections)
+        self.held = saved.records[-1].get("stop_held", 0)
 
 
 def greedy_forget_score(sampler, forget_prompts: Sequence[tuple[int, ...]], originals: Sequence[str]) -> float:
@@ -126,11 +121,11 @@ def training_examples(forget_prompts: Sequence[tuple[int, ...]], cache: Selectio
     return [Example(forget_prompts[i], sel.completion.token_ids) for i, sel in enumerate(cache.selections())]
 
 
-def samples_next_epoch(epoch: int, cache: SelectionCache, config: PMCConfig) -> bool:
-    return epoch % config.resample_every == 0 and bool(cache.pending())
+def samples_next_round(round_: int, cache: SelectionCache, resample_every: int) -> bool:
+    return round_ % resample_every == 0 and bool(cache.pending())
 
 
-def sampling_seed(seed: int, epoch: int, question: int) -> int:
+def sampling_seed(seed: int, round_: int, question: int) -> int:
     """The seed of one question's candidates in one round. Hashed (numpy's SeedSequence), not added: vLLM
     seeds the n candidates of a request seed, seed + 1, ..., so consecutive seeds would share draws."""
-    return int(np.random.SeedSequence([seed, epoch, question]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, round_, question]).generate_state(1)[0])

@@ -1,5 +1,6 @@
 """The jobs, as recipes: unlearning (data, model, target fine-tune, PMC on Ray, evaluation, report) and
-the standalone evaluation of a model folder."""
+the standalone evaluation of a model folder. Both start from `open_job` (checked inputs, run folder, Ray
+session and placement, the job's actors)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,29 +8,32 @@ import json
 import secrets
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import ray
 from transformers import AutoTokenizer
 
 from pmc_unlearning.cluster.actors import ActorFailed, ActorProxy, ActorTimeout, one_line_cause, release
-from pmc_unlearning.cluster.groups import start_samplers, start_trainers
+from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup, start_samplers, start_trainers
 from pmc_unlearning.cluster.placement import Placement, job_placement
 from pmc_unlearning.cluster.session import ray_session
 from pmc_unlearning.cluster.weight_sync import set_up_weight_transfer
 from pmc_unlearning.configs import RunConfig
 from pmc_unlearning.data import QA, Benchmark
 from pmc_unlearning.data.corpus import load_corpus
-from pmc_unlearning.evaluation.fluency import FluencyJudge, add_fluency
+from pmc_unlearning.evaluation.fluency import FluencyJudge
 from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
-from pmc_unlearning.evaluation.logprobs import logprob_metrics
-from pmc_unlearning.evaluation.over_unlearning import collect_contexts, forget_token_ids
+from pmc_unlearning.evaluation.logprobs import Scorer, logprob_metrics
+from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids
 from pmc_unlearning.evaluation.plots import write_plots
 from pmc_unlearning.evaluation.report import write_report
-from pmc_unlearning.evaluation.suite import add_forget_quality, add_over_unlearning, evaluate_state
-from pmc_unlearning.methods.baselines import forget_targets, unlearn_baseline
-from pmc_unlearning.methods.pmc import unlearn
+from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
+from pmc_unlearning.evaluation.suite import evaluate_state, measure_state
+from pmc_unlearning.methods import make_method
+from pmc_unlearning.methods.method import Task
+from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.models import fingerprint_folder, resolve_model
 from pmc_unlearning.models.checks import check_prompt_lengths, check_tokenizer_fits_model
 from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
@@ -39,11 +43,12 @@ from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_ben
 from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
 from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders, package_versions
 from pmc_unlearning.storage.files import build_folder_once, building, settings_key
-from pmc_unlearning.telemetry.console import Progress, captured, keep_log, show
+from pmc_unlearning.telemetry.console import Progress, captured, keep_log, log_state, show
 from pmc_unlearning.telemetry.errors import JobError
 from pmc_unlearning.telemetry.timing import StageTimer
-from pmc_unlearning.trainer import Trainer
 from pmc_unlearning.trainer.finetune import finetune_target, target_cache_key
+
+Group = TypeVar("Group", SamplerGroup, TrainerGroup)
 
 
 @captured()
@@ -56,88 +61,52 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
 
 
 def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fresh: bool) -> Path:
-    started, timer = time.perf_counter(), StageTimer()
-    with timer("setup"):  # everything that can refuse bad input, before anything is written
-        check_run_folders(config, UNLEARN, fresh)
-        bench, base_dir, prompt = prepare(config)
-        eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
-        forget_prompts = [prompt.prompt(row.question) for row in bench.forget]
-        retain = [prompt.example(row.question, row.answer) for row in bench.retain]
-        contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(base_dir, prompt, bench), kind=UNLEARN, fresh=fresh)
-    keep_log(run.path / "log.txt")
-    show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
-
-    with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
+    with open_job(config, UNLEARN, fresh) as job:
+        run, timer, prompt, bench = job.run, job.timer, job.prompt, job.bench  # as the rounds' block reads them
         with timer("target_finetune"):
-            target_dir, finetuned_now = ensure_finetuned(base_dir, bench.full, "target", bench.fingerprint(), prompt,
-                                                         config, placement)
-            target_built = run.target_record(target_dir, finetuned_now)
+            target_dir, target_built = fine_tune_target(job)
         with timer("retain_model"):
-            retain_ratios = retain_model_ratios(base_dir, bench, eval_set, prompt, config, placement, actors)
-        with timer("engine_start"), Progress("engine and trainer start", total=1) as starting:
-            sampler = start_samplers(target_dir, config, placement)
-            actors += sampler.members
-            trainer = start_trainers(target_dir, config, placement, seed=config.pmc.seed)
-            actors += trainer.members
-            check_shared_storage(run.path, trainer)
-            engine_dtype = sampler.weight_dtype()  # also waits until the engines are up
-            placed = placement.record(actors)
-            transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype,
-                                              config.engine.tensor_parallel_size)
-            run.write_json("placement.json", {**placed, "weight_transfer": transfer})
-            starting.update()
-        evaluate_now = lambda label: evaluate_with(sampler, trainer, eval_set, prompt, contexts, config, label)
+            retain_ratios = retain_model_ratios(job)
+        with timer("engine_start"):
+            sampler, trainer, engine_dtype = start_engine_and_trainer(job, target_dir)
         with timer("eval_before"):
-            before = evaluate_target_once(target_dir, prompt, config, lambda: evaluate_now("evaluation (target)"))
-        originals = [row["answer"] for row in before["answers"]["forget"]]
-        print(f"target model: {headline(before)}", flush=True)
+            before = measure_target_once(target_dir, prompt, config,
+                                         lambda: measure(job, sampler, trainer, "evaluation (target)"))
+        log_state("target model", before.metrics)
+        retain = [prompt.example(row.question, row.answer) for row in bench.retain]
+        originals = [row["answer"] for row in before.answers["forget"]]
 
-        with timer("unlearning"), Progress(f"unlearning ({config.method})", config.pmc.epochs, "rounds",
+        with timer("unlearning"), Progress(f"unlearning ({config.method})", config.pmc.rounds, "rounds",
                                            initial=run.resumed or 0) as rounds_done:
             def log_round(record: dict) -> None:
                 run.append_metrics(record)
                 if report:
                     report(record)
                 selected = "selected_score_mean" in record  # PMC's; the baselines select nothing
-                print(f"{config.method} round {record['epoch']}: loss {record['loss']:.3f}"
+                print(f"{config.method} round {record['round']}: loss {record['loss']:.3f}"
                       + (f", selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
                          f"/{record['questions']}" if selected else "")
                       + f", seconds {record['seconds']}", flush=True)
                 rounds_done.update(1, (f"selected score {record['selected_score_mean']:.3f}, " if selected else "")
                                    + f"loss {record['loss']:.3f}")
-            if config.method == "pmc":
-                unlearn(sampler, trainer, forget_prompts, originals, retain, config.pmc, engine_dtype,
-                        log=log_round, checkpoints=run.checkpoints)
-            else:
-                unlearn_baseline(config.method, sampler, trainer, forget_targets(config.method, prompt, bench.forget),
-                                 retain, config.pmc, config.baseline, engine_dtype, log=log_round,
-                                 checkpoints=run.checkpoints)
+            method = make_method(config, Task(prompt, bench.forget, retain, originals))
+            run_rounds(method, sampler, trainer, engine_dtype, log=log_round, checkpoints=run.checkpoints)
             run.checkpoints.wait(trainer)
 
         with timer("eval_after"):
-            after = evaluate_now(f"evaluation (after {config.method})")
+            after = measure(job, sampler, trainer, f"evaluation (after {config.method})")
         with timer("save_model"):
-            trainer.save(str((run.path / "model").resolve()))
-            prompt.record(run.path / "model")
-    for state in (before, after):
-        add_forget_quality(state, retain_ratios)
-    add_over_unlearning(before, after)
-    with timer("fluency"):  # judged by the base model, which never saw the forget facts
-        base = Trainer(base_dir, precision="fp32", threads=config.threads)
-        judge = FluencyJudge(lambda examples: base.score(examples, config.eval.score_batch_size), prompt,
-                             [(row.question, row.answer) for row in bench.forget])
-        for state in (before, after):
-            add_fluency(state, judge)
-    print(f"after {config.method}: {headline(after)}", flush=True)
-
-    evaluation = {"before": before["metrics"], "after": after["metrics"],
-                  "wall_time_s": round(time.perf_counter() - started, 2), "stage_seconds": timer.seconds,
+            save_model(job, trainer)
+        job.release(sampler, trainer)  # the fluency judge works in their room
+        with timer("fluency"), fluency_judge(job) as judge:
+            states = {"before": evaluate_state(before, retain_ratios, judge),
+                      "after": evaluate_state(after, retain_ratios, judge, before=before)}
+    log_state(f"after {config.method}", states["after"].metrics)
+    evaluation = {"before": states["before"].metrics, "after": states["after"].metrics, **job.times(),
                   "checkpoint_seconds": round(run.checkpoints.seconds, 2), "resumed_after_round": run.resumed,
                   "target_model": str(target_dir), "target_finetuned": target_built}
-    rounds = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
-    write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation,
-                  {"before": before, "after": after}, rounds, retain_ratios)
+    write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation, states,
+                  recorded_rounds(run), retain_ratios)
     return run.finish()
 
 
@@ -149,31 +118,155 @@ def run_evaluation(config: RunConfig) -> Path:
 
 
 def _run_evaluation(config: RunConfig) -> Path:
+    with open_job(config, EVALUATE, fresh=True) as job:
+        with job.timer("retain_model"):
+            retain_ratios = retain_model_ratios(job)
+        with job.timer("evaluation"):
+            sampler = job.add(start_samplers(job.model_dir, config, job.placement))
+            trainer = job.add(start_trainers(job.model_dir, config, job.placement, seed=0))
+            job.run.write_json("placement.json", job.placement.record(job.actors))
+            model = evaluate_state(measure(job, sampler, trainer, "evaluation"), retain_ratios)
+    log_state("model", model.metrics)
+    evaluation = {"model": model.metrics, **job.times(), "model_dir": str(job.model_dir)}
+    write_outputs(job.run, f"Evaluation of {config.model}", evaluation, {"model": model}, [], retain_ratios)
+    return job.run.finish()
+
+
+@dataclass
+class Job:
+    """What both recipes start from: the checked inputs (`model_dir`: the model the job starts from), the run
+    folder, the stage timer, the Ray placement and the job's actors."""
+    config: RunConfig
+    bench: Benchmark
+    model_dir: Path
+    prompt: PromptFormat
+    eval_set: EvalSet
+    contexts: list[Context]
+    run: RunFolder
+    timer: StageTimer
+    placement: Placement
+    actors: list[ActorProxy]
+    started: float  # time.perf_counter()'s
+
+    def add(self, group: Group) -> Group:
+        """`group`'s actors become the job's: named when one fails, released when the job ends."""
+        self.actors += group.members
+        return group
+
+    def release(self, *groups: SamplerGroup | TrainerGroup) -> None:
+        """Release `groups` before the job ends (their bundle's room is needed)."""
+        for group in groups:
+            release(*group.members)
+            for member in group.members:
+                self.actors.remove(member)
+
+    def times(self) -> dict:
+        return {"wall_time_s": round(time.perf_counter() - self.started, 2), "stage_seconds": self.timer.seconds}
+
+
+@contextmanager
+def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
+    """A job of `kind` set up: everything that can refuse bad input checked before anything is written, then its
+    run folder (the log goes there from now on), a Ray session and the job's placement; its actors are
+    released when the block ends, and a failing one ends the job in one line (`actor_failures`)."""
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):
-        check_run_folders(config, EVALUATE)
+        check_run_folders(config, kind, fresh)
         bench, model_dir, prompt = prepare(config)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench), kind=EVALUATE, fresh=True)
+    run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench), kind=kind, fresh=fresh)
     keep_log(run.path / "log.txt")
-    show(f"run folder (while running): {run.path}")
+    show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
     with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
-        with timer("retain_model"):
-            retain_ratios = retain_model_ratios(model_dir, bench, eval_set, prompt, config, placement, actors)
-        with timer("evaluation"):
-            sampler = start_samplers(model_dir, config, placement)
-            actors += sampler.members
-            trainer = start_trainers(model_dir, config, placement, seed=0)
-            actors += trainer.members
-            run.write_json("placement.json", placement.record(actors))
-            state = evaluate_with(sampler, trainer, eval_set, prompt, contexts, config, "evaluation")
-    add_forget_quality(state, retain_ratios)
-    print(f"model: {headline(state)}", flush=True)
-    evaluation = {"model": state["metrics"], "wall_time_s": round(time.perf_counter() - started, 2),
-                  "stage_seconds": timer.seconds, "model_dir": str(model_dir)}
-    write_outputs(run, f"Evaluation of {config.model}", evaluation, {"model": state}, [], retain_ratios)
-    return run.finish()
+        yield Job(config, bench, model_dir, prompt, eval_set, contexts, run, timer, placement, actors, started)
+
+
+def fine_tune_target(job: Job) -> tuple[Path, bool]:
+    """The target model's folder (the base fine-tuned on the full split), and whether the run recorded it as
+    fine-tuned by itself (a resumed run keeps its first attempt's record)."""
+    folder, finetuned_now = ensure_finetuned(job.model_dir, job.bench.full, "target", job.bench.fingerprint(),
+                                             job.prompt, job.config, job.placement)
+    return folder, job.run.target_record(folder, finetuned_now)
+
+
+def start_engine_and_trainer(job: Job, model_dir: Path) -> tuple[SamplerGroup, TrainerGroup, str]:
+    """The job's engines and trainer ranks on `model_dir`, connected for weight pushes, and the engines' weight
+    dtype; where each runs goes into placement.json."""
+    config = job.config
+    with Progress("engine and trainer start", total=1) as starting:
+        sampler = job.add(start_samplers(model_dir, config, job.placement))
+        trainer = job.add(start_trainers(model_dir, config, job.placement, seed=config.pmc.seed))
+        check_shared_storage(job.run.path, trainer)
+        engine_dtype = sampler.weight_dtype()  # also waits until the engines are up
+        placed = job.placement.record(job.actors)
+        transfer = set_up_weight_transfer(config.engine.weight_transfer, trainer, sampler, placed, engine_dtype,
+                                          config.engine.tensor_parallel_size)
+        job.run.write_json("placement.json", {**placed, "weight_transfer": transfer})
+        starting.update()
+    return sampler, trainer, engine_dtype
+
+
+def measure(job: Job, sampler, trainer, label: str) -> Measurement:
+    """The measurement of the model state the two actors hold now (they hold the same weights); `label` names
+    it on the console."""
+    return measure_state(job.eval_set, job.prompt, greedy_answerer(sampler, job.prompt), sampler,
+                         lambda examples: trainer.score(examples, job.config.eval.score_batch_size), job.contexts,
+                         job.config.eval, label)
+
+
+def save_model(job: Job, trainer) -> None:
+    trainer.save(str((job.run.path / "model").resolve()))
+    job.prompt.record(job.run.path / "model")
+
+
+@contextmanager
+def scorer(job: Job, model_dir: Path, role: str, precision: str | None = None) -> Iterator[Scorer]:
+    """The `score` of a one-rank trainer on `model_dir` that only scores, in trainer rank 0's bundle (the job's
+    trainers must not hold it then). One of the job's actors while the block runs, so that its failure ends
+    the job as any actor's does; released when the block is done."""
+    group = job.add(start_trainers(model_dir, job.config, job.placement, seed=0, role=role, ranks=1,
+                                   precision=precision))
+    yield lambda examples: group.score(examples, job.config.eval.score_batch_size)
+    job.release(group)
+
+
+@contextmanager
+def fluency_judge(job: Job) -> Iterator[FluencyJudge]:
+    """The judge of fluency (evaluation/fluency.py): the base model, which never saw the forget facts, scoring
+    in fp32 whatever the run trains in."""
+    with scorer(job, job.model_dir, "fluency judge", precision="fp32") as score:
+        yield FluencyJudge(score, job.prompt, [(row.question, row.answer) for row in job.bench.forget])
+
+
+def retain_model_ratios(job: Job) -> list[float] | None:
+    """Forget-set truth ratios of the retain model (the base fine-tuned on the retain split only), if asked for."""
+    if not job.config.eval.retain_model:
+        return None
+    bench = job.bench
+    fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
+    folder, _ = ensure_finetuned(job.model_dir, bench.retain, "retain", fingerprint, job.prompt, job.config,
+                                 job.placement)
+    forget_only = EvalSet({"forget": job.eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
+    with scorer(job, folder, "retain-model scorer") as score:
+        return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"]
+
+
+def recorded_rounds(run: RunFolder) -> list[dict]:
+    return [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+
+
+def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, StateEvaluation],
+                  rounds: list[dict], retain_ratios: list[float] | None) -> None:
+    run.write_json("eval.json", evaluation)
+    run.write_json("answers.json", {name: state.measured.answers for name, state in states.items()})
+    run.write_json("samples.json", {
+        **{name: {"forget_sample_rouge_l": state.measured.sample_scores, "context_probs": state.measured.context_probs,
+                  "forget_truth_ratios": state.measured.forget_truth_ratios} for name, state in states.items()},
+        "retain_model_forget_truth_ratios": retain_ratios})
+    read = {name: state.to_json() for name, state in states.items()}  # as the report and the figures read them
+    plots = write_plots(run.path, read, rounds)
+    write_report(run.path / "report.md", title, evaluation, rounds, read, plots)
 
 
 def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
@@ -193,25 +286,6 @@ def resolved_settings(model_dir: Path, prompt: PromptFormat, bench: Benchmark) -
     snapshot, named by commit), the prompt format, the metrics the data cannot give (and why)."""
     return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(bench.absent),
             "data_fingerprint": bench.fingerprint()}
-
-
-def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str, dict], rounds: list[dict],
-                  retain_ratios: list[float] | None) -> None:
-    run.write_json("eval.json", evaluation)
-    run.write_json("answers.json", {name: state["answers"] for name, state in states.items()})
-    run.write_json("samples.json", {
-        **{name: {"forget_sample_rouge_l": state["sample_scores"], "context_probs": state["context_probs"],
-                  "forget_truth_ratios": state["forget_truth_ratios"]} for name, state in states.items()},
-        "retain_model_forget_truth_ratios": retain_ratios})
-    plots = write_plots(run.path, states, rounds)
-    write_report(run.path / "report.md", title, evaluation, rounds, states, plots)
-
-
-def headline(state: dict) -> str:
-    m = state["metrics"]
-    utility = "n/a" if m["model_utility"] is None else f"{m['model_utility']:.3f}"
-    return (f"forget ROUGE-L {m['forget_rouge_l']:.3f}, retain ROUGE-L {m['retain_rouge_l']:.3f}, "
-            f"model utility {utility}, max ROUGE-L under sampling {m['sampling']['max_rouge_l']:.3f}")
 
 
 def over_unlearning_contexts(prompt: PromptFormat, bench: Benchmark, config: RunConfig):
@@ -255,24 +329,6 @@ def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerp
     return folder, True
 
 
-def retain_model_ratios(base_dir: Path, bench: Benchmark, eval_set: EvalSet, prompt: PromptFormat, config: RunConfig,
-                        placement: Placement, actors: list[ActorProxy]) -> list[float] | None:
-    """Forget-set truth ratios of the retain model (the base fine-tuned on the retain split only), if asked for."""
-    if not config.eval.retain_model:
-        return None
-    fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
-    folder, _ = ensure_finetuned(base_dir, bench.retain, "retain", fingerprint, prompt, config, placement)
-    scorer = start_trainers(folder, config, placement, seed=0, role="retain-model scorer", ranks=1)
-    actors += scorer.members
-    forget_only = EvalSet({"forget": eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
-    try:
-        return logprob_metrics(forget_only, prompt, lambda ex: scorer.score(ex, config.eval.score_batch_size))["forget_truth_ratios"]
-    finally:
-        release(*scorer.members)
-        for member in scorer.members:
-            actors.remove(member)
-
-
 def check_shared_storage(folder: Path, trainers) -> None:
     """Every trainer rank writes its full states, and rank 0 the model, into the run folder, on whatever node it
     runs: refuse a run folder the driver's node does not share with theirs, before any of that is written."""
@@ -287,29 +343,22 @@ def check_shared_storage(folder: Path, trainers) -> None:
                            "put runs_dir on storage every node mounts at the same path (see docker/cluster.yaml)")
 
 
-def evaluate_with(sampler, trainer, eval_set: EvalSet, prompt: PromptFormat, contexts, config: RunConfig,
-                  label: str) -> dict:
-    """The full evaluation of the model state the two actors hold now (they hold the same weights); `label`
-    names it on the console."""
-    return evaluate_state(eval_set, prompt, greedy_answerer(sampler, prompt), sampler,
-                          lambda examples: trainer.score(examples, config.eval.score_batch_size), contexts, config.eval,
-                          label)
-
-
-def evaluate_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig, evaluate: Callable[[], dict]) -> dict:
-    """The target model's full evaluation: cached under a key of everything it depends on, so the methods
-    of `make compare` and repeated runs evaluate the same target once. Exact, not approximate: greedy
-    answers and scores are deterministic and the evaluation's sampling is seeded per request."""
+def measure_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig,
+                        measure: Callable[[], Measurement]) -> Measurement:
+    """The target model's measurement: cached under a key of everything it depends on, so the methods of
+    `make compare` and repeated runs measure the same target once (each run judges it for itself). Exact, not
+    approximate: greedy answers and scores are deterministic and the evaluation's sampling is seeded per
+    request."""
     settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
                 "engine": config.engine.model_dump(mode="json"), "prompt": prompt.describe(),
-                "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # forget quality comes after
+                "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # judged by each run
                 "precision": resolve_precision(config.precision), "versions": package_versions(),
                 "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
     folder = config.cache_dir / "evaluations" / settings_key(settings)
     if folder.is_dir():
         show(f"target model evaluation: cached at {folder}")
-    build_folder_once(folder, lambda tmp: (tmp / "state.json").write_text(json.dumps(evaluate())))
-    return json.loads((folder / "state.json").read_text())
+    build_folder_once(folder, lambda tmp: (tmp / "state.json").write_text(json.dumps(measure().to_json())))
+    return Measurement.from_json(json.loads((folder / "state.json").read_text()))
 
 
 def greedy_answerer(sampler, prompt: PromptFormat):

@@ -21,7 +21,9 @@ from pmc_unlearning.cluster.placement import job_placement
 from pmc_unlearning.cluster.session import ray_session
 from pmc_unlearning.cluster.weight_sync import connect_weight_transfer, sync_weights
 from pmc_unlearning.configs import CONFIG_DIR, load_config
-from pmc_unlearning.methods.pmc import unlearn
+from pmc_unlearning.methods.method import Task
+from pmc_unlearning.methods.pmc import PMC
+from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.orchestrator.pipeline import finetuned_dir, prepare
 
 
@@ -44,8 +46,9 @@ def main() -> None:
             dtype = sampler.weight_dtype()
             originals = [c.text.strip() for c in sampler.greedy(forget)]
             rounds = []
-            unlearn(sampler, trainer, forget, originals, retain, config.pmc.model_copy(update={"epochs": 1}), dtype,
-                    log=rounds.append)
+            one_round = config.model_copy(update={"pmc": config.pmc.model_copy(update={"rounds": 1})})
+            run_rounds(PMC(one_round, Task(prompt, bench.forget, retain, originals)), sampler, trainer, dtype,
+                       log=rounds.append)
             seconds = rounds[0]["seconds"]
             round_s = seconds["sampling"] + seconds["scoring"] + seconds["training"]
             timings, answers = {}, {}

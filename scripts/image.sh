@@ -116,7 +116,7 @@ build() {
     # Set but empty is a choice too (no torch index): the secret's file is then empty.
     if [ -n "${TORCH_INDEX_URL+set}" ]; then pass_secret torch_index_url "$TORCH_INDEX_URL"; fi
     local base=${BASE:-}
-    if [ -z "$base" ] && [ "$VARIANT" = cpu ]; then
+    if [ -z "$base" ]; then  # both variants: the CUDA wheels carry their runtime (docker/Dockerfile)
         if [ "$ENGINE" = podman ]; then debian_base; base=$DEBIAN_BASE; else base=debian:bookworm-slim; fi
     fi
     if [ -n "$base" ]; then BUILD_ARGS+=(--build-arg "BASE=$base"); fi
@@ -126,6 +126,19 @@ build() {
     local start=$SECONDS
     $ENGINE build "${ENGINE_FLAGS[@]}" "${BUILD_ARGS[@]}" -f docker/Dockerfile -t "$IMAGE" .
     say "built $IMAGE in $((SECONDS - start)) s, $($ENGINE image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1 / 1e9}')"
+    check_imports
+}
+
+# Inside the image, without a GPU: torch's build (its CUDA version in the CUDA variant), and that vLLM, Ray and
+# the project's job recipe import.
+check_imports() {
+    $ENGINE run --rm "${ENGINE_FLAGS[@]}" --network none "$IMAGE" python -c "
+import torch, vllm, ray
+import pmc_unlearning.orchestrator.pipeline
+cuda = torch.version.cuda
+assert ('$VARIANT' == 'cuda') == (cuda is not None), f'torch {torch.__version__} in the $VARIANT image'
+print(f'[image] inside: torch {torch.__version__} (CUDA {cuda or \"none\"}), vllm {vllm.__version__}, ray {ray.__version__}, pmc_unlearning imports')
+" 2>&1 | grep -v -i "warning\|triton" || { echo "the import check inside $IMAGE failed" >&2; exit 1; }
 }
 
 # The CPU image built from this tree (the engine's layer cache makes an unchanged tree cheap), then `make smoke`

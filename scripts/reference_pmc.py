@@ -33,12 +33,12 @@ def reference_unlearn(model_dir: Path, forget_prompts: Sequence[tuple[int, ...]]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warmup = round(config.warmup_epochs * steps_per_epoch(len(forget_prompts), config.batch_size))
+    warmup = round(config.warmup_rounds * steps_per_epoch(len(forget_prompts), config.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
     cache = SelectionCache(originals, config.min_len, config.fluent_max_nll)
     seconds = {"sampling": 0.0, "training": 0.0}
 
-    for epoch in range(1, config.epochs + 1):
+    for round_ in range(1, config.rounds + 1):
         order = list(range(len(forget_prompts)))
         rng.shuffle(order)
         for start in range(0, len(order), config.batch_size):
@@ -59,7 +59,7 @@ def reference_unlearn(model_dir: Path, forget_prompts: Sequence[tuple[int, ...]]
             scheduler.step()
             seconds["training"] += time.perf_counter() - began
         scores = [sel.score for sel in cache.selections()]
-        log({"epoch": epoch, "selected_score_mean": sum(scores) / len(scores),
+        log({"round": round_, "selected_score_mean": sum(scores) / len(scores),
              "questions_at_zero": sum(score == 0 for score in scores), "loss": loss.item(),
              "seconds": {stage: round(value, 2) for stage, value in seconds.items()}})
     return model, seconds

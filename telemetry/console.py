@@ -322,6 +322,30 @@ class Progress:
         return f"{self.label}: {self.n}/{self.total} {self.unit}, {elapsed:.0f} s{eta}{postfix}"
 
 
+# --- the job's lines in the log -----------------------------------------------------------------------------
+
+STATE_LINE = (("forget ROUGE-L", ("forget_rouge_l",)), ("retain ROUGE-L", ("retain_rouge_l",)),
+              ("model utility", ("model_utility",)), ("max ROUGE-L under sampling", ("sampling", "max_rouge_l")))
+
+
+def log_state(name: str, metrics: dict) -> None:
+    """A model state's headline metrics (its eval.json block), one line into the job's log."""
+    print(f"{name}: " + ", ".join(f"{label} {_number(_at(metrics, path))}" for label, path in STATE_LINE),
+          flush=True)
+
+
+def log_round(method: str, record: dict, progress: Progress) -> None:
+    """A round's record (methods/rounds.py): one line into the job's log, and the round's figures on its
+    progress bar. PMC's record has its selection; a baseline's selects nothing."""
+    selected = "selected_score_mean" in record
+    selection = (f"selected score {record['selected_score_mean']:.3f}, at zero {record['questions_at_zero']}"
+                 f"/{record['questions']}, " if selected else "")
+    print(f"{method} round {record['round']}: loss {record['loss']:.3f}, {selection}seconds {record['seconds']}",
+          flush=True)
+    progress.update(1, (f"selected score {record['selected_score_mean']:.3f}, " if selected else "")
+                    + f"loss {record['loss']:.3f}")
+
+
 # --- summary ------------------------------------------------------------------------------------------------
 
 HEADLINES = (("forget ROUGE-L", ("forget_rouge_l",)), ("retain ROUGE-L", ("retain_rouge_l",)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+# Before Ray is imported, as the command line does it.
 from pmc_unlearning.cluster.local_ray import close_local_ray
 
 close_local_ray()  # the suite's Ray instances, and the jobs it starts, listen on loopback and ask for a token
@@ -13,6 +14,21 @@ import pytest
 from pmc_unlearning.data import load_benchmark
 from pmc_unlearning.models.tiny import tiny_model_folder
 from pmc_unlearning.orchestrator.inputs import benchmark_texts
+
+# Fixtures that start Ray or whole jobs: a test that uses one (directly or through another fixture) is heavy.
+HEAVY_FIXTURES = {"ray_cluster", "smoke_run", "tiny_engine", "engine_and_trainer"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The quick tier (`make test-quick`: -m "not heavy") leaves out every test that starts Ray, a vLLM engine
+    or a job: those that use a heavy fixture, and those marked `heavy` themselves (an engine or a command-line
+    job of their own)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if HEAVY_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.heavy)
+        if "smoke_run" in fixtures:  # with two workers (make test), the tests that read the smoke job share one
+            item.add_marker(pytest.mark.xdist_group("smoke_run"))
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ import pytest
 
 from pmc_unlearning.data import generate_builtin
 
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
+
 PROJECT = Path(__file__).resolve().parents[1]
 SPLIT_FILES = ("full", "forget10", "retain90", "world_facts", "real_authors")
 
@@ -107,15 +109,15 @@ CASES = [
     # --- configuration --------------------------------------------------------------------------------
     ("unknown-key", ["unlearn", "--set", "pmc.num_sampels=4"], "pmc.num_sampels: Extra inputs are not permitted"),
     ("bool-as-rate", ["unlearn", "--set", "pmc.lr=yes"], "pmc.lr: must be a finite number, got true"),
-    ("bool-as-count", ["unlearn", "--set", "pmc.epochs=true"], "pmc.epochs: must be a whole number, got true"),
+    ("bool-as-count", ["unlearn", "--set", "pmc.rounds=true"], "pmc.rounds: must be a whole number, got true"),
     ("nan-temperature", ["unlearn", "--set", "pmc.temperature=.nan"], "pmc.temperature: must be a finite number"),
     ("inf-rate", ["unlearn", "--set", "pmc.lr=inf"], "pmc.lr: must be a finite number, got 'inf'"),
-    ("fractional-count", ["unlearn", "--set", "pmc.epochs=2.5"], "pmc.epochs: must be a whole number, got 2.5"),
+    ("fractional-count", ["unlearn", "--set", "pmc.rounds=2.5"], "pmc.rounds: must be a whole number, got 2.5"),
     ("zero-temperature", ["unlearn", "--set", "pmc.temperature=0"], "pmc.temperature: Input should be greater than 0"),
     ("unknown-forget-split", ["unlearn", "--set", "data.forget_split=forget3"], "data.forget_split"),
-    ("unknown-method", ["unlearn", "--set", "method=rmu"], "method: Input should be"),
+    ("unknown-method", ["unlearn", "--set", "method=ru"], "method: Input should be"),
     ("unknown-prompt", ["unlearn", "--set", "prompt=fancy"], "prompt: Input should be 'auto', 'plain' or 'chat'"),
-    ("override-without-value", ["unlearn", "--set", "pmc.epochs"], "override 'pmc.epochs' is not of the form key.sub=value"),
+    ("override-without-value", ["unlearn", "--set", "pmc.rounds"], "override 'pmc.rounds' is not of the form key.sub=value"),
     ("override-bad-yaml", ["unlearn", "--set", "pmc.lr=[1"], "override 'pmc.lr=[1': not valid YAML: expected ',' or ']', but got '<stream end>' (line 1, column 3)"),
     ("preset-missing", lambda d: ["unlearn", "--config", str(d / "nope.yaml")], "nope.yaml does not exist"),
     ("preset-folder", lambda d: ["unlearn", "--config", str(d)], "is a folder, not a YAML file"),
@@ -163,7 +165,7 @@ CASES = [
     ("batch-seed-in-variant-and-repeats", batch_case("variants:\n  - {}\n  - {target.seed: 3}\nrepeats: 3\n"
                                                      "seed_keys: [pmc.seed, target.seed]\n"),
      "b.yaml: variants.1.target.seed: is in seed_keys"),
-    ("batch-too-many-trials", batch_case("grid:\n  pmc.epochs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nrepeats: 101\n"),
+    ("batch-too-many-trials", batch_case("grid:\n  pmc.rounds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nrepeats: 101\n"),
      "b.yaml: grid x variants x repeats make 1010 trials; a batch runs 1000 at most"),
     ("batch-name-too-long", batch_case(f"name: {'b' * 200}\ngrid:\n  method: [pmc]\n"), "name: must be at most 120 characters, got 200"),
     ("batch-negative-seed-in-grid", batch_case("grid:\n  eval.seed: [0, -1]\n"), "eval.seed: Input should be greater than or equal to 0"),
@@ -182,7 +184,7 @@ CASES = [
      "store/b is not a folder this project made (it holds notes.txt)"),
     # --- command line ---------------------------------------------------------------------------------
     ("methods-empty", ["compare", "--methods", ""], "--methods: no method given"),
-    ("methods-unknown", ["compare", "--methods", "pmc,rmu"], "--methods: unknown ['rmu']"),
+    ("methods-unknown", ["compare", "--methods", "pmc,ru"], "--methods: unknown ['ru']"),
     ("methods-twice", ["compare", "--methods", "npo,pmc,npo"], "--methods: ['npo'] given more than once"),
     ("unknown-command", ["frobnicate"], "invalid choice: 'frobnicate'"),
     ("unknown-flag", ["unlearn", "--bogus"], "unrecognized arguments: --bogus"),

@@ -31,19 +31,19 @@ def batch_file(tmp_path: Path, **fields) -> Path:
 
 def test_a_batch_is_every_variant_times_every_grid_point_times_every_seed(tmp_path):
     batch = load_batch(batch_file(tmp_path, name="study", grid={"method": ["pmc", "npo"], "pmc.lr": [1.0e-4, 3.0e-4]},
-                                  variants=[{}, {"pmc.epochs": 3}], repeats=2, seed_keys=["pmc.seed", "target.seed"]))
+                                  variants=[{}, {"pmc.rounds": 3}], repeats=2, seed_keys=["pmc.seed", "target.seed"]))
     assert len(batch.trials) == 2 * 2 * 2 * 2
     names = [t.name for t in batch.trials]
-    assert len(set(names)) == len(names) and names[0] == "pmc_lr-0.0001_seed-0" and names[-1] == "npo_lr-0.0003_epochs-3_seed-1"
+    assert len(set(names)) == len(names) and names[0] == "pmc_lr-0.0001_seed-0" and names[-1] == "npo_lr-0.0003_rounds-3_seed-1"
     trial = batch.trials[-1]
     config = batch.trial_config(trial)
-    assert (config.method, config.pmc.lr, config.pmc.epochs, config.pmc.seed, config.target.seed) == ("npo", 3e-4, 3, 1, 1)
+    assert (config.method, config.pmc.lr, config.pmc.rounds, config.pmc.seed, config.target.seed) == ("npo", 3e-4, 3, 1, 1)
     # Two trials at a time share the machine's cores: each trial's actors take half of them
     assert config.threads == max(1, os.cpu_count() // 2)
     threaded = load_batch(batch_file(tmp_path, name="threads", grid={"threads": [3]}))
     assert threaded.trial_config(threaded.trials[0]).threads == 3  # the batch's own settings win
     assert config.name == trial.name and config.runs_dir == PROJECT / "runs" / "study"
-    assert trial.group == "method=npo, pmc.lr=0.0003, pmc.epochs=3" and trial.seed == 1
+    assert trial.group == "method=npo, pmc.lr=0.0003, pmc.rounds=3" and trial.seed == 1
     # Each method runs with its tuned settings (smoke.yaml's method_settings), as in `make unlearn METHOD=npo`
     assert batch.trials[4].name == "npo_lr-0.0001_seed-0" and batch.trial_config(batch.trials[4]).baseline.lr == 3e-4
     # One repeat: the preset's own seeds, not overwritten
@@ -56,7 +56,7 @@ def test_a_batch_is_every_variant_times_every_grid_point_times_every_seed(tmp_pa
     ({"grid": {"method": ["pmc"]}, "repeat": 3}, "repeat: Extra inputs are not permitted"),
     ({"grid": {"method": ["pmc", "sgd"]}}, "trial 'sgd': "),
     ({"grid": {"pmc.lrr": [1.0]}}, "pmc.lrr"),
-    ({"variants": [{"pmc.epochs": 0}]}, "trial 'epochs-0': "),
+    ({"variants": [{"pmc.rounds": 0}]}, "trial 'rounds-0': "),
     ({"base": "configs/nope.yaml"}, "base: preset configs/nope.yaml does not exist"),
     ({"repeats": 0}, "repeats: Input should be greater than or equal to 1"),
 ])
@@ -67,6 +67,7 @@ def test_a_bad_batch_file_is_refused_naming_file_trial_and_key(tmp_path, fields,
     assert str(path) in str(refused.value) and message in str(refused.value)
 
 
+@pytest.mark.heavy
 def test_the_command_line_refuses_a_bad_batch_file_in_one_line_before_anything_runs(tmp_path):
     path = batch_file(tmp_path, name="bad", grid={"method": ["pmc", "sgd"]}, set=[f"runs_dir={tmp_path / 'runs'}",
                                                                                   "allow_external_dirs=true"])
@@ -131,6 +132,7 @@ def wait_for(condition, what: str, driver: subprocess.Popen, timeout: float = 30
     return value
 
 
+@pytest.mark.heavy
 def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driver(tiny_model, tmp_path):
     """Three trials of the smoke job on a two-node local cluster with logical GPUs, two at a time (a node
     holds one trial's group). Two are the same job (the second keeps its checkpoint, which changes no
@@ -145,7 +147,7 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
     (broken / "model.safetensors").write_bytes(b"these are not weights")
     path = batch_file(tmp_path, name="cluster", variants=[{}, {"checkpoint.keep": True}, {"model": str(broken)}],
                       set=[f"cache_dir={tmp_path / 'cache'}", f"runs_dir={tmp_path / 'runs'}", "allow_external_dirs=true",
-                           "pmc.epochs=6", "eval.sampling_n=8", "eval.max_contexts=50", "eval.retain_subset=10"],
+                           "pmc.rounds=6", "eval.sampling_n=8", "eval.max_contexts=50", "eval.retain_subset=10"],
                       max_concurrent_trials=2, max_failures=1)
     base, keep, failing = (t.name for t in load_batch(path).trials)
     runs = tmp_path / "runs" / "cluster"
@@ -190,7 +192,7 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
     # Every round reached Tune's loggers: TensorBoard's event files and the JSON log, six rounds and the end
     assert list((runs / "tune" / base).glob("events.out.tfevents.*"))
     logged = [json.loads(line) for line in (runs / "tune" / base / "result.json").read_text().splitlines()]
-    assert [r.get("epoch") for r in logged] == [1, 2, 3, 4, 5, 6, None] and logged[-1]["finished"] == 1
+    assert [r.get("round") for r in logged] == [1, 2, 3, 4, 5, 6, None] and logged[-1]["finished"] == 1
 
     # The finished trials were not run again; the killed one was retried, resumed from its checkpoint, and
     # ends as its twin.

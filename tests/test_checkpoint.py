@@ -36,13 +36,13 @@ def test_trainer_state_round_trip_continues_exactly(tiny_model, small_bench, tmp
     retain = [prompt.example(r.question, r.answer) for r in small_bench.retain[:8]]
     uninterrupted, resumed = trainer(), trainer()
     for _ in range(2):
-        uninterrupted.unlearn_epoch(forget, retain, 1.0, 2)
+        uninterrupted.unlearn_round(forget, retain, 1.0, 2)
     uninterrupted.save_state(tmp_path / "state", then_write={str(tmp_path / "points-at-it.json"): "{}"})
     uninterrupted.wait_for_saves()  # written in the background
     assert (tmp_path / "points-at-it.json").read_text() == "{}"
     resumed.load_state(tmp_path / "state")
     # The random streams (minibatch order, retain pairing) and the scheduler go on as they would have.
-    logs = [t.unlearn_epoch(forget, retain, 1.0, 2) for t in (uninterrupted, resumed)]
+    logs = [t.unlearn_round(forget, retain, 1.0, 2) for t in (uninterrupted, resumed)]
     assert logs[0] == logs[1]
     assert uninterrupted.scheduler.last_epoch == resumed.scheduler.last_epoch == 6
     for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -60,7 +60,7 @@ def test_selection_cache_round_trip():
 
 
 def test_sampling_seeds_differ_by_round_and_question_and_are_far_apart():
-    seeds = {sampling_seed(0, epoch, q) for epoch in range(1, 21) for q in range(400)}
+    seeds = {sampling_seed(0, round_, q) for round_ in range(1, 21) for q in range(400)}
     assert len(seeds) == 20 * 400
     # vLLM seeds a request's n candidates seed, seed + 1, ...: no two requests may share one of them.
     ordered = sorted(seeds)
@@ -96,7 +96,7 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
             time.sleep(0.02)
         return job
 
-    stop_after = random.Random().randint(2, config.pmc.epochs - 3)
+    stop_after = random.Random().randint(2, config.pmc.rounds - 3)
     job = start_and_wait_for_round(stop_after)
     os.kill(job.pid, signal.SIGTERM)
     asked = time.monotonic()
@@ -107,7 +107,7 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
     with pytest.raises(ProcessLookupError):  # nothing of the job runs on: driver, Ray, actors
         os.killpg(job.pid, 0)
     stopped_at = saved_round()
-    assert stop_after <= stopped_at < config.pmc.epochs and not (tmp_path / "smoke").exists()
+    assert stop_after <= stopped_at < config.pmc.rounds and not (tmp_path / "smoke").exists()
 
     job = start_and_wait_for_round(stopped_at + 1)
     second = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
@@ -116,7 +116,7 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
     os.killpg(job.pid, signal.SIGKILL)
     job.communicate()
     killed_at = saved_round()
-    assert stopped_at < killed_at < config.pmc.epochs and not (tmp_path / "smoke").exists()
+    assert stopped_at < killed_at < config.pmc.rounds and not (tmp_path / "smoke").exists()
 
     partial_before = {p: p.read_bytes() for p in (tmp_path / "smoke.partial").rglob("*") if p.is_file()}
     changed = subprocess.run([*command, "--set", "pmc.lr=2.0e-3"], cwd=PROJECT, env=env, capture_output=True, text=True,
@@ -160,23 +160,26 @@ def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny
                                                                  full_state_every_s):
     from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
     from pmc_unlearning.methods.checkpoint import Checkpoints
-    from pmc_unlearning.methods.pmc import unlearn
+    from pmc_unlearning.methods.method import Task
+    from pmc_unlearning.methods.pmc import PMC
+    from pmc_unlearning.methods.rounds import run_rounds
 
     config, sampler = tiny_engine
     prompt = PromptFormat(Trainer(tiny_model).tokenizer)
     rows = small_bench.forget[:4]
-    args = ([prompt.prompt(r.question) for r in rows], [r.answer for r in rows],
-            [prompt.example(r.question, r.answer) for r in small_bench.retain[:4]],
-            config.pmc.model_copy(update={"epochs": 4, "num_samples": 4, "min_len": 1000}), sampler.weight_dtype())
+    task = Task(prompt, rows, [prompt.example(r.question, r.answer) for r in small_bench.retain[:4]],
+                [r.answer for r in rows])
+    job = config.model_copy(update={"pmc": config.pmc.model_copy(update={"rounds": 4, "num_samples": 4, "min_len": 1000})})
+    pmc = lambda trainer, checkpoints, log: run_rounds(PMC(job, task), SamplerGroup([sampler]), TrainerGroup([trainer]),
+                                                       sampler.weight_dtype(), log, checkpoints)
 
     def copy_at_round_2(record):
-        if record["epoch"] == 2:
+        if record["round"] == 2:
             uninterrupted.wait_for_saves()  # the round's checkpoint is written in the background
             shutil.copytree(tmp_path / "job", tmp_path / "copy")
 
     uninterrupted = Trainer(tiny_model, precision="fp32", seed=0)
-    unlearn(SamplerGroup([sampler]), TrainerGroup([uninterrupted]), *args, log=copy_at_round_2,
-            checkpoints=Checkpoints(tmp_path / "job", full_state_every_s=full_state_every_s))
+    pmc(uninterrupted, Checkpoints(tmp_path / "job", full_state_every_s=full_state_every_s), copy_at_round_2)
     uninterrupted.wait_for_saves()
     saved = Checkpoints(tmp_path / "copy").latest()
     assert saved.round == 2 and len(saved.replay) == (0 if full_state_every_s == 0 else 2)
@@ -184,8 +187,44 @@ def test_resuming_from_round_2_of_4_ends_with_the_same_weights(tiny_engine, tiny
 
     resumed = Trainer(tiny_model, precision="fp32", seed=0)
     records = []
-    unlearn(SamplerGroup([sampler]), TrainerGroup([resumed]), *args, log=records.append,
-            checkpoints=Checkpoints(tmp_path / "copy", full_state_every_s=full_state_every_s))
-    assert [r["epoch"] for r in records] == [3, 4]
+    pmc(resumed, Checkpoints(tmp_path / "copy", full_state_every_s=full_state_every_s), records.append)
+    assert [r["round"] for r in records] == [3, 4]
+    for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("method", ["dpo", "rmu"])
+def test_a_resumed_baseline_replays_its_rounds_and_ends_with_the_same_weights(tiny_engine, tiny_model, small_bench,
+                                                                              tmp_path, method):
+    """The baselines' resume, the rounds since round 0 trained again (no full state: the replay path), after
+    the method has prepared the trainer again (DPO's frozen reference, RMU's trained layers)."""
+    from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+    from pmc_unlearning.methods import make_method
+    from pmc_unlearning.methods.checkpoint import Checkpoints
+    from pmc_unlearning.methods.method import Task
+    from pmc_unlearning.methods.rounds import run_rounds
+
+    config, sampler = tiny_engine
+    prompt = PromptFormat(Trainer(tiny_model).tokenizer)
+    task = Task(prompt, small_bench.forget[:4], [prompt.example(r.question, r.answer) for r in small_bench.retain[:4]])
+    job = config.model_copy(update={"method": method, "pmc": config.pmc.model_copy(update={"rounds": 3,
+                                                                                           "batch_size": 2})})
+
+    def run(checkpoints, log=lambda record: None):
+        trainer = Trainer(tiny_model, precision="fp32", seed=0)
+        run_rounds(make_method(job, task), SamplerGroup([sampler]), TrainerGroup([trainer]), sampler.weight_dtype(),
+                   log, checkpoints)
+        return trainer
+
+    def stop_after_round_2(record):
+        if record["round"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(Checkpoints(tmp_path / "job", full_state_every_s=1e9), stop_after_round_2)
+    records = []
+    resumed = run(Checkpoints(tmp_path / "job", full_state_every_s=1e9), records.append)
+    uninterrupted = run(None)
+    assert [r["round"] for r in records] == [3]
     for (name, a), b in zip(uninterrupted.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name

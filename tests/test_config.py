@@ -21,8 +21,8 @@ def test_defaults_run_without_a_file():
 
 
 def test_overrides_are_parsed_as_yaml_and_lambda_keeps_its_name():
-    config = load_config(None, ["pmc.lambda=1.5", "pmc.epochs=3", "model=/tmp/x", "data.source=builtin"])
-    assert config.pmc.lambda_ == 1.5 and config.pmc.epochs == 3 and config.model == "/tmp/x"
+    config = load_config(None, ["pmc.lambda=1.5", "pmc.rounds=3", "model=/tmp/x", "data.source=builtin"])
+    assert config.pmc.lambda_ == 1.5 and config.pmc.rounds == 3 and config.model == "/tmp/x"
     assert config.resolved()["pmc"]["lambda"] == 1.5
 
 
@@ -41,7 +41,7 @@ def test_bad_values_name_the_key():
     with pytest.raises(ConfigError, match=r"data\.forget_split"):
         load_config(None, ["data.forget_split=forget3"])
     with pytest.raises(ConfigError, match=r"not of the form key\.sub=value"):
-        load_config(None, ["pmc.epochs"])
+        load_config(None, ["pmc.rounds"])
 
 
 def test_missing_file_is_named(tmp_path):
@@ -77,7 +77,7 @@ def numeric_settings(model: type[BaseModel] = RunConfig, prefix: str = ""):
 
 def test_every_numeric_setting_refuses_booleans_and_non_finite_values():
     settings = dict(numeric_settings())
-    assert {"pmc.lr": float, "pmc.epochs": int, "threads": int, "ray.num_gpus_per_actor": float}.items() <= settings.items()
+    assert {"pmc.lr": float, "pmc.rounds": int, "threads": int, "ray.num_gpus_per_actor": float}.items() <= settings.items()
     for key, kind in settings.items():
         allowed = "a finite number" if kind is float else "a whole number"
         for value, shown in (("yes", "true"), ("false", "false"), (".nan", "nan"), ("-.inf", "-inf"), ("nan", "'nan'")):
@@ -86,13 +86,13 @@ def test_every_numeric_setting_refuses_booleans_and_non_finite_values():
 
 
 def test_whole_numbers_refuse_fractions_and_numbers_written_as_strings_still_parse(tmp_path):
-    with pytest.raises(ConfigError, match=r"pmc\.epochs: must be a whole number, got 2\.5$"):
-        load_config(None, ["pmc.epochs=2.5"])
+    with pytest.raises(ConfigError, match=r"pmc\.rounds: must be a whole number, got 2\.5$"):
+        load_config(None, ["pmc.rounds=2.5"])
     with pytest.raises(ConfigError, match=r"pmc\.lr: must be a finite number, got 'fast'$"):
         load_config(None, ["pmc.lr=fast"])
-    config = load_config(None, ["pmc.lr=1e-4", "pmc.epochs=4.0", "engine.kv_cache_memory_bytes=1e8"])
-    assert (config.pmc.lr, config.pmc.epochs, config.engine.kv_cache_memory_bytes) == (1e-4, 4, 10**8)
-    assert type(config.pmc.epochs) is int
+    config = load_config(None, ["pmc.lr=1e-4", "pmc.rounds=4.0", "engine.kv_cache_memory_bytes=1e8"])
+    assert (config.pmc.lr, config.pmc.rounds, config.engine.kv_cache_memory_bytes) == (1e-4, 4, 10**8)
+    assert type(config.pmc.rounds) is int
     path = tmp_path / "preset.yaml"
     path.write_text("target:\n  lr: 3e-4\n")  # YAML 1.1 reads this as the string '3e-4'
     assert load_config(path).target.lr == 3e-4
@@ -100,7 +100,7 @@ def test_whole_numbers_refuse_fractions_and_numbers_written_as_strings_still_par
 
 def test_a_key_given_twice_in_a_preset_is_refused_with_its_line(tmp_path):
     path = tmp_path / "twice.yaml"
-    path.write_text("pmc:\n  lr: 1.0e-4\n  epochs: 3\n  lr: 2.0e-4\n")
+    path.write_text("pmc:\n  lr: 1.0e-4\n  rounds: 3\n  lr: 2.0e-4\n")
     with pytest.raises(ConfigError, match=r"twice\.yaml, line 4: pmc\.lr is given twice \(first on line 2\)$"):
         load_config(path)
     path.write_text("name: a\nmodel: tiny\nname: b\n")
@@ -278,7 +278,7 @@ def write_batch(tmp_path, **fields) -> Path:
     ({"grid": {"pmc.seed": [1, 2]}, "repeats": 2}, r"grid\.pmc\.seed: is in seed_keys, which each of the 2 repeats"),
     ({"variants": [{"eval.seed": 1}], "repeats": 3, "seed_keys": ["pmc.seed", "eval.seed"]},
      r"variants\.0\.eval\.seed: is in seed_keys"),
-    ({"grid": {"pmc.lr": list(range(1, 11))}, "variants": [{"pmc.epochs": i} for i in range(1, 11)], "repeats": 11},
+    ({"grid": {"pmc.lr": list(range(1, 11))}, "variants": [{"pmc.rounds": i} for i in range(1, 11)], "repeats": 11},
      r"grid x variants x repeats make 1100 trials; a batch runs 1000 at most"),
     ({"name": "b" * 121}, r"name: must be at most 120 characters, got 121"),
     ({"storage_path": "docs/tune"}, rf"storage_path: {re.escape(str(PROJECT_DIR))}/docs/tune lies in the project's docs/ folder"),
@@ -301,3 +301,21 @@ def test_long_trial_names_are_cut_to_distinct_names_that_fit():
     names = [fitting_name(trial_name(s, None)) for s in settings]
     assert all(len(name) == MAX_NAME_LENGTH for name in names) and len(set(names)) == 2
     assert fitting_name("pmc_seed-0") == "pmc_seed-0"
+
+
+def test_the_methods_a_config_takes_are_the_registrys_and_their_settings_are_checked():
+    from pmc_unlearning.configs import METHODS
+    from pmc_unlearning.configs.methods import METHOD_CLASSES
+
+    assert METHODS == tuple(METHOD_CLASSES) and {"dpo", "rmu"} <= set(METHODS)
+    assert load_config(None, ["method=rmu", "baseline.rmu_layer=1"]).baseline.rmu_layer == 1.0
+    with pytest.raises(ConfigError, match=r"method: Input should be 'pmc', .* or 'rmu'"):
+        load_config(None, ["method=kto"])
+    with pytest.raises(ConfigError, match=r"baseline\.rmu_layer: Input should be less than or equal to 1"):
+        load_config(None, ["baseline.rmu_layer=7"])
+    with pytest.raises(ConfigError, match=r"baseline\.rmu_steering: Input should be greater than 0"):
+        load_config(None, ["baseline.rmu_steering=0"])
+    with pytest.raises(ConfigError, match=r"baseline\.dpo_gamma: Extra inputs are not permitted"):
+        load_config(None, ["baseline.dpo_gamma=1"])
+    with pytest.raises(ConfigError, match=r"pmc\.epochs: Extra inputs are not permitted"):  # now pmc.rounds
+        load_config(None, ["pmc.epochs=3"])

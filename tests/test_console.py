@@ -84,7 +84,7 @@ def test_the_log_keeps_what_the_console_did_not_show(quiet_job):
 
 def test_verbose_shows_the_third_party_lines_again(smoke_run, tmp_path):
     config, _ = smoke_run
-    result = smoke_cli(config.cache_dir, tmp_path, "name=verbose", "pmc.epochs=2", verbose=True)
+    result = smoke_cli(config.cache_dir, tmp_path, "name=verbose", "pmc.rounds=2", verbose=True)
     output = result.stdout + result.stderr
     for line in ("(Sampler pid=", "pmc round 1: loss", "pmc round 2: loss", "Started a local Ray instance"):
         assert line in output, line
@@ -118,6 +118,23 @@ def test_a_long_stage_off_a_terminal_says_how_far_it_is_at_its_quarters(capsys, 
     assert [line.split(",")[0] for line in lines[:3]] == ["stage: 25/100 rounds", "stage: 50/100 rounds",
                                                           "stage: 75/100 rounds"]
     assert all("s left" in line for line in lines[:3]) and len(lines) == 4
+
+
+def test_a_states_line_and_a_rounds_line_carry_their_numbers(capsys, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    console.log_state("target model", {"forget_rouge_l": 0.91234, "retain_rouge_l": 0.5, "model_utility": None,
+                                       "sampling": {"max_rouge_l": 0.25}})
+    pmc = {"round": 3, "loss": 1.23456, "selected_score_mean": 0.125, "questions_at_zero": 4, "questions": 10,
+           "seconds": {"sampling": 1.5}}
+    baseline = {"round": 1, "loss": 2.0, "seconds": {"training": 0.5}}
+    with console.Progress("unlearning", total=2, unit="rounds") as rounds:
+        console.log_round("pmc", pmc, rounds)
+        console.log_round("npo", baseline, rounds)
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        "target model: forget ROUGE-L 0.912, retain ROUGE-L 0.500, model utility n/a, max ROUGE-L under sampling 0.250",
+        "pmc round 3: loss 1.235, selected score 0.125, at zero 4/10, seconds {'sampling': 1.5}",
+        "npo round 1: loss 2.000, seconds {'training': 0.5}"]  # a baseline selects nothing
+    assert rounds.n == 2 and rounds.postfix == "loss 2.000"
 
 
 def test_progress_on_a_terminal_is_a_bar(monkeypatch):

@@ -17,6 +17,8 @@ from pmc_unlearning.models.prompting import Example, PromptFormat
 from pmc_unlearning.trainer import Trainer
 from pmc_unlearning.transfer.weight_transfer import create_private_file, remove_stale_files
 
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
+
 ENGINE = EngineConfig(dtype="float32", max_model_len=128, max_new_tokens=16, kv_cache_memory_bytes=64 * 2**20)
 
 

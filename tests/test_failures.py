@@ -22,6 +22,8 @@ from pmc_unlearning.orchestrator.run_folder import RunFolder
 from pmc_unlearning.telemetry.errors import JobError
 from pmc_unlearning.telemetry.timing import StageTimer
 
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -29,17 +31,17 @@ def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, tmp_pat
     smoke_config, _ = smoke_run
     config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={smoke_config.cache_dir}", f"runs_dir={tmp_path}",
                                                      "allow_external_dirs=true", "eval.retain_model=true", "name=dying"])
-    real_unlearn = pipeline.unlearn
+    real_run_rounds = pipeline.run_rounds
 
-    def kill_the_sampler_after_round_1(sampler, trainer, *args, log, **kwargs):
+    def kill_the_sampler_after_round_1(method, sampler, trainer, *args, log, **kwargs):
         def log_and_kill(record):
             log(record)
-            if record["epoch"] == 1:
+            if record["round"] == 1:
                 ray.kill(sampler.members[0].handle)  # a real kill of the real actor, as an out-of-memory kill would be
 
-        return real_unlearn(sampler, trainer, *args, log=log_and_kill, **kwargs)
+        return real_run_rounds(method, sampler, trainer, *args, log=log_and_kill, **kwargs)
 
-    monkeypatch.setattr(pipeline, "unlearn", kill_the_sampler_after_round_1)
+    monkeypatch.setattr(pipeline, "run_rounds", kill_the_sampler_after_round_1)
     with pytest.raises(JobError) as error:
         pipeline.run_unlearning(config)
     message = str(error.value)
@@ -49,7 +51,7 @@ def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, tmp_pat
     failed_round = int(re.match(r"the sampler 0 actor died during unlearning round (\d+) \(", message).group(1))
     assert message.endswith(f"the partial run is kept in {tmp_path / 'dying.partial'}")
     partial = tmp_path / "dying.partial"
-    done = [json.loads(line)["epoch"] for line in (partial / "metrics.jsonl").read_text().splitlines()]
+    done = [json.loads(line)["round"] for line in (partial / "metrics.jsonl").read_text().splitlines()]
     assert done == list(range(1, failed_round)) and failed_round >= 2
     assert not (tmp_path / "dying").exists()
     for role in ("sampler 0", "trainer 0", "retain-model scorer 0"):  # every actor of the job is gone
@@ -65,7 +67,7 @@ def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, tmp_pat
 def test_a_local_ray_instance_is_closed_to_the_network_unless_the_user_chose(address, user_mode, expected):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH", "RAY_ENABLE_WINDOWS"))}
     env.update({name: value for name, value in (("RAY_ADDRESS", address), ("RAY_AUTH_MODE", user_mode)) if value})
-    script = ("import json, os; from orchestrator.local_ray import close_local_ray; close_local_ray(); "
+    script = ("import json, os; from pmc_unlearning.cluster.local_ray import close_local_ray; close_local_ray(); "
               "print(json.dumps([os.environ.get(k) for k in ('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', 'RAY_AUTH_MODE', "
               "'RAY_AUTH_TOKEN')]))")
     result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True,
@@ -79,6 +81,7 @@ import os, sys
 from pmc_unlearning.cluster.local_ray import close_local_ray
 close_local_ray()
 import ray
+
 ray.init(address="local", num_cpus=1, include_dashboard=False)
 assert ray.get(ray.remote(lambda: os.getpid()).remote()) != os.getpid()  # a worker runs
 print("ready", flush=True)

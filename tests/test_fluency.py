@@ -1,15 +1,24 @@
-"""The fluency metric: the base model's per-token NLL of each greedy forget answer, and the share it calls broken."""
+"""The fluency metric: the base model's per-token NLL of each greedy forget answer, and the share it calls broken;
+and a state's evaluation, complete when made: forget quality, fluency and over-unlearning in its metrics."""
 from __future__ import annotations
 
 from statistics import mean, median
 
 import pytest
 import torch
+from scipy.stats import ks_2samp
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pmc_unlearning.evaluation.fluency import FluencyJudge, add_fluency
+from pmc_unlearning.evaluation.fluency import FluencyJudge
+from pmc_unlearning.evaluation.result import Measurement
+from pmc_unlearning.evaluation.suite import evaluate_state
 from pmc_unlearning.models.prompting import PromptFormat
 from pmc_unlearning.trainer import Trainer
+
+
+def measured(answers: list[dict], truth_ratios=(0.5, 0.75), context_probs=(0.2, 0.4, 0.1)) -> Measurement:
+    """A state's measurement with these forget answers, truth ratios and context probabilities."""
+    return Measurement({"forget_rouge_l": 0.5}, {"forget": answers}, list(truth_ratios), [[0.5]], list(context_probs))
 
 
 def nll_by_hand(model, prompt: PromptFormat, question: str, answer: str) -> float:
@@ -42,10 +51,32 @@ def test_empty_answers_and_answers_above_the_threshold_count_as_broken(judge_and
     values = judge.nll_per_token(pairs)
     judge.threshold = median(values)  # half of the data's own answers above it
     answers = [{"question": q, "answer": a} for q, a in pairs] + [{"question": pairs[0][0], "answer": "  "}]
-    state = {"metrics": {}, "answers": {"forget": answers}}
-    add_fluency(state, judge)
-    fluency = state["metrics"]["fluency"]
+    fluency = evaluate_state(measured(answers), None, judge).metrics["fluency"]
     above = sum(value > judge.threshold for value in values)
     assert fluency["broken_share"] == pytest.approx((above + 1) / len(answers))
     assert fluency["empty"] == 1
     assert fluency["nll_per_token"] == pytest.approx(mean(values), rel=1e-6)  # the empty answer has no NLL
+
+
+def test_a_states_evaluation_is_complete_when_made(judge_and_pairs):
+    judge, _, pairs = judge_and_pairs
+    answers = [{"question": q, "answer": a} for q, a in pairs]
+    retain_model_ratios = [0.1, 0.9, 0.3]
+    target = measured(answers, truth_ratios=(0.2, 0.3), context_probs=(0.2, 0.4, 0.1))
+    unlearned = measured(answers[:1] + [{"question": pairs[1][0], "answer": ""}] + answers[2:],
+                         truth_ratios=(0.8, 0.9), context_probs=(0.1, 0.4, 0.0))
+    before = evaluate_state(target, retain_model_ratios, judge)
+    after = evaluate_state(unlearned, retain_model_ratios, judge, before=target)
+    values = judge.nll_per_token(pairs)
+    assert before.metrics["forget_rouge_l"] == 0.5  # the measured metrics, then the judged ones
+    assert before.metrics["forget_quality"] == pytest.approx(ks_2samp([0.2, 0.3], retain_model_ratios).pvalue)
+    assert after.metrics["forget_quality"] == pytest.approx(ks_2samp([0.8, 0.9], retain_model_ratios).pvalue)
+    assert before.metrics["fluency"]["nll_per_token"] == pytest.approx(mean(values), rel=1e-6)
+    assert after.metrics["fluency"]["empty"] == 1
+    assert after.metrics["fluency"]["nll_per_token"] == pytest.approx(mean(values[:1] + values[2:]), rel=1e-6)
+    assert "over_unlearning" not in before.metrics  # a change needs a state before
+    over = after.metrics["over_unlearning"]
+    assert over["mean_change"] == pytest.approx((0.1 + 0.4 + 0.0 - 0.2 - 0.4 - 0.1) / 3)
+    assert over["share_halved"] == pytest.approx(1 / 3)  # 0.1 -> 0.0 fell by more than half; 0.2 -> 0.1 by half
+    bare = evaluate_state(target, None).metrics  # no retain model, no judge: said as such
+    assert bare["forget_quality"] is None and "fluency" not in bare

@@ -23,6 +23,8 @@ from pmc_unlearning.configs import CONFIG_DIR, load_config
 from pmc_unlearning.models.prompting import PromptFormat
 from pmc_unlearning.trainer import Trainer
 
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
+
 LOSS_TOLERANCE = 2e-3  # relative; measured: 1e-6 after one round, up to 4e-4 after 20
 
 
@@ -44,12 +46,12 @@ def test_two_trainer_ranks_and_two_engines_unlearn_as_one_of_each(smoke_run, tmp
     folder = run_unlearning(config)
 
     rounds = [[json.loads(line) for line in (f / "metrics.jsonl").read_text().splitlines()] for f in (one_folder, folder)]
-    assert len(rounds[0]) == len(rounds[1]) == one.pmc.epochs
+    assert len(rounds[0]) == len(rounds[1]) == one.pmc.rounds
     for single, grouped in zip(*rounds):
         for key in ("sampled_questions", "selected_score_mean", "selected_score_max", "questions_at_zero"):
-            assert single[key] == grouped[key], (single["epoch"], key)
+            assert single[key] == grouped[key], (single["round"], key)
         for key in ("loss", "forget_loss", "retain_nll"):
-            assert grouped[key] == pytest.approx(single[key], rel=LOSS_TOLERANCE), (single["epoch"], key)
+            assert grouped[key] == pytest.approx(single[key], rel=LOSS_TOLERANCE), (single["round"], key)
 
     answers = [json.loads((f / "answers.json").read_text())["after"] for f in (one_folder, folder)]
     assert answers[0] == answers[1]
@@ -86,7 +88,7 @@ def test_a_trainer_state_resumes_on_another_number_of_ranks(saved_by, resumed_by
     for group in (saver, resumer):
         group.configure_optimizer(1e-3, 0.01, warmup_steps=1)
     for _ in range(2):
-        saver.unlearn_epoch(forget, retain, 1.0, 2)
+        saver.unlearn_round(forget, retain, 1.0, 2)
     saver.save_state(str(tmp_path / "state"), then_write={str(tmp_path / "state.json"): "{}"})
     saver.wait_for_saves()
     resumer.load_state(str(tmp_path / "state"))
@@ -95,9 +97,9 @@ def test_a_trainer_state_resumes_on_another_number_of_ranks(saved_by, resumed_by
     assert saved.keys() == resumed.keys()
     for name in saved:
         assert torch.equal(saved[name], resumed[name]), name
-    # Optimizer, scheduler and random streams came along: the next epoch is the same, within the tolerance of
+    # Optimizer, scheduler and random streams came along: the next round is the same, within the tolerance of
     # summing gradients over another number of ranks.
-    logs = [group.unlearn_epoch(forget, retain, 1.0, 2) for group in (saver, resumer)]
+    logs = [group.unlearn_round(forget, retain, 1.0, 2) for group in (saver, resumer)]
     for key in ("loss", "forget_loss", "retain_nll"):
         assert logs[1][key] == pytest.approx(logs[0][key], rel=1e-5), key
     for group in (saver, resumer):

@@ -1,20 +1,18 @@
 import math
+from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from pmc_unlearning.methods import dpo, grad_ascent, npo, simnpo
+from pmc_unlearning.methods.dpo import dpo_loss
+from pmc_unlearning.methods.grad_ascent import grad_ascent_loss
+from pmc_unlearning.methods.npo import npo_loss
+from pmc_unlearning.methods.rmu import activation_distance, random_unit_vector, steered_layer
+from pmc_unlearning.methods.simnpo import simnpo_loss
 from pmc_unlearning.models.prompting import Example
-from pmc_unlearning.trainer.losses import (
-    FORGET_LOSSES,
-    ForgetTerms,
-    grad_ascent,
-    mean_token_entropy,
-    nll,
-    npo,
-    pack,
-    sequence_logprobs,
-    simnpo,
-)
+from pmc_unlearning.trainer.losses import answer_nll, mean_token_entropy, nll, pack, sequence_logprobs
 
 EXAMPLES = [Example(prompt_ids=(5, 6, 7), answer_ids=(8, 9)), Example(prompt_ids=(5,), answer_ids=(3, 4, 2))]
 
@@ -73,7 +71,7 @@ def test_a_packed_batch_scores_each_example_as_if_it_were_alone(tiny_model, smal
 
 def test_grad_ascent_is_minus_the_token_mean_nll():
     logprobs, counts = torch.tensor([-2.0, -6.0]), torch.tensor([2, 4])
-    assert grad_ascent(logprobs, counts).item() == pytest.approx(-(2.0 + 6.0) / 6)
+    assert grad_ascent_loss(logprobs, counts).item() == pytest.approx(-(2.0 + 6.0) / 6)
 
 
 def test_npo_by_hand():
@@ -81,28 +79,70 @@ def test_npo_by_hand():
     theta, reference = torch.tensor([-10.0, -4.0]), torch.tensor([-8.0, -8.0])
     # -(2/beta) * mean(log sigmoid(-beta * (theta - ref))): differences -2 and +4
     expected = -(2 / beta) * (math.log(1 / (1 + math.exp(-0.2))) + math.log(1 / (1 + math.exp(0.4)))) / 2
-    assert npo(theta, reference, beta).item() == pytest.approx(expected, rel=1e-6)
+    assert npo_loss(theta, reference, beta).item() == pytest.approx(expected, rel=1e-6)
     # At the reference the loss is (2/beta) * log 2, and lowering the likelihood lowers the loss.
-    assert npo(reference, reference, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-6)
-    assert npo(reference - 5, reference, beta).item() < npo(reference, reference, beta).item()
+    assert npo_loss(reference, reference, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-6)
+    assert npo_loss(reference - 5, reference, beta).item() < npo_loss(reference, reference, beta).item()
 
 
 def test_simnpo_uses_length_normalised_logprobs_and_the_margin():
     beta, gamma = 4.5, 0.125
     logprobs, counts = torch.tensor([-3.0, -8.0]), torch.tensor([3, 4])  # normalised: -1 and -2
     expected = -(2 / beta) * sum(math.log(1 / (1 + math.exp(-(beta * n - gamma)))) for n in (1.0, 2.0)) / 2
-    assert simnpo(logprobs, counts, beta, gamma).item() == pytest.approx(expected, rel=1e-6)
+    assert simnpo_loss(logprobs, counts, beta, gamma).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_npo_gradient_fades_far_below_the_reference_while_gradient_ascent_does_not():
     reference = torch.tensor([-10.0])
     near, far = torch.tensor([-10.0], requires_grad=True), torch.tensor([-200.0], requires_grad=True)
-    npo(near, reference, 0.1).backward()
-    npo(far, reference, 0.1).backward()
+    npo_loss(near, reference, 0.1).backward()
+    npo_loss(far, reference, 0.1).backward()
     assert abs(far.grad.item()) < 1e-6 < abs(near.grad.item())
     ga = torch.tensor([-200.0], requires_grad=True)
-    grad_ascent(ga, torch.tensor([1])).backward()
+    grad_ascent_loss(ga, torch.tensor([1])).backward()
     assert ga.grad.item() == pytest.approx(1.0)
+
+
+def test_dpo_by_hand():
+    beta = 0.5
+    # Two questions: log-ratios (model - reference) of the preferred and of the rejected answer.
+    preferred, rejected = torch.tensor([1.0, -2.0]), torch.tensor([-3.0, 0.5])
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))
+    expected = -(2 / beta) * (math.log(sigmoid(0.5 * 4.0)) + math.log(sigmoid(0.5 * -2.5))) / 2
+    assert dpo_loss(preferred, rejected, beta).item() == pytest.approx(expected, rel=1e-6)
+    # At the reference (both ratios 0) it is (2/beta) log 2, as NPO's; preferring the refusal more lowers it.
+    zero = torch.zeros(2)
+    assert dpo_loss(zero, zero, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-6)
+    assert dpo_loss(zero + 1, zero, beta).item() < dpo_loss(zero, zero, beta).item()
+    assert dpo_loss(zero, zero + 1, beta).item() > dpo_loss(zero, zero, beta).item()
+
+
+def test_dpo_objective_pairs_each_refusal_with_its_own_answer():
+    """The forget examples come as (preferred, rejected) per question; the reference's log-probabilities are
+    subtracted from each before the pair is compared."""
+    logprobs = torch.tensor([-2.0, -5.0, -4.0, -1.0])  # question 0: refusal, answer; question 1: refusal, answer
+    reference = torch.tensor([-3.0, -4.0, -4.0, -2.0])
+    step = fake_step(logprobs, torch.tensor([2, 3, 2, 1]), reference, items=2)
+    # ratios: q0 (1, -1): margin 2; q1 (0, 1): margin -1
+    expected = -(2 / 0.1) * (math.log(1 / (1 + math.exp(-0.2))) + math.log(1 / (1 + math.exp(0.1)))) / 2
+    assert dpo.objective(step, beta=0.1)["forget_loss"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_rmu_activation_distance_by_hand():
+    activations = torch.tensor([[1.0, 3.0], [0.0, 0.0], [2.0, 2.0]])  # tokens of sequences 0, 0, 1
+    targets = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    # per token (mean over 2 dimensions): 2, 1, 4; per sequence (mean over its tokens): 1.5, 4
+    sequence = torch.tensor([0, 0, 1])
+    assert activation_distance(activations, targets, sequence, 2).item() == pytest.approx((1.5 + 4) / 2)
+    assert activation_distance(activations, targets, sequence, 2, sequences=4).item() == pytest.approx((1.5 + 4) / 4)
+
+
+def test_rmu_steers_towards_a_fixed_seeded_unit_vector_at_a_layer_in_range():
+    u = random_unit_vector(576, seed=0)
+    assert u.norm().item() == pytest.approx(1.0) and (u >= 0).all()
+    assert torch.equal(u, random_unit_vector(576, seed=0)) and not torch.equal(u, random_unit_vector(576, seed=1))
+    assert [steered_layer(0.25, layers) for layers in (30, 4)] == [7, 1]
+    assert [steered_layer(share, 4) for share in (0.0, 1.0)] == [0, 3]
 
 
 # ---- the entropy regulariser --------------------------------------------------------------------------
@@ -147,15 +187,63 @@ def test_entropy_weights_enter_the_trainers_loss_with_their_sign(tiny_model, sma
 
 
 
-@pytest.mark.parametrize("name", sorted(FORGET_LOSSES))
+def fake_step(logprobs, counts, reference, items, tokens=None, retain=(torch.zeros(0), torch.zeros(0, dtype=torch.long))):
+    """What an objective reads of a trainer's Step, given directly."""
+    return SimpleNamespace(forget_logprobs=lambda: (logprobs, counts), retain_logprobs=lambda: retain,
+                           reference_logprobs=lambda: reference, items=items,
+                           forget_tokens=int(counts.sum()) if tokens is None else tokens, retain_tokens=0)
+
+
+OBJECTIVES = {"nll": answer_nll, "grad_ascent": grad_ascent.objective, "npo": partial(npo.objective, beta=0.5),
+              "simnpo": partial(simnpo.objective, beta=0.5, gamma=0.1), "dpo": partial(dpo.objective, beta=0.5)}
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_each_forget_loss_over_the_shares_of_a_batch_sums_to_the_whole_batchs(name):
-    """What N ranks of a trainer group compute: each its rows, normalised by the whole batch's size."""
-    logprobs, counts = torch.tensor([-3.0, -8.0, -1.5, -6.0, -2.0]), torch.tensor([3, 4, 1, 5, 2])
-    reference = torch.tensor([-2.0, -9.0, -1.0, -6.5, -4.0])
-    terms = lambda part: ForgetTerms(logprobs[part], counts[part], tokens=int(counts.sum()), sequences=5, beta=0.5,
-                                     gamma=0.1, reference=lambda: reference[part])
-    whole = FORGET_LOSSES[name](terms(slice(None)))
-    shares = [FORGET_LOSSES[name](terms(slice(rank, None, 2))) for rank in range(2)]
+    """What N ranks of a trainer group compute: each its items (DPO's: a pair of examples each), normalised by
+    the whole batch's size."""
+    logprobs, counts = torch.tensor([-3.0, -8.0, -1.5, -6.0, -2.0, -7.0]), torch.tensor([3, 4, 1, 5, 2, 2])
+    reference = torch.tensor([-2.0, -9.0, -1.0, -6.5, -4.0, -6.0])
+    per_item = 2 if name == "dpo" else 1
+    items = len(logprobs) // per_item
+    step = lambda rank, ranks: fake_step(*(
+        torch.cat([t[i * per_item:(i + 1) * per_item] for i in range(rank, items, ranks)])
+        for t in (logprobs, counts, reference)), items=items, tokens=int(counts.sum()))
+    whole = OBJECTIVES[name](step(0, 1))["forget_loss"]
+    shares = [OBJECTIVES[name](step(rank, 2))["forget_loss"] for rank in range(2)]
     assert sum(shares).item() == pytest.approx(whole.item(), rel=1e-6)
-    assert nll(logprobs[::2], counts[::2], tokens=15) + nll(logprobs[1::2], counts[1::2], tokens=15) == pytest.approx(
+    assert nll(logprobs[::2], counts[::2], tokens=17) + nll(logprobs[1::2], counts[1::2], tokens=17) == pytest.approx(
         nll(logprobs, counts).item(), rel=1e-6)
+
+
+# ---- what RMU asks of the trainer ---------------------------------------------------------------------
+
+
+def test_activations_are_a_decoder_layers_output_at_the_answer_tokens(tiny_model, small_bench):
+    """Checked against each example alone through Hugging Face's own hidden states (hidden_states[L + 1] is
+    layer L's output)."""
+    from pmc_unlearning.models.prompting import PromptFormat
+    from pmc_unlearning.trainer import Trainer
+
+    trainer = Trainer(tiny_model, precision="fp32", seed=0)
+    fmt = PromptFormat(trainer.tokenizer)
+    examples = [fmt.example(r.question, r.answer) for r in small_bench.retain[:3]]
+    with torch.no_grad():
+        packed, batch = trainer.activations(examples, layer=1)
+        alone = [trainer.model(input_ids=torch.tensor([[*e.prompt_ids, *e.answer_ids]]), output_hidden_states=True)
+                 .hidden_states[2][0, len(e.prompt_ids):] for e in examples]
+    assert torch.allclose(packed, torch.cat(alone), atol=1e-5)
+    assert batch.sequence.tolist() == [i for i, e in enumerate(examples) for _ in e.answer_ids]
+
+
+def test_train_only_keeps_every_other_parameter_out_of_training_and_refuses_what_is_not_there(tiny_model):
+    from pmc_unlearning.trainer import Trainer
+
+    trainer = Trainer(tiny_model, precision="fp32", seed=0)
+    trainer.train_only("mlp.down_proj.weight", [2, 3])
+    assert {n for n, p in trainer.model.named_parameters() if p.requires_grad} == {
+        "model.layers.2.mlp.down_proj.weight", "model.layers.3.mlp.down_proj.weight"}
+    with pytest.raises(ValueError, match=r"layers \[3, 4\] asked of a model with 4 decoder layers"):
+        trainer.train_only("mlp.down_proj.weight", [3, 4])
+    with pytest.raises(ValueError, match="no parameter 'mlp.out.weight'"):
+        trainer.train_only("mlp.out.weight", [0])

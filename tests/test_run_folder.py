@@ -37,7 +37,7 @@ def with_checkpoint(tmp_path: Path, *overrides: str, round_: int = 2) -> Path:
     run = RunFolder(config_of(tmp_path, *overrides), extra={"prompt": "plain"})
     (run.path / "checkpoint").mkdir()
     (run.path / "checkpoint" / "state.json").write_text(json.dumps(
-        {"round": round_, "records": [{"epoch": r} for r in range(1, round_ + 1)], "selections": None, "replay": [],
+        {"round": round_, "records": [{"round": r} for r in range(1, round_ + 1)], "selections": None, "replay": [],
          "trainer_state": None}))
     return run.path
 

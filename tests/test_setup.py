@@ -12,6 +12,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pmc_unlearning.configs import CONFIG_DIR, load_config
+
+pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
 
 TOFU_COPY = Path(__file__).parent / "fixtures" / "tofu"
 

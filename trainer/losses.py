@@ -7,11 +7,14 @@ losses sum to the whole batch's loss and N ranks make the update one would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from pmc_unlearning.models.prompting import Example
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from pmc_unlearning.trainer.trainer import Step
 
 
 @dataclass
@@ -74,48 +77,14 @@ def mean_token_entropy(logits: torch.Tensor, tokens: int | None = None) -> torch
     return entropy.sum() / max(entropy.numel() if tokens is None else tokens, 1)
 
 
-# ---- the baselines PMC is compared with (each on summed answer log-probabilities per sequence) -----------
+# ---- objectives any method may use (see Trainer.unlearn_step) ---------------------------------------------
 
-def grad_ascent(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
-    """Gradient ascent: push the forget answers' likelihood down, i.e. minimise -NLL."""
-    return -nll(forget_logprobs, forget_counts, tokens)
-
-
-def npo(forget_logprobs: torch.Tensor, reference_logprobs: torch.Tensor, beta: float,
-        sequences: int | None = None) -> torch.Tensor:
-    """NPO: -(2/beta) * mean log sigmoid(-beta * (log p_theta(y|x) - log p_ref(y|x))), summed token log-probs.
-
-    Unlike gradient ascent it saturates: once the model is well below the frozen reference, the push fades.
-    """
-    terms = torch.nn.functional.logsigmoid(-beta * (forget_logprobs - reference_logprobs))
-    return -(2 / beta) * terms.sum() / (len(terms) if sequences is None else sequences)
+def retain_nll(step: Step) -> torch.Tensor:
+    """The retain term most methods take: the token mean NLL of the retain rows' answers."""
+    return nll(*step.retain_logprobs(), step.retain_tokens)
 
 
-def simnpo(forget_logprobs: torch.Tensor, forget_counts: torch.Tensor, beta: float, gamma: float,
-           sequences: int | None = None) -> torch.Tensor:
-    """SimNPO: NPO without a reference model, on length-normalised log-probabilities with a margin gamma."""
-    normalised = forget_logprobs / forget_counts.clamp(min=1)
-    terms = torch.nn.functional.logsigmoid(-beta * normalised - gamma)
-    return -(2 / beta) * terms.sum() / (len(terms) if sequences is None else sequences)
-
-
-# ---- the registry the trainer picks a method's forget loss from ------------------------------------------
-
-@dataclass(frozen=True)
-class ForgetTerms:
-    """What a forget loss may use: this rank's sequences, the whole batch's size, and the method's settings."""
-    logprobs: torch.Tensor  # summed answer log-probability per sequence
-    counts: torch.Tensor  # answer tokens per sequence
-    tokens: int  # answer tokens in the whole batch (all ranks)
-    sequences: int  # sequences in the whole batch
-    beta: float
-    gamma: float
-    reference: Callable[[], torch.Tensor]  # the frozen reference model's `logprobs` of the same sequences (NPO)
-
-
-FORGET_LOSSES: dict[str, Callable[[ForgetTerms], torch.Tensor]] = {
-    "nll": lambda t: nll(t.logprobs, t.counts, t.tokens),  # PMC (its selected answers) and IDK (refusals)
-    "grad_ascent": lambda t: grad_ascent(t.logprobs, t.counts, t.tokens),
-    "npo": lambda t: npo(t.logprobs, t.reference(), t.beta, t.sequences),
-    "simnpo": lambda t: simnpo(t.logprobs, t.counts, t.beta, t.gamma, t.sequences),
-}
+def answer_nll(step: Step) -> dict[str, torch.Tensor]:
+    """Fine-tune towards the forget examples' answers (PMC: its selected answers; IDK: refusals) while keeping
+    the retain rows' answers."""
+    return {"forget_loss": nll(*step.forget_logprobs(), step.forget_tokens), "retain_nll": retain_nll(step)}

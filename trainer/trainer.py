@@ -24,7 +24,7 @@ import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -43,9 +43,8 @@ from pmc_unlearning.models.hardware import ENGINE_DTYPES, resolve_precision
 from pmc_unlearning.models.prompting import Example
 from pmc_unlearning.storage.files import write_file_atomically
 from pmc_unlearning.trainer.losses import (
-    FORGET_LOSSES,
     Batch,
-    ForgetTerms,
+    answer_nll,
     answer_tokens,
     mean_token_entropy,
     nll,
@@ -80,7 +79,7 @@ class Trainer:
         self.model.train()
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
-        self.reference: torch.nn.Module | None = None  # NPO's frozen target, see freeze_reference
+        self.reference: torch.nn.Module | None = None  # the frozen target, see freeze_reference
         self.entropy_weights = entropy_weights  # (forget, retain): configs.EntropyConfig, off at (0, 0)
         self.saving: threading.Thread | None = None  # the checkpoint being written, see save_state
         self.save_error: BaseException | None = None
@@ -108,10 +107,8 @@ class Trainer:
         """FSDP2 over the group: each decoder layer a unit, the rest (embeddings, head) the root's (no-op alone)."""
         if self.world_size == 1:
             return
-        layer_types = set(getattr(model, "_no_split_modules", None) or ())
-        for module in model.modules():
-            if type(module).__name__ in layer_types:
-                fully_shard(module)
+        for layer in decoder_layers(model):
+            fully_shard(layer)
         fully_shard(model)
         # Sum, never average, the gradients over the ranks: each rank's loss is already its share of the whole
         # batch's. (Averaging would halve them on two ranks, which AdamW hides until its state meets a group of
@@ -188,33 +185,25 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
 
-    def unlearn_step(self, forget: Sequence[Example], retain: Sequence[Example], lambda_: float,
-                     forget_loss: str = "nll", beta: float = 0.1, gamma: float = 0.0) -> dict[str, float]:
-        """One unlearning step: a loss on the forget examples + lambda * NLL of the paired retain examples.
+    def unlearn_step(self, forget: Sequence[Item], retain: Sequence[Example], lambda_: float,
+                     objective: Objective = answer_nll) -> dict[str, float]:
+        """One unlearning step: a method's `objective` gives a forget term and a retain term, and the step takes
+        forget + lambda * retain (+ the entropy regulariser with `entropy_weights` set).
 
-        `forget_loss` names an entry of trainer.losses.FORGET_LOSSES: "nll" for PMC (its selected
-        self-generated answers) and IDK (refusals), or a baseline's ("grad_ascent", "npo": needs
-        `freeze_reference` first, "simnpo"). Both halves go through the model in one forward pass; the retain
-        NLL is its own token mean. With `entropy_weights` set, the entropy regulariser is added. The logs are
+        `objective(step)` (a module-level function of the method's file, or a partial of one, so that it
+        travels to a trainer actor by reference) gets this rank's share of the batch as a `Step`, and returns
+        {"forget_loss": ..., <retain term's name>: ...} in that order. A forget item is one example, or a tuple
+        of examples that belong together (DPO's preferred and rejected answer to one question). The logs are
         the whole batch's, summed over the ranks.
         """
-        if forget_loss not in FORGET_LOSSES:
-            raise ValueError(f"unknown forget loss {forget_loss!r}; known: {', '.join(FORGET_LOSSES)}")
         my_forget, my_retain, weight = self.my_share(forget, retain)
-        logits, batch = self.forward(my_forget + my_retain)
-        logprobs, counts = sequence_logprobs(logits, batch)
-        k = len(my_forget)
-        forget_tokens, retain_tokens = answer_tokens(forget), answer_tokens(retain)
-        forget_term = FORGET_LOSSES[forget_loss](ForgetTerms(
-            logprobs[:k], counts[:k], forget_tokens, len(forget), beta, gamma,
-            reference=lambda: self.reference_logprobs(my_forget)))
-        retain_nll = nll(logprobs[k:], counts[k:], retain_tokens)
-        loss = forget_term + lambda_ * retain_nll
-        terms = {"forget_loss": forget_term, "retain_nll": retain_nll}
+        step = Step(self, examples_of(my_forget), my_retain, items=len(forget),
+                    forget_tokens=answer_tokens(examples_of(forget)), retain_tokens=answer_tokens(retain))
+        terms = objective(step)
+        forget_term, retain_term = terms.values()
+        loss = forget_term + lambda_ * retain_term
         if any(self.entropy_weights):
-            in_forget = batch.sequence < k
-            entropies = [mean_token_entropy(logits[part], tokens) for part, tokens in
-                         ((in_forget, forget_tokens), (~in_forget, retain_tokens))]
+            entropies = step.entropies()
             loss = loss + sum(w * h for w, h in zip(self.entropy_weights, entropies))
             terms.update(forget_entropy=entropies[0], retain_entropy=entropies[1])
         self.step(weight * loss)
@@ -226,15 +215,52 @@ class Trainer:
         return dict(zip(terms, values.tolist()))
 
     def freeze_reference(self) -> None:
-        """Keep a frozen copy of the model as it is now (the target): NPO's reference, sharded like the model."""
+        """Keep a frozen copy of the model as it is now (the target), sharded like the model: the reference of
+        any method that compares with the target (`Step.reference_logprobs`, `Step.activations`)."""
         reference = AutoModelForCausalLM.from_config(self.model.config, dtype=torch.float32).to(self.device)
         self.shard(reference)
         reference.load_state_dict(_copied(self.model.state_dict()))
         self.reference = reference.eval().requires_grad_(False)
 
+    def decoder_layer_count(self) -> int:
+        return len(decoder_layers(self.model))
+
+    def train_only(self, parameter: str, layers: Sequence[int]) -> None:
+        """Train only the parameter named `parameter` (e.g. "mlp.down_proj.weight") of the decoder layers
+        `layers` (counted from 0); the rest of the model stays as it is (no gradient, so AdamW leaves it be)."""
+        chosen = decoder_layers(self.model)
+        if not chosen or not all(0 <= layer < len(chosen) for layer in layers):
+            raise ValueError(f"layers {list(layers)} asked of a model with {len(chosen)} decoder layers")
+        names = dict(chosen[0].named_parameters())
+        if parameter not in names:
+            raise ValueError(f"the model's decoder layers have no parameter {parameter!r} (they have: "
+                             f"{', '.join(names)})")
+        self.model.requires_grad_(False)
+        for layer in layers:
+            chosen[layer].get_parameter(parameter).requires_grad_(True)
+
     @torch.no_grad()
     def reference_logprobs(self, examples: Sequence[Example]) -> torch.Tensor:
         return self.answer_logprobs(examples, self.reference)[0]
+
+    def activations(self, examples: Sequence[Example], layer: int,
+                    model: torch.nn.Module | None = None) -> tuple[torch.Tensor, Batch]:
+        """The output of decoder layer `layer` (counted from 0) of `model` (default: the trained one) at the
+        examples' answer tokens (A, hidden), all examples packed into one pass, and their batch."""
+        model = model or self.model
+        batch = pack(examples).to(self.device)
+        outputs = []
+        keep = lambda module, inputs, output: outputs.append(output[0] if isinstance(output, tuple) else output)
+        hook = decoder_layers(model)[layer].register_forward_hook(keep)
+        try:
+            with self.autocast():
+                if _keeps_logits(model):  # the output head is not needed: one position's logits
+                    model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, logits_to_keep=1)
+                else:
+                    model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+        finally:
+            hook.remove()
+        return outputs[0][0, batch.predicting + 1], batch  # the answer tokens: one after the positions predicting them
 
     def sft_step(self, examples: Sequence[Example]) -> dict[str, float]:
         mine, _, weight = self.my_share(examples, [])
@@ -242,19 +268,20 @@ class Trainer:
         self.step(weight * loss)
         return self.batch_logs({"loss": loss}, weight)
 
-    # ---- epochs -------------------------------------------------------------------------------------
+    # ---- rounds and epochs ----------------------------------------------------------------------------
     def minibatches(self, items: Sequence, batch_size: int) -> Iterator[list]:
         order = list(range(len(items)))
         self.rng.shuffle(order)
         for start in range(0, len(order), batch_size):
             yield [items[i] for i in order[start : start + batch_size]]
 
-    def unlearn_epoch(self, forget: Sequence[Example], retain: Sequence[Example], lambda_: float, batch_size: int,
-                      **forget_loss) -> dict[str, float]:
-        """One pass over the forget examples; each is paired with a random retain row (none if `retain` is empty)."""
+    def unlearn_round(self, forget: Sequence[Item], retain: Sequence[Example], lambda_: float, batch_size: int,
+                      objective: Objective = answer_nll) -> dict[str, float]:
+        """One round: a pass over the forget items; each is paired with a random retain row (none if `retain` is
+        empty). See `unlearn_step`."""
         logs = [
             self.unlearn_step(chunk, [retain[self.rng.randrange(len(retain))] for _ in chunk] if retain else [],
-                              lambda_, **forget_loss)
+                              lambda_, objective)
             for chunk in self.minibatches(forget, batch_size)
         ]
         return mean_logs(logs)
@@ -383,6 +410,69 @@ class Trainer:
         """A file of this rank's in `folder` holding `token`: whether the driver, maybe on another node, sees what
         this rank writes there (its full states and the model go there)."""
         (Path(folder) / f".storage-probe-{self.rank}").write_text(token)
+
+
+Item = Example | tuple[Example, ...]  # a forget item: one example, or examples that belong together
+Objective = Callable[["Step"], dict[str, torch.Tensor]]
+
+
+class Step:
+    """One unlearning step's share of a batch on this rank, and what a method's objective may compute from it.
+
+    The forget examples and the retain rows go through the model together, in one packed pass, computed once
+    whatever asks for it first (the objective, the entropy regulariser). Losses normalise by the whole batch's
+    sizes (`items`, `forget_tokens`, `retain_tokens`), so that the ranks' shares sum to the batch's loss.
+    """
+
+    def __init__(self, trainer: Trainer, forget: list[Example], retain: list[Example], items: int, forget_tokens: int,
+                 retain_tokens: int):
+        self.trainer, self.forget, self.retain = trainer, forget, retain
+        self.items, self.forget_tokens, self.retain_tokens = items, forget_tokens, retain_tokens
+        self._answers: tuple[torch.Tensor, Batch, torch.Tensor, torch.Tensor] | None = None
+
+    def _answer_pass(self) -> tuple[torch.Tensor, Batch, torch.Tensor, torch.Tensor]:
+        if self._answers is None:
+            logits, batch = self.trainer.forward(self.forget + self.retain)
+            self._answers = (logits, batch, *sequence_logprobs(logits, batch))
+        return self._answers
+
+    def forget_logprobs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed answer log-probability and answer tokens of each forget example, in order."""
+        _, _, logprobs, counts = self._answer_pass()
+        return logprobs[:len(self.forget)], counts[:len(self.forget)]
+
+    def retain_logprobs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        _, _, logprobs, counts = self._answer_pass()
+        return logprobs[len(self.forget):], counts[len(self.forget):]
+
+    def reference_logprobs(self) -> torch.Tensor:
+        """The frozen reference's (`Trainer.freeze_reference`) summed answer log-probability of each forget example."""
+        return self.trainer.reference_logprobs(self.forget)
+
+    def activations(self, examples: Sequence[Example], layer: int, frozen: bool = False) -> tuple[torch.Tensor, Batch]:
+        """`Trainer.activations` of the trained model, or (`frozen`) of the reference, without a gradient."""
+        if not frozen:
+            return self.trainer.activations(examples, layer)
+        with torch.no_grad():
+            return self.trainer.activations(examples, layer, self.trainer.reference)
+
+    def entropies(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean next-token entropy over the forget answers and over the retain answers (the regulariser's terms)."""
+        logits, batch, _, _ = self._answer_pass()
+        in_forget = batch.sequence < len(self.forget)
+        return (mean_token_entropy(logits[in_forget], self.forget_tokens),
+                mean_token_entropy(logits[~in_forget], self.retain_tokens))
+
+
+def examples_of(items: Sequence[Item]) -> list[Example]:
+    """The examples of forget items, in order (an item's examples one after the other)."""
+    return [example for item in items for example in (item if isinstance(item, tuple) else (item,))]
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's decoder layers in order: the modules of the classes it names as never to be split."""
+    layer_types = set(getattr(model, "_no_split_modules", None) or ())
+    return [module for module in model.modules() if type(module).__name__ in layer_types]
 
 
 def _keeps_logits(model: torch.nn.Module) -> bool:
