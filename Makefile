@@ -53,10 +53,10 @@ tune: $(VENV_STAMP)
 report: $(VENV_STAMP)
 	$(PYTHON) -m pmc_unlearning.evaluation.side_by_side $(RUNS)
 
-# Two workers: the suite mostly waits (engines and Ray starting, jobs' processes), so two share the cores well;
-# the tests that read the session's smoke job run on one of them (tests/conftest.py).
+# Two workers, a test file each at a time: the suite mostly waits (engines and Ray starting, jobs' processes), so
+# two share the cores well; the session's smoke job is made once for both (tests/conftest.py).
 test: $(VENV_STAMP)
-	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 # The tests that need no Ray, vLLM engine or job (tests/conftest.py: the `heavy` marker), in under a minute.
 test-quick: $(VENV_STAMP)

@@ -24,11 +24,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     or a job: those that use a heavy fixture, and those marked `heavy` themselves (an engine or a command-line
     job of their own)."""
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if HEAVY_FIXTURES & fixtures:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.heavy)
-        if "smoke_run" in fixtures:  # with two workers (make test), the tests that read the smoke job share one
-            item.add_marker(pytest.mark.xdist_group("smoke_run"))
 
 
 @pytest.fixture(scope="session")
@@ -83,16 +80,25 @@ def chat_tiny_model(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, ray_cluster):
+def smoke_run(tmp_path_factory, ray_cluster, worker_id):
     """`make smoke` in a temporary folder, with the retain model for forget quality: (its config, its finished
-    run folder)."""
+    run folder). With two workers (make test) the first to get here runs it in the session's shared folder and
+    the other waits for it and reads the same run."""
+    from filelock import FileLock
+
     from pmc_unlearning.configs import CONFIG_DIR, load_config
     from pmc_unlearning.orchestrator.pipeline import run_unlearning
 
-    root = tmp_path_factory.mktemp("smoke")
+    root = tmp_path_factory.mktemp("smoke") if worker_id == "master" else \
+        tmp_path_factory.getbasetemp().parent / "smoke"  # the parent of the workers' folders is this session's
     config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}",
                                                      "allow_external_dirs=true", "eval.retain_model=true"])
-    return config, run_unlearning(config)
+    root.mkdir(exist_ok=True)
+    with FileLock(str(root / ".made.lock")):
+        finished = config.runs_dir / config.name
+        if not (finished / "eval.json").is_file():
+            finished = run_unlearning(config)
+    return config, finished
 
 
 @pytest.fixture(scope="session")
