@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         job = commands.add_parser(name, help=text)
         job.add_argument("--config", default=str(CONFIG_DIR / "default.yaml"), help="YAML preset (default: %(default)s)")
         job.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="override one setting, e.g. --set pmc.epochs=5 (repeatable)")
+                         help="override one setting, e.g. --set pmc.rounds=5 (repeatable)")
         if name == "compare":
             job.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
         if name == "unlearn":
