@@ -153,8 +153,12 @@ def test_a_hung_actor_or_one_that_raises_ends_the_job_in_one_line_naming_it(ray_
     config = load_config(None, [f"runs_dir={tmp_path}", "name=hung", "allow_external_dirs=true"])
     run = RunFolder(config, extra={})
     timer = StageTimer()
-    new_actor = lambda: ActorProxy(ray.remote(Stuck).options(num_cpus=0).remote(), "hung:sampler 0", "sampler", 0,
-                                   timeout=1.0)
+    def new_actor() -> ActorProxy:
+        """An actor that has started (its process's start, slow on a busy machine, is not the call's time)."""
+        actor = ActorProxy(ray.remote(Stuck).options(num_cpus=0).remote(), "hung:sampler 0", "sampler", 0, timeout=1.0)
+        ray.get(actor.handle.wait.remote(0), timeout=120)
+        return actor
+
     assert new_actor().wait(0) == "answered"
     for call, expected in ((lambda actor: actor.wait(30), "the sampler 0 actor did not answer wait within 1 s "
                                                           "(ray.call_timeout_s) during evaluation;"),
