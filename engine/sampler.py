@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import weakref
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
@@ -26,6 +28,7 @@ from vllm.inputs import TokensPrompt
 
 from pmc_unlearning.configs import EngineConfig
 from pmc_unlearning.models.hardware import resolve_engine_dtype
+from pmc_unlearning.storage.files import private_scratch_folder, temporary_files_in
 from pmc_unlearning.telemetry.console import quiet_engine, verbose
 from pmc_unlearning.transfer.weight_transfer import (  # importing it registers the shm backend in this process
     OBJECT_STORE,
@@ -78,15 +81,21 @@ class Sampler:
         if self.transfer != OBJECT_STORE:
             device["weight_transfer_config"] = {"backend": self.transfer}  # pushes through vLLM's own interface
         quiet_engine()
-        self.llm = LLM(
-            model=str(model_dir),
-            dtype=self.dtype,
-            enforce_eager=True,
-            max_model_len=config.max_model_len,
-            seed=config.seed,
-            use_tqdm_on_load=verbose(),  # its shard-loading bar, a line per engine start otherwise
-            **device,
-        )
+        # vLLM leaves a rendezvous file per engine start in the temporary folder (world-readable, never
+        # removed): it goes into a folder of this engine's own instead, removed with the engine (a killed
+        # engine's by the next one's start, or with the job's Ray session: cluster/session.py).
+        self.scratch = private_scratch_folder("pmc-engine")
+        weakref.finalize(self, shutil.rmtree, self.scratch, True)
+        with temporary_files_in(self.scratch):
+            self.llm = LLM(
+                model=str(model_dir),
+                dtype=self.dtype,
+                enforce_eager=True,
+                max_model_len=config.max_model_len,
+                seed=config.seed,
+                use_tqdm_on_load=verbose(),  # its shard-loading bar, a line per engine start otherwise
+                **device,
+            )
 
     def weight_dtype(self) -> str:
         """The dtype the engine holds its weights in: what weight updates should be sent as."""

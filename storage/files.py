@@ -97,6 +97,42 @@ def remove_abandoned_builds(target: Path) -> list[Path]:
     return removed
 
 
+def private_scratch_folder(prefix: str, base: Path | None = None) -> Path:
+    """A new folder in `base` (default: the system's temporary folder) that only this user can enter (mode
+    0700), named `<prefix>-<pid>-...` after this process; this user's folders of `prefix` whose process no
+    longer runs (killed before it could remove its own) are removed first. Removing the new one is the caller's."""
+    base = base or Path(tempfile.gettempdir())
+    for stale in base.glob(f"{prefix}-*"):
+        try:
+            mine = stale.stat().st_uid == os.getuid()
+        except FileNotFoundError:  # another process removed it first
+            continue
+        if mine and made_by_a_dead_process(stale.name, f"{prefix}-"):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=base))
+
+
+@contextmanager
+def private_scratch(prefix: str, base: Path | None = None) -> Iterator[Path]:
+    """`private_scratch_folder(prefix, base)` for the block, removed with everything in it when the block ends."""
+    folder = private_scratch_folder(prefix, base)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def temporary_files_in(folder: Path) -> Iterator[None]:
+    """Python's temporary files and folders (`tempfile`'s default place) go into `folder` during the block."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
+
+
 def made_by_a_dead_process(name: str, prefix: str) -> bool:
     """Whether `name` is `<prefix><pid>-...` (how the project names what a process makes for itself) and that
     process no longer runs on this machine."""

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 # Before Ray is imported, as the command line does it.
@@ -14,6 +17,8 @@ import pytest
 from pmc_unlearning.data import load_benchmark
 from pmc_unlearning.models.tiny import tiny_model_folder
 from pmc_unlearning.orchestrator.inputs import benchmark_texts
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 # Fixtures that start Ray or whole jobs: a test that uses one (directly or through another fixture) is heavy.
 HEAVY_FIXTURES = {"ray_cluster", "smoke_run", "tiny_engine", "engine_and_trainer"}
@@ -80,31 +85,62 @@ def chat_tiny_model(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, ray_cluster, worker_id):
-    """`make smoke` in a temporary folder, with the retain model for forget quality: (its config, its finished
-    run folder). With two workers (make test) the first to get here runs it in the session's shared folder and
-    the other waits for it and reads the same run."""
+def smoke_run(tmp_path_factory, worker_id):
+    """`make smoke` through the command line in a temporary folder, with the retain model for forget quality:
+    (its config, its finished run folder). Its console output (stdout, then stderr) is kept beside the run
+    folder, in `console.txt`, for the tests of the console (`smoke_console`). With two workers (make test) the
+    first to get here runs it in the session's shared folder and the other waits for it and reads the same run."""
     from filelock import FileLock
 
     from pmc_unlearning.configs import CONFIG_DIR, load_config
-    from pmc_unlearning.orchestrator.pipeline import run_unlearning
 
     root = tmp_path_factory.mktemp("smoke") if worker_id == "master" else \
         tmp_path_factory.getbasetemp().parent / "smoke"  # the parent of the workers' folders is this session's
-    config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}",
-                                                     "allow_external_dirs=true", "eval.retain_model=true"])
+    settings = [f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}", "allow_external_dirs=true",
+                "eval.retain_model=true"]
+    config = load_config(CONFIG_DIR / "smoke.yaml", settings)
     root.mkdir(exist_ok=True)
     with FileLock(str(root / ".made.lock")):
         finished = config.runs_dir / config.name
         if not (finished / "eval.json").is_file():
-            finished = run_unlearning(config)
+            (root / "tmp").mkdir()  # the job's temporary folder: empty again once the job is over
+            result = run_cli("unlearn", "--config", str(CONFIG_DIR / "smoke.yaml"), *set_args(settings),
+                             env={"TMPDIR": str(root / "tmp")})
+            (config.runs_dir / "console.txt").write_text(result.stdout + result.stderr)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return config, finished
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    import ray
+def smoke_console(smoke_run) -> str:
+    """What the session's smoke job printed, as `make smoke` prints it off a terminal (stdout, then stderr)."""
+    config, _ = smoke_run
+    return (config.runs_dir / "console.txt").read_text()
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
+
+def run_cli(*arguments: str, verbose: bool = False, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m pmc_unlearning.orchestrator <arguments>` in a subprocess whose output is not a terminal,
+    offline, with the console quiet unless `verbose` (VERBOSE=1), and `env` on top of this process's."""
+    from pmc_unlearning.telemetry import console
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    env.pop(console.VERBOSE_ENV, None)
+    if verbose:
+        env[console.VERBOSE_ENV] = "1"
+    return subprocess.run([sys.executable, "-m", "pmc_unlearning.orchestrator", *arguments], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def set_args(settings) -> list[str]:
+    """The command line's `--set KEY=VALUE` for each of `settings`."""
+    return [arg for setting in settings for arg in ("--set", setting)]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for the session's in-process jobs and actors, set up as a job's (cluster/session.py)."""
+    from pmc_unlearning.cluster.session import ray_session
+
+    with ray_session(num_cpus=2):
+        yield

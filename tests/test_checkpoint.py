@@ -20,6 +20,7 @@ from pmc_unlearning.engine import Completion
 from pmc_unlearning.methods.pmc import sampling_seed
 from pmc_unlearning.methods.selection import SelectionCache
 from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.telemetry import console
 from pmc_unlearning.trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -68,9 +69,23 @@ def test_sampling_seeds_differ_by_round_and_question_and_are_far_apart():
     assert sampling_seed(0, 1, 0) == sampling_seed(0, 1, 0) != sampling_seed(1, 1, 0)
 
 
+def session_processes(session: int) -> list[int]:
+    """The processes of the session `session` (a job started with start_new_session=True: driver, Ray, actors)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrupted_one(smoke_run, tmp_path):
-    """The smoke job through the command line, stopped by SIGTERM after a random round (a clean end: one line,
-    its actors and Ray released, the partial kept); started again with the same command, while which a second
+    """The smoke job through the command line, with VERBOSE=1 (the third-party lines the quiet console hides are
+    shown again), stopped by SIGTERM after a random round (a clean end: one line, its actors and Ray released,
+    the partial kept); started again with the same command, while which a second
     job under the same name is refused; SIGKILLed (process group: driver, Ray, actors) a round later; refused
     with a training setting changed, the partial kept as it was; then resumed with a setting that cannot
     change training. Its numbers must equal those of the session's smoke run, which ran uninterrupted in
@@ -87,9 +102,11 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
     saved_round = lambda: json.loads(state.read_text())["round"] if state.is_file() else 0
     shm_before = set(Path("/dev/shm").glob("pmc-weights-*"))
 
-    def start_and_wait_for_round(round_: int) -> subprocess.Popen:
-        job = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    def start_and_wait_for_round(round_: int, verbose: bool = False) -> subprocess.Popen:
+        # Into files, not pipes: a verbose job's lines would fill a pipe nobody reads while the test waits.
+        with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
+            job = subprocess.Popen(command, cwd=PROJECT, env={**env, console.VERBOSE_ENV: "1"} if verbose else env,
+                                   stdout=stdout, stderr=stderr, text=True, start_new_session=True)
         deadline = time.monotonic() + 300
         while saved_round() < round_:
             assert job.poll() is None and time.monotonic() < deadline, "the job ended before it could be stopped"
@@ -97,15 +114,18 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
         return job
 
     stop_after = random.Random().randint(2, config.pmc.rounds - 3)
-    job = start_and_wait_for_round(stop_after)
+    job = start_and_wait_for_round(stop_after, verbose=True)
     os.kill(job.pid, signal.SIGTERM)
     asked = time.monotonic()
-    _, stderr = job.communicate(timeout=120)
+    job.wait(timeout=120)
+    stdout, stderr = ((tmp_path / name).read_text() for name in ("stdout.txt", "stderr.txt"))
     assert job.returncode == 128 + signal.SIGTERM and time.monotonic() - asked < 30, stderr[-3000:]
+    for line in ("(Sampler pid=", "pmc round 1: loss", "pmc round 2: loss", "Started a local Ray instance"):
+        assert line in stdout + stderr, line  # VERBOSE=1: the lines the quiet console keeps for log.txt only
+    assert "(Sampler pid=" in (tmp_path / "smoke.partial" / "log.txt").read_text()
     assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM: ") and "Traceback" not in stderr
     time.sleep(1)
-    with pytest.raises(ProcessLookupError):  # nothing of the job runs on: driver, Ray, actors
-        os.killpg(job.pid, 0)
+    assert session_processes(job.pid) == []  # nothing of the job runs on: driver, Ray, actors
     stopped_at = saved_round()
     assert stop_after <= stopped_at < config.pmc.rounds and not (tmp_path / "smoke").exists()
 
@@ -114,7 +134,12 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
     assert "'smoke' is held by another job (host " in second.stderr and f"pid {job.pid}, since" in second.stderr
     os.killpg(job.pid, signal.SIGKILL)
-    job.communicate()
+    job.wait()
+    # Ray's actors run in process groups of their own: they end once they find their Ray gone.
+    deadline = time.monotonic() + 60
+    while session_processes(job.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert session_processes(job.pid) == []
     killed_at = saved_round()
     assert stopped_at < killed_at < config.pmc.rounds and not (tmp_path / "smoke").exists()
 

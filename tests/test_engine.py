@@ -113,8 +113,13 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     assert sum(len(p) for p in long_prompts) * 32 > sampler.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
     first = ids(sampler.sample(long_prompts, 32, 1.0, 1.0, seed=3))
     assert ids(sampler.sample(long_prompts, 32, 1.0, 1.0, seed=3)) == first
+
+    # vLLM's rendezvous file is in a folder of the engine's own, private, and goes with the engine.
+    scratch = sampler.scratch
+    assert scratch.stat().st_mode & 0o777 == 0o700 and [f.name[:10] for f in scratch.iterdir()] == ["vllm_dist_"]
     del sampler
     gc.collect()
+    assert not scratch.exists()
 
 
 

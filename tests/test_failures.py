@@ -27,7 +27,7 @@ pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-q
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, tmp_path, monkeypatch):
+def test_a_dying_sampler_ends_the_run_naming_it_and_the_round(smoke_run, ray_cluster, tmp_path, monkeypatch):
     smoke_config, _ = smoke_run
     config = load_config(CONFIG_DIR / "smoke.yaml", [f"cache_dir={smoke_config.cache_dir}", f"runs_dir={tmp_path}",
                                                      "allow_external_dirs=true", "eval.retain_model=true", "name=dying"])

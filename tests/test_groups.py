@@ -36,7 +36,7 @@ def test_split_covers_every_prompt_once_in_order():
         assert [i for part in parts for i in range(total)[part]] == list(range(total))
 
 
-def test_two_trainer_ranks_and_two_engines_unlearn_as_one_of_each(smoke_run, tmp_path):
+def test_two_trainer_ranks_and_two_engines_unlearn_as_one_of_each(smoke_run, ray_cluster, tmp_path):
     from pmc_unlearning.orchestrator.pipeline import run_unlearning
 
     one, one_folder = smoke_run

@@ -4,6 +4,8 @@ import importlib.util
 import json
 import math
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from pmc_unlearning.models import DEFAULT_MODEL, TINY_MODEL, ModelError, fingerprint_folder, resolve_model
 from pmc_unlearning.models.smollm2 import smollm2_folder
 from pmc_unlearning.models.tiny import tiny_model_folder
-from pmc_unlearning.storage.files import build_folder_once
+from pmc_unlearning.storage.files import build_folder_once, private_scratch
 
 # Enough varied text for the BPE trainer to learn several hundred merges, yet it trains in well under a second.
 CORPUS = [
@@ -232,3 +234,22 @@ def test_smollm2_converts_once_into_a_tied_bf16_folder(tmp_path: Path) -> None:
     assert abs(sum(math.prod(shape) for shape in shapes.values()) - 134.5e6) < 0.1e6
     assert "<|im_start|>" in AutoTokenizer.from_pretrained(folder).chat_template
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".{folder.name}.lock", folder.name]
+
+
+def test_a_scratch_folder_is_private_and_stale_ones_of_dead_processes_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live, other = (tmp_path / name for name in (f"pmc-x-{dead.pid}-ab", f"pmc-x-{os.getppid()}-cd", f"pmc-y-{dead.pid}-ef"))
+    for folder in (stale, live, other):
+        (folder / "inside").mkdir(parents=True)
+    old_umask = os.umask(0)  # the mode must not depend on the umask
+    try:
+        with private_scratch("pmc-x") as scratch:
+            assert scratch.parent == tmp_path and scratch.name.startswith(f"pmc-x-{os.getpid()}-")
+            assert scratch.stat().st_mode & 0o777 == 0o700
+            (scratch / "file").write_text("x")
+    finally:
+        os.umask(old_umask)
+    assert not scratch.exists() and not stale.exists()
+    assert live.exists() and other.exists()  # a running process's, and another prefix's, stay

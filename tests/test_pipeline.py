@@ -26,6 +26,17 @@ def test_smoke_run_unlearns_the_forget_set_and_keeps_the_rest(smoke_run):
     assert evaluation["wall_time_s"] > 0
 
 
+def test_the_job_leaves_nothing_in_the_temporary_folder(smoke_run):
+    """Ray's session files and every worker's temporary files (vLLM's rendezvous file per engine start) lived in
+    a private folder of the job's own in /tmp, gone with the job; nothing went into the job's TMPDIR."""
+    from pmc_unlearning.cluster.session import RAY_BASE
+    from pmc_unlearning.storage.files import made_by_a_dead_process
+
+    config, _ = smoke_run
+    assert list((config.runs_dir.parent / "tmp").iterdir()) == []
+    assert [p for p in RAY_BASE.glob("pmc-ray-*") if made_by_a_dead_process(p.name, "pmc-ray-")] == []
+
+
 def test_run_folder_holds_config_versions_rounds_report_and_a_loadable_model(smoke_run):
     config, folder = smoke_run
     assert folder.name == "smoke" and not folder.with_name("smoke.partial").exists()
@@ -129,7 +140,7 @@ def config_forget_rows(config):
     return load_config_benchmark(config).forget
 
 
-def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke_run, tmp_path):
+def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke_run, ray_cluster, tmp_path):
     from pmc_unlearning.configs import CONFIG_DIR, load_config
     from pmc_unlearning.orchestrator.pipeline import run_evaluation
 
