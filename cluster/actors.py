@@ -30,8 +30,9 @@ class ActorProxy:
 
     @property
     def label(self) -> str:
-        """The actor in messages and the placement record: 'sampler 0', 'trainer 1', ..."""
-        return f"{self.role} {self.index}"
+        """The actor in messages and the placement record: 'sampler 0', 'trainer 1', 'retain model sampler 0', ...:
+        its Ray name without the run's (actor_name)."""
+        return self.name.split(":", 1)[-1]
 
     def __getattr__(self, method_name: str):
         method = getattr(self.handle, method_name)

@@ -105,11 +105,12 @@ def split(total: int, parts: int) -> list[slice]:
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
-def start_samplers(model_dir: Path | str, config: RunConfig, placement: Placement) -> SamplerGroup:
-    """The job's `ray.sampler_replicas` engines, each in its bundle."""
+def start_samplers(model_dir: Path | str, config: RunConfig, placement: Placement, label: str = SAMPLER) -> SamplerGroup:
+    """The job's `ray.sampler_replicas` engines, each in its bundle; `label` names them (engines of another model
+    than the job's own, such as the retain model's, have a name of their own)."""
     members = []
     for index in range(config.ray.sampler_replicas):
-        name = actor_name(config, f"{SAMPLER} {index}")
+        name = actor_name(config, f"{label} {index}")
         handle = ray.remote(Sampler).options(**placement.options(SAMPLER, index), name=name).remote(
             str(model_dir), config.engine, colocated=config.ray.colocate)
         members.append(ActorProxy(handle, name, SAMPLER, index, config.ray.call_timeout_s))

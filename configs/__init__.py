@@ -1,7 +1,9 @@
 """Typed run configuration (schema.py) and the YAML presets that sit beside it."""
 from pmc_unlearning.configs.schema import (
+    ATTACK_NAMES,
     CONFIG_DIR,
     METHODS,
+    AttacksConfig,
     BaselineConfig,
     CheckpointConfig,
     ConfigError,
@@ -18,6 +20,8 @@ from pmc_unlearning.configs.schema import (
 )
 
 __all__ = [
+    "ATTACK_NAMES",
+    "AttacksConfig",
     "BaselineConfig",
     "CheckpointConfig",
     "CONFIG_DIR",

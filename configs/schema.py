@@ -232,6 +232,44 @@ class EntropyConfig(Strict):
     retain: FiniteFloat = 0.0
 
 
+# The attacks evaluation/attacks/ knows (ATTACKS there; tests/test_attacks.py keeps the two lists equal).
+ATTACK_NAMES = ("relearn", "quantize", "mia", "extraction", "prompts")
+AttackName = Literal["relearn", "quantize", "mia", "extraction", "prompts"]
+
+
+class AttacksConfig(Strict):
+    """The attacks that try to get the forgotten answers back (evaluation/attacks/), run on the target, the
+    unlearned model and, where the run has one, the retain model."""
+
+    run: tuple[AttackName, ...] = Field(ATTACK_NAMES, description="which attacks run ([]: none)")
+    relearn_steps: tuple[WholeInt, ...] = Field((0, 5, 10, 20), description="relearn: the optimizer steps (of the "
+                                                "target fine-tune's lr and batch) after which the held-out half is "
+                                                "measured, ascending")
+    sampling_n: WholeInt = Field(16, ge=1, description="relearn and quantize: answers sampled per forget question "
+                                                       "for the leak share")
+    quantize_bits: tuple[WholeInt, ...] = Field((8, 4), description="quantize: the bit widths tried")
+    quantize_group: WholeInt = Field(128, ge=1, description="quantize: input weights per scale")
+    min_k_share: FiniteFloat = Field(0.4, gt=0, le=1, description="mia: the share of lowest-scoring tokens Min-K % "
+                                                                 "and Min-K %++ average")
+    prefill_share: FiniteFloat = Field(0.25, ge=0, lt=1, description="prompts: the share of the answer's words given")
+    in_context: WholeInt = Field(3, ge=1, description="prompts: retain question/answer pairs before the question")
+    bootstrap: WholeInt = Field(1000, ge=100, description="resamples of the bootstrap intervals over questions")
+
+    @field_validator("relearn_steps")
+    @classmethod
+    def _ascending(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps or list(steps) != sorted(set(steps)):
+            raise ValueError("relearn_steps must be distinct and ascending, e.g. [0, 5, 10, 20]")
+        return steps
+
+    @field_validator("quantize_bits")
+    @classmethod
+    def _bits(cls, bits: tuple[int, ...]) -> tuple[int, ...]:
+        if not bits or any(not 2 <= b <= 16 for b in bits):
+            raise ValueError("quantize_bits: each width from 2 to 16, e.g. [8, 4]")
+        return bits
+
+
 class EvalConfig(Strict):
     retain_subset: WholeInt = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
     seed: Seed = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
@@ -248,6 +286,7 @@ class EvalConfig(Strict):
     corpus_revision: str | None = Field(None, description="corpus 'wikitext' only: the hub revision to pin (None: the newest)")
     max_contexts: WholeInt = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
     context_tokens: WholeInt = Field(32, ge=1)
+    attacks: AttacksConfig = AttacksConfig()
 
 
 class CheckpointConfig(Strict):

@@ -9,11 +9,11 @@ able to memorise them during fine-tuning.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pmc_unlearning.data.reference_facts import real_authors, world_facts
-from pmc_unlearning.data.schema import QA, RETAIN_SPLIT_FOR, DataError, SplitRows
+from pmc_unlearning.data.schema import HOLDOUT_SPLIT_FOR, QA, RETAIN_SPLIT_FOR, DataError, SplitRows
 
 PERTURBED_PER_ROW = 3
 # Share of authors in each forget split, as in TOFU.
@@ -235,12 +235,13 @@ def _make_author(rng: random.Random, name: str, facts_per_author: int) -> list[Q
     return [_make_fact(rng, _FACT_TEMPLATES[index], name) for index in chosen]
 
 
-def _unique_author_names(rng: random.Random, count: int) -> list[str]:
+def _unique_author_names(rng: random.Random, count: int, taken: Sequence[str] = ()) -> list[str]:
+    """`count` names, none of them `taken` nor drawn twice."""
     # Two authors sharing a name would make their questions identical but their answers not.
-    names: dict[str, None] = {}  # a dict keeps draw order, unlike a set
-    while len(names) < count:
+    names: dict[str, None] = dict.fromkeys(taken)  # a dict keeps draw order, unlike a set
+    while len(names) < len(taken) + count:
         names.setdefault(_draw_author_name(rng))
-    return list(names)
+    return list(names)[len(taken):]
 
 
 def _check_sizes(num_authors: int, facts_per_author: int) -> None:
@@ -255,7 +256,7 @@ def forget_author_count(forget_split: str, num_authors: int) -> int:
 
 
 def generate_builtin(seed: int, num_authors: int, facts_per_author: int) -> dict[str, list[QA]]:
-    """All splits by their TOFU names: full, forgetXX, retainXX, world_facts, real_authors."""
+    """All splits by their TOFU names: full, forgetXX, retainXX, holdoutXX, world_facts, real_authors."""
     _check_sizes(num_authors, facts_per_author)
     rng = random.Random(seed)
     names = _unique_author_names(rng, num_authors)
@@ -266,6 +267,13 @@ def generate_builtin(seed: int, num_authors: int, facts_per_author: int) -> dict
         boundary = num_authors - forget_author_count(forget_split, num_authors)
         splits[forget_split] = [row for rows in authors[boundary:] for row in rows]
         splits[retain_split] = [row for rows in authors[:boundary] for row in rows]
+    # Drawn after everything else, so that adding them left the other splits as they were: as many authors
+    # outside `full` as each forget split has (holdout01 the first of holdout10's, ...).
+    largest = max(forget_author_count(split, num_authors) for split in HOLDOUT_SPLIT_FOR)
+    outsiders = [_make_author(rng, name, facts_per_author) for name in _unique_author_names(rng, largest, names)]
+    for forget_split, holdout_split in HOLDOUT_SPLIT_FOR.items():
+        splits[holdout_split] = [row for rows in outsiders[:forget_author_count(forget_split, num_authors)]
+                                 for row in rows]
     splits["world_facts"] = world_facts()
     splits["real_authors"] = real_authors()
     return splits
@@ -277,7 +285,8 @@ def builtin_splits(forget_split: str, retain_split: str, *, seed: int, num_autho
     rows all carry perturbed answers (it has no separate retain_perturbed)."""
     generated = generate_builtin(seed, num_authors, facts_per_author)
     tofu_split_for = {"full": "full", "forget": forget_split, "retain": retain_split, "eval_retain": retain_split,
-                      "world_facts": "world_facts", "real_authors": "real_authors"}
+                      "world_facts": "world_facts", "real_authors": "real_authors",
+                      "holdout": HOLDOUT_SPLIT_FOR[forget_split]}
     return {
         field: SplitRows.numbered(f"builtin benchmark ({split})", generated[split])
         for field, split in tofu_split_for.items()

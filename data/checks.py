@@ -23,7 +23,9 @@ def check_splits(splits: dict[str, SplitRows]) -> dict[str, str]:
                    same_answer=True)
     _check_in_full(splits["retain"], splits["full"], "the retain split is the part of full that is kept")
     for retain_split in ("retain", "eval_retain"):
-        _check_no_overlap(forget, splits[retain_split])
+        _check_disjoint(forget, splits[retain_split], "a question cannot be both forgotten and retained")
+    if "holdout" in splits:
+        _check_disjoint(splits["holdout"], splits["full"], "holdout rows are about what the target never learnt")
     _require_perturbed_answers(forget)
     absent: dict[str, str] = {}
     for name, metrics in _OPTIONAL_PERTURBED_METRICS.items():
@@ -55,13 +57,13 @@ def _check_in_full(split: SplitRows, full: SplitRows, why: str, same_answer: boo
                                                  "so this one was never learnt")
 
 
-def _check_no_overlap(forget: SplitRows, retain: SplitRows) -> None:
-    retain_row_with = {row.question: number for number, row in retain.numbered_rows()}
-    for number, row in forget.numbered_rows():
-        if row.question in retain_row_with:
-            raise row_error(forget.where, number, f"field 'question' {row.question!r} is also in {retain.where}, "
-                                                  f"row {retain_row_with[row.question]}; "
-                                                  "a question cannot be both forgotten and retained")
+def _check_disjoint(split: SplitRows, other: SplitRows, why: str) -> None:
+    """No question of `split` is one of `other`'s (`why` says why it must not be)."""
+    other_row_with = {row.question: number for number, row in other.numbered_rows()}
+    for number, row in split.numbered_rows():
+        if row.question in other_row_with:
+            raise row_error(split.where, number, f"field 'question' {row.question!r} is also in {other.where}, "
+                                                 f"row {other_row_with[row.question]}; {why}")
 
 
 def _require_perturbed_answers(forget: SplitRows) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from pmc_unlearning.data.rows import json_type_name, parse_row
-from pmc_unlearning.data.schema import DataError, SplitRows
+from pmc_unlearning.data.schema import HOLDOUT_SPLIT_FOR, DataError, SplitRows
 
 SPLIT_SUFFIXES = (".jsonl", ".json")
 OPTIONAL_SPLITS = ("world_facts", "real_authors")
@@ -86,10 +86,11 @@ def load_folder_splits(folder: Path, forget_split: str,
         read_split_file(eval_retain_path, require_paraphrase=False) if eval_retain_path else splits["retain"]
     )
     absent: dict[str, str] = {}
-    for split in OPTIONAL_SPLITS:
+    optional = {split: split for split in OPTIONAL_SPLITS} | {"holdout": HOLDOUT_SPLIT_FOR[forget_split]}
+    for field, split in optional.items():
         path = _split_file(folder, split)
         if path is None:
-            absent[split] = f"no {split} file in {folder}"
+            absent[field] = f"no {split} file in {folder}"
         else:
-            splits[split] = read_split_file(path, require_paraphrase=False)
+            splits[field] = read_split_file(path, require_paraphrase=False)
     return splits, absent

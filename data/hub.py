@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pmc_unlearning.data.rows import parse_row
-from pmc_unlearning.data.schema import DataError, SplitRows
+from pmc_unlearning.data.schema import HOLDOUT_SPLIT_FOR, DataError, SplitRows
 
 TOFU_REPO = "locuslab/TOFU"
 
@@ -24,6 +24,10 @@ def tofu_configs(forget_split: str, retain_split: str) -> dict[str, str]:
         "world_facts": "world_facts_perturbed",
         "real_authors": "real_authors_perturbed",
     }
+
+
+class MissingConfig(DataError):
+    """The repository or folder has no such config."""
 
 
 def _unreachable(tofu_path: str, config: str, err: Exception) -> DataError:
@@ -48,7 +52,7 @@ def _load_config(tofu_path: str, config: str, revision: str | None, *, require_p
     except (ImportError, OSError) as err:  # OSError covers connection, HTTP and not-found errors
         raise _unreachable(tofu_path, config, err) from err
     except ValueError as err:  # `datasets` says so when the repository has no such config
-        raise DataError(f"{tofu_path} (config {config!r}): cannot load the config ({err})") from err
+        raise MissingConfig(f"{tofu_path} (config {config!r}): cannot load the config ({err})") from err
     where = f"{tofu_path} ({config})"
     rows = tuple(
         parse_row(record, where=where, row=row, require_paraphrase=require_paraphrase)
@@ -58,10 +62,17 @@ def _load_config(tofu_path: str, config: str, revision: str | None, *, require_p
 
 
 def load_tofu_splits(forget_split: str, retain_split: str, *, tofu_path: str = TOFU_REPO,
-                     revision: str | None = None) -> dict[str, SplitRows]:
-    """Splits by Benchmark field. `tofu_path` is a hub id or a local folder laid out as the hub repository
-    (a README.md dataset card listing the configs and their data files); `revision` pins a hub revision."""
-    return {
+                     revision: str | None = None) -> tuple[dict[str, SplitRows], dict[str, str]]:
+    """(splits by Benchmark field, absent optional splits -> why). `tofu_path` is a hub id or a local folder laid
+    out as the hub repository (a README.md dataset card listing the configs and their data files); `revision`
+    pins a hub revision. The holdout split (TOFU's `holdoutXX`) is read where the copy has it."""
+    splits = {
         split: _load_config(tofu_path, config, revision, require_paraphrase=split == "forget")
         for split, config in tofu_configs(forget_split, retain_split).items()
     }
+    holdout = HOLDOUT_SPLIT_FOR[forget_split]
+    try:
+        splits["holdout"] = _load_config(tofu_path, holdout, revision, require_paraphrase=False)
+    except MissingConfig as err:
+        return splits, {"holdout": str(err)}
+    return splits, {}

@@ -17,8 +17,10 @@ is a DataError naming the file or hub config, the 1-based row and the field:
 - No forget question is in the retain split or in eval_retain: a question cannot be both forgotten
   and retained.
 
-A data folder's world_facts and real_authors files are optional; a missing one is recorded in
-`Benchmark.absent` under the split's name.
+- Holdout rows (about authors the target never saw) are not in `full`, so none is a forget or retain question.
+
+A data folder's world_facts, real_authors and holdoutXX files are optional (as TOFU's holdoutXX config is); a
+missing one is recorded in `Benchmark.absent` under the Benchmark field's name.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _read_source(source: str, forget_split: str, *, seed: int, num_authors: int,
         return builtin_splits(forget_split, retain_split, seed=seed, num_authors=num_authors,
                               facts_per_author=facts_per_author), {}
     if source == "tofu":
-        return load_tofu_splits(forget_split, retain_split, tofu_path=tofu_path, revision=revision), {}
+        return load_tofu_splits(forget_split, retain_split, tofu_path=tofu_path, revision=revision)
     if Path(source).is_dir():
         return load_folder_splits(Path(source), forget_split, retain_split)
     raise DataError(f"unknown data source {source!r}: use 'builtin', 'tofu' or the path of an existing folder")

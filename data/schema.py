@@ -15,8 +15,12 @@ RETAIN_SPLIT_FOR: dict[str, str] = {
     "forget10": "retain90",
 }
 FORGET_SPLITS: tuple[str, ...] = tuple(RETAIN_SPLIT_FOR)
+# TOFU's holdout splits: questions about authors outside `full` (no model here saw them), as many as the forget
+# split has; the membership-inference attacks (evaluation/attacks/mia.py) score forget answers against them.
+HOLDOUT_SPLIT_FOR: dict[str, str] = {forget: forget.replace("forget", "holdout") for forget in FORGET_SPLITS}
 # The Benchmark fields that hold rows; every source returns its splits under these names.
-BENCHMARK_SPLITS: tuple[str, ...] = ("full", "forget", "retain", "eval_retain", "world_facts", "real_authors")
+BENCHMARK_SPLITS: tuple[str, ...] = ("full", "forget", "retain", "eval_retain", "world_facts", "real_authors",
+                                     "holdout")
 
 
 class DataError(ValueError):
@@ -59,7 +63,8 @@ class Benchmark:
     - "world_facts" / "real_authors": the whole split is missing (a data folder without its file);
     - "truth_ratio.retain": no eval_retain row has perturbed answers;
     - "truth_ratio.world_facts", "prob.world_facts" (and the same for real_authors): no row of the split
-      has perturbed answers, which both TOFU metrics compare the true answer against.
+      has perturbed answers, which both TOFU metrics compare the true answer against;
+    - "holdout": the source has no holdout split for the forget split (the attacks that need it are absent).
     """
 
     source: str  # "builtin", "tofu", or the folder path
@@ -72,6 +77,8 @@ class Benchmark:
     eval_retain: tuple[QA, ...]
     world_facts: tuple[QA, ...]
     real_authors: tuple[QA, ...]
+    # About authors outside `full`, in the forget rows' style (HOLDOUT_SPLIT_FOR); () where the source has none.
+    holdout: tuple[QA, ...] = ()
     # Derived from the rows, so left out of equality and of the hash (which a dict would break).
     absent: dict[str, str] = field(default_factory=dict, compare=False)
     # Where each split's rows were read (SplitRows.where, row numbers), so that a check made after loading
@@ -90,6 +97,7 @@ class Benchmark:
         in memory are the same benchmark and must share cached models and results.
         eval_retain is counted only where it differs from retain, so that benchmarks from
         before it existed (where it was the retain split) keep their keys and cached models.
+        The holdout split is left out, as no model is trained on it: `holdout_fingerprint` keys what it feeds.
         """
         splits = ["full", "forget", "retain", "world_facts", "real_authors"]
         if self.eval_retain != self.retain:
@@ -98,8 +106,16 @@ class Benchmark:
             "forget_split": self.forget_split,
             "splits": {name: [dataclasses.asdict(row) for row in getattr(self, name)] for name in splits},
         }
-        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return _sha256(content)
+
+    def holdout_fingerprint(self) -> str:
+        """sha256 hex of the holdout rows, for the keys of results computed from them (the attacks')."""
+        return _sha256([dataclasses.asdict(row) for row in self.holdout])
+
+
+def _sha256(content) -> str:
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def check_forget_split(forget_split: str) -> str:

@@ -25,15 +25,17 @@ from pmc_unlearning.evaluation.side_by_side import COLUMNS, paper_takeaways, plo
 CONFIDENCE = 0.95
 
 
-def summary(values: list[float]) -> dict:
-    """mean, sample standard deviation and the 95 % t-interval of the mean (None for fewer than two values)."""
+def summary(values: list[float], bounds: tuple[float, float] = (-math.inf, math.inf)) -> dict:
+    """mean, sample standard deviation and the 95 % t-interval of the mean (None for fewer than two values),
+    the interval cut to the metric's `bounds` (a share's t-interval from two seeds reaches below 0 otherwise)."""
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     if n < 2:
         return {"n": n, "mean": mean, "std": std, "ci95": None}
     half = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+    low, high = bounds
+    return {"n": n, "mean": mean, "std": std, "ci95": [max(mean - half, low), min(mean + half, high)]}
 
 
 def groups_of(trials: list[dict]) -> list[dict]:
@@ -51,10 +53,10 @@ def groups_of(trials: list[dict]) -> list[dict]:
         states = group.pop("finished")
         group["finished"] = len(states)
         group["metrics"] = {}
-        for label, read in COLUMNS:
-            values = [read(state) for state in states]
+        for column in COLUMNS:
+            values = [column.read(state) for state in states]
             if values and all(v is not None for v in values):
-                group["metrics"][label] = summary(values)
+                group["metrics"][column.label] = summary(values, column.bounds)
         group["mean_state"] = aggregate(states, lambda values: summary(values)["mean"])
         group["std_state"] = aggregate(states, lambda values: summary(values)["std"])
     return list(groups.values())
@@ -80,7 +82,7 @@ def write_batch_report(folder: Path, title: str, trials: list[dict], batch: dict
     figures.mkdir(parents=True, exist_ok=True)
     shown = [g for g in groups if g["finished"]]
     trade_off_plot(shown, shared_target(trials), figures / "trade_off.png")
-    plot({g["group"]: [(g["metrics"].get(label) or {}).get("mean") for label, _ in COLUMNS] for g in shown},
+    plot({g["group"]: [(g["metrics"].get(column.label) or {}).get("mean") for column in COLUMNS] for g in shown},
          figures / "metrics.png")
     results = {"batch": batch, "trials": trials,
                "groups": [{k: v for k, v in g.items() if k not in ("mean_state", "std_state")} for g in groups]}
@@ -93,14 +95,14 @@ def report_lines(title: str, trials: list[dict], groups: list[dict]) -> list[str
     counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "failed", "not run")}
     lines = [f"# {title}", "", f"{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), "",
              "## Groups (trials that differ only by seed): mean ± std over seeds, [95 % interval of the mean]", "",
-             "| group | finished | " + " | ".join(label for label, _ in COLUMNS) + " |",
+             "| group | finished | " + " | ".join(column.label for column in COLUMNS) + " |",
              "|---|---|" + "---|" * len(COLUMNS)]
     target = shared_target(trials)
     if target:  # one target for all: shown first, for scale
-        values = [read(target) for _, read in COLUMNS]
+        values = [column.read(target) for column in COLUMNS]
         lines.append("| target (before) | | " + " | ".join("n/a" if v is None else f"{v:.3g}" for v in values) + " |")
     for group in groups:
-        cells = [cell(group["metrics"].get(label)) for label, _ in COLUMNS]
+        cells = [cell(group["metrics"].get(column.label)) for column in COLUMNS]
         lines.append(f"| {group['group']} | {group['finished']}/{len(group['trials'])} | " + " | ".join(cells) + " |")
     lines += ["", "![trade-off](figures/trade_off.png)", "", "![metrics](figures/metrics.png)"]
     by_method = methods_compared(groups)
@@ -150,7 +152,7 @@ def trade_off_plot(groups: list[dict], target: dict | None, path: Path) -> None:
         x, y = group["metrics"].get("forget ROUGE-L"), group["metrics"].get(utility)
         if x and y:
             axis.errorbar(x["mean"], y["mean"], xerr=x["std"], yerr=y["std"], fmt="o", capsize=4, label=group["group"])
-    reading = dict(COLUMNS)
+    reading = {column.label: column.read for column in COLUMNS}
     if target and reading[utility](target) is not None:
         axis.plot(reading["forget ROUGE-L"](target), reading[utility](target), "k*", markersize=12, label="target (before)")
     axis.set(title="Forgetting against utility (mean ± std over seeds)", xlabel="forget ROUGE-L (lower: more forgotten)",

@@ -1,4 +1,4 @@
-"""The PNG figures of a run's report: rounds of unlearning, ROUGE-L under sampling, over-unlearning."""
+"""The PNG figures of a run's report: rounds of unlearning, ROUGE-L under sampling, over-unlearning, attacks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +9,13 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def write_plots(folder: Path, states: dict[str, dict], rounds: list[dict]) -> dict[str, str]:
-    """Draw every figure the data allows; returns {figure: file name} for the report."""
+def write_plots(folder: Path, states: dict[str, dict], rounds: list[dict],
+                attacks: dict[str, dict] | None = None) -> dict[str, str]:
+    """Draw every figure the data allows; returns {figure: file name} for the report. `attacks`: the attacked
+    models' results by column title (evaluation/report.py attacked_models)."""
     plots = {}
+    if attacks and any("curve" in a.get("relearn", {}) or "levels" in a.get("quantize", {}) for a in attacks.values()):
+        plots["attacks"] = _save(_attacks_figure(attacks), folder / "attacks.png")
     if rounds:
         plots["rounds"] = _save(_rounds_figure(rounds), folder / "rounds.png")
     if any(state["sample_scores"] for state in states.values()):
@@ -73,4 +77,33 @@ def _over_unlearning_figure(before: dict, after: dict):
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set(title=f"Forget-answer tokens in unrelated text ({len(changes)} contexts)",
              xlabel="p_unlearned(token | context) - p_target(token | context)", ylabel="number of contexts")
+    return figure
+
+
+def _attacks_figure(attacks: dict[str, dict]):
+    """Left: each model's relearning curve (held-out forget ROUGE-L against steps on the other half, with its
+    interval); right: forget ROUGE-L at each quantization level, a bar per model."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, results in attacks.items():
+        curve = results.get("relearn", {}).get("curve")
+        if curve:
+            steps = [point["steps"] for point in curve]
+            values = [point["forget_rouge_l"]["value"] for point in curve]
+            errors = [[v - point["forget_rouge_l"]["interval"][0] for v, point in zip(values, curve)],
+                      [point["forget_rouge_l"]["interval"][1] - v for v, point in zip(values, curve)]]
+            left.errorbar(steps, values, yerr=errors, marker="o", capsize=3, label=name)
+    left.set(title="Relearning on half of the forget set", xlabel="optimizer steps on the other half",
+             ylabel="forget ROUGE-L, held-out half", ylim=(-0.02, 1.02))
+    left.legend()
+    with_levels = {name: r["quantize"]["levels"] for name, r in attacks.items() if "levels" in r.get("quantize", {})}
+    levels = list(next(iter(with_levels.values()), {}))
+    width = 0.8 / max(1, len(with_levels))
+    for i, (name, by_level) in enumerate(with_levels.items()):
+        right.bar([x + i * width for x in range(len(levels))],
+                  [by_level[level]["forget_rouge_l"]["value"] if level in by_level else 0 for level in levels],
+                  width, label=name)
+    right.set_xticks([x + width * (len(with_levels) - 1) / 2 for x in range(len(levels))],
+                     ["full" if level == "full" else f"{level}-bit" for level in levels])
+    right.set(title="Round-to-nearest quantization", ylabel="forget ROUGE-L", ylim=(0, 1.02))
+    right.legend()
     return figure

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pmc_unlearning.evaluation.attacks.table import absences, attack_rows, cell
+
 GREEDY_ROWS = (
     ("forget_rouge_l", "Forget ROUGE-L (lower is better)", "{:.3f}"),
     ("forget_para_rouge_l", "Forget ROUGE-L, paraphrased", "{:.3f}"),
@@ -77,11 +79,37 @@ def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict
                      + " / ".join(f"{over['quantiles'][q]:+.4f}" for q in ("q05", "q25", "q50", "q75", "q95")) + " |")
         if "over_unlearning" in plots:
             lines += ["", f"![over-unlearning]({plots['over_unlearning']})"]
+    lines += _attacks(attacked_models(evaluation, states), plots)
     lines += _rounds(rounds, plots)
     lines += _answers(states)
     lines += ["", "Time per evaluation part (s): " + "; ".join(
         f"{n}: " + ", ".join(f"{k} {v:.1f}" for k, v in metrics[n]["eval_seconds"].items()) for n in names) + "."]
     return "\n".join(lines) + "\n"
+
+
+def attacked_models(evaluation: dict, states: dict[str, dict]) -> dict[str, dict]:
+    """{column title: attack results} of the run's models that were attacked: its states, then the retain model."""
+    models = {name: states[name]["metrics"]["attacks"] for name in states if "attacks" in states[name]["metrics"]}
+    if "retain_model" in evaluation:
+        models["retain model"] = evaluation["retain_model"]["attacks"]
+    return models
+
+
+def _attacks(models: dict[str, dict], plots: dict[str, str]) -> list[str]:
+    rows = attack_rows(models) if models else []
+    if not rows:
+        return []
+    lines = ["", "## Attacks: can the forgotten answers be brought back? (evaluation/attacks/)", "",
+             "Each figure with its 95 % interval (Clopper-Pearson for shares, a bootstrap over questions otherwise). "
+             "The retain model never saw the forget set: it is the yardstick of \"as if never learned\".", "",
+             _header(list(models))]
+    lines += [f"| {label} | " + " | ".join(cell(value) for value in values) + " |" for label, values in rows]
+    notes = absences(models)
+    if notes:
+        lines += ["", "Not measured (n/a): " + "; ".join(notes) + "."]
+    if "attacks" in plots:
+        lines += ["", f"![attacks]({plots['attacks']})"]
+    return lines
 
 
 def _not_measured(metrics: dict) -> list[str]:

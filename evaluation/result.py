@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from pmc_unlearning.evaluation.attacks import headline
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -35,11 +37,14 @@ class StateEvaluation:
     forget_quality: float | None
     over_unlearning: dict | None = None
     fluency: dict | None = None
+    attacks: dict | None = None  # evaluation/attacks/: each attack's results, judged against the retain model
 
     @property
     def metrics(self) -> dict:
-        """eval.json's block of the state: forget quality always, the other judgements where made."""
-        judged = {"over_unlearning": self.over_unlearning, "fluency": self.fluency}
+        """eval.json's block of the state: forget quality always, the other judgements where made (the attacks
+        with their headline figures, which the console and the comparison tables show)."""
+        judged = {"over_unlearning": self.over_unlearning, "fluency": self.fluency, "attacks": self.attacks,
+                  "attacks_headline": None if self.attacks is None else headline(self.attacks)}
         return {**self.measured.metrics, "forget_quality": self.forget_quality,
                 **{key: value for key, value in judged.items() if value is not None}}
 

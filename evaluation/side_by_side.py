@@ -10,23 +10,46 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLUMNS = (  # (label, how to read it from a state's metrics)
-    ("forget ROUGE-L", lambda m: m["forget_rouge_l"]),
-    ("unlearn quality (0-1)", lambda m: m["unlearn_quality"] / 100),
-    ("utility (0-1)", lambda m: m["utility"] / 100),
-    ("retain ROUGE-L", lambda m: m["retain_rouge_l"]),
-    ("model utility", lambda m: m["model_utility"]),
-    ("forget quality", lambda m: m.get("forget_quality")),
-    ("max ROUGE-L under sampling", lambda m: m["sampling"]["max_rouge_l"]),
-    ("leak share", lambda m: m["sampling"]["leak_share"]),
-    ("over-unlearning: share halved", lambda m: (m.get("over_unlearning") or {}).get("share_halved")),
-    ("forget answers broken", lambda m: (m.get("fluency") or {}).get("broken_share")),
+
+class Column(NamedTuple):
+    label: str
+    read: Callable[[dict], float | None]  # from a state's metrics (eval.json's block)
+    bounds: tuple[float, float] = (0.0, 1.0)  # the metric's range: intervals of it stay inside
+
+
+def headline(key: str) -> Callable[[dict], float | None]:
+    """An attack's headline figure (evaluation/attacks/) from a state's metrics; None where not run."""
+    return lambda m: (m.get("attacks_headline") or {}).get(key)
+
+
+# The attacks' headline figures; lower is more robust (PrivLeak: nearer 0, as the retain model), which the
+# fourth takeaway reads through `distance`.
+ATTACK_COLUMNS = (
+    Column("forget ROUGE-L after relearning", headline("relearned_forget_rouge_l")),
+    Column("forget ROUGE-L at 4 bits", headline("quantized_forget_rouge_l")),
+    Column("PrivLeak", headline("privleak"), (-1.0, float("inf"))),
+    Column("extraction strength", headline("extraction_strength")),
+    Column("forget ROUGE-L with a prefill", headline("prefill_forget_rouge_l")),
+)
+COLUMNS = (
+    Column("forget ROUGE-L", lambda m: m["forget_rouge_l"]),
+    Column("unlearn quality (0-1)", lambda m: m["unlearn_quality"] / 100),
+    Column("utility (0-1)", lambda m: m["utility"] / 100),
+    Column("retain ROUGE-L", lambda m: m["retain_rouge_l"]),
+    Column("model utility", lambda m: m["model_utility"]),
+    Column("forget quality", lambda m: m.get("forget_quality")),
+    Column("max ROUGE-L under sampling", lambda m: m["sampling"]["max_rouge_l"]),
+    Column("leak share", lambda m: m["sampling"]["leak_share"]),
+    Column("over-unlearning: share halved", lambda m: (m.get("over_unlearning") or {}).get("share_halved")),
+    Column("forget answers broken", lambda m: (m.get("fluency") or {}).get("broken_share")),
+    *ATTACK_COLUMNS,
 )
 
 
@@ -50,9 +73,9 @@ def write_comparison(runs: dict[str, Path], out: Path, reference: tuple[str, dic
     """
     states = {name: final_state(run)[1] for name, run in runs.items()}
     shown = dict([reference]) | states if reference else states
-    table = {name: [read(m) for _, read in COLUMNS] for name, m in shown.items()}
+    table = {name: [column.read(m) for column in COLUMNS] for name, m in shown.items()}
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# Runs side by side", "", "| run | " + " | ".join(label for label, _ in COLUMNS) + " |",
+    lines = ["# Runs side by side", "", "| run | " + " | ".join(column.label for column in COLUMNS) + " |",
              "|---|" + "---|" * len(COLUMNS)]
     lines += [f"| {name} | " + " | ".join("n/a" if v is None else f"{v:.3g}" for v in values) + " |"
               for name, values in table.items()]
@@ -70,14 +93,17 @@ def write_comparison(runs: dict[str, Path], out: Path, reference: tuple[str, dic
 
 
 def paper_takeaways(states: dict[str, dict], spread: dict[str, dict] | None = None) -> list[str]:
-    """The paper's three comparative claims, checked on these runs (markdown lines; none without pmc).
+    """The paper's three comparative claims, and a fourth of ours, checked on these runs (markdown lines; none
+    without pmc).
 
     (1) PMC's forget ROUGE-L is at or below each baseline's while its utility is at or above; (2) under
     sampling PMC's max ROUGE-L and leak share are below gradient ascent's, NPO's and IDK's; (3) gradient
     ascent and gradient difference halve the forget tokens' probability in at least 1.5 times as many
-    unrelated contexts as PMC does. "At or below" allows 0.005 for rounding. `states` may be the means of
-    several seeds per method; `spread` (method -> the same metrics' standard deviations) is then shown
-    beside each figure, so a verdict can be read against the seed spread behind it.
+    unrelated contexts as PMC does; (4) PMC is at least as robust as each baseline under each attack (its
+    headline figure at or below the baseline's; PrivLeak nearer 0). "At or below" allows 0.005 for rounding.
+    `states` may be the means of several seeds per method; `spread` (method -> the same metrics' standard
+    deviations) is then shown beside each figure, so a verdict can be read against the seed spread behind it,
+    and a (4) that fails by less than the two spreads together says so.
     """
     if "pmc" not in states or len(states) < 2:
         return []
@@ -91,7 +117,7 @@ def paper_takeaways(states: dict[str, dict], spread: dict[str, dict] | None = No
     forget, utility = (lambda m: m["forget_rouge_l"]), (lambda m: m["utility"])
     max_rouge, leak = (lambda m: m["sampling"]["max_rouge_l"]), (lambda m: m["sampling"]["leak_share"])
     halved = lambda m: (m.get("over_unlearning") or {}).get("share_halved")
-    lines = ["", "## The paper's three takeaways, on these runs", ""]
+    lines = ["", "## The paper's three takeaways, and the attacks', on these runs", ""]
     for name, m in states.items():
         if name != "pmc":
             ok = forget(pmc) <= forget(m) + 0.005 and utility(pmc) >= utility(m) - 0.5
@@ -107,7 +133,34 @@ def paper_takeaways(states: dict[str, dict], spread: dict[str, dict] | None = No
             ok = halved(states[name]) >= 1.5 * halved(pmc)
             lines.append(f"- (3) {name} vs pmc: share of unrelated contexts where a forget token's probability halved "
                          f"{shown(name, halved)} vs {shown('pmc', halved)}: {verdict(ok)}")
+    for name in states:
+        if name != "pmc":
+            lines += robustness_takeaway(states, spread or {}, name, shown)
     return lines
+
+
+def distance(column: Column, metrics: dict) -> float | None:
+    """How far an attack got (lower: more robust): its headline figure, PrivLeak's distance from 0."""
+    value = column.read(metrics)
+    return None if value is None else abs(value) if column.bounds[0] < 0 else value
+
+
+def robustness_takeaway(states: dict[str, dict], spread: dict[str, dict], name: str, shown) -> list[str]:
+    """(4) against one baseline: per attack both figures and whether PMC's is at or below (or within the seeds'
+    spread of) the baseline's."""
+    parts, holds = [], True
+    for column in ATTACK_COLUMNS:
+        mine, theirs = distance(column, states["pmc"]), distance(column, states[name])
+        if mine is None or theirs is None:
+            continue
+        ok = mine <= theirs + 0.005
+        holds &= ok
+        deviation = sum(abs(column.read(spread[m]) or 0) for m in ("pmc", name) if m in spread)
+        note = "" if ok else " (within the seeds' spread)" if mine - theirs <= deviation else " (not)"
+        parts.append(f"{column.label} {shown('pmc', column.read)} vs {shown(name, column.read)}{note}")
+    if not parts:
+        return []
+    return [f"- (4) vs {name}, under each attack: " + "; ".join(parts) + f": {'holds' if holds else '**does not hold**'}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(table: dict[str, list], path: Path) -> None:
-    shown = [i for i, (label, _) in enumerate(COLUMNS) if any(values[i] is not None for values in table.values())]
+    shown = [i for i, column in enumerate(COLUMNS) if column.bounds == (0.0, 1.0)
+             and any(values[i] is not None for values in table.values())]
     figure, axis = plt.subplots(figsize=(max(7, 1.6 * len(shown)), 4))
     width = 0.8 / len(table)
     for k, (name, values) in enumerate(table.items()):
         axis.bar([i + k * width for i in range(len(shown))], [values[i] or 0 for i in shown], width, label=name)
-    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(shown))], [COLUMNS[i][0] for i in shown], rotation=20, ha="right")
+    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(shown))], [COLUMNS[i].label for i in shown], rotation=20, ha="right")
     axis.set(title="Final model state of each run", ylabel="score (each metric's own scale, 0-1)", ylim=(0, 1.05))
     axis.legend()
     figure.tight_layout()

@@ -53,17 +53,20 @@ def measure_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Seq
 
 
 def evaluate_state(measured: Measurement, retain_model_ratios: Sequence[float] | None,
-                   judge: FluencyJudge | None = None, before: Measurement | None = None) -> StateEvaluation:
+                   judge: FluencyJudge | None = None, before: Measurement | None = None,
+                   attacks: dict | None = None) -> StateEvaluation:
     """`measured` judged: TOFU's forget quality (the KS test of its forget truth ratios against the retain
     model's), the fluency of its greedy forget answers (by `judge`), and the change of forget-token
-    probabilities in unrelated contexts since `before` (the target, for an unlearned state)."""
+    probabilities in unrelated contexts since `before` (the target, for an unlearned state); with the state's
+    `attacks` (evaluation/attacks/, already judged against the retain model)."""
     return StateEvaluation(
         measured,
         forget_quality=(forget_quality(measured.forget_truth_ratios, retain_model_ratios)
                         if retain_model_ratios else None),
         over_unlearning=(summarise_changes(before.context_probs, measured.context_probs)
                          if before and before.context_probs else None),
-        fluency=judge.measure(measured.answers["forget"]) if judge else None)
+        fluency=judge.measure(measured.answers["forget"]) if judge else None,
+        attacks=attacks)
 
 
 def utility_metrics(parts: dict[str, float], absent: dict[str, str]) -> dict:

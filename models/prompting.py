@@ -16,11 +16,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 from pmc_unlearning.models.errors import ModelError
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
+# Another plain template, for the prompt-format attack on a model that knows only the plain one.
+SHORT_TEMPLATE = "Q: {question}\nA:"
 PROMPT_STYLES = ("plain", "chat")
 Style = Literal["plain", "chat"]
 # A model folder fine-tuned here records the style it learned, so that "auto" finds it again later.
@@ -41,14 +43,21 @@ class Example:
 class PromptFormat:
     tokenizer: object
     style: Style = "plain"
+    template: str = PROMPT_TEMPLATE  # the plain style's
 
-    def prompt(self, question: str) -> tuple[int, ...]:
+    def prompt(self, question: str, shots: Sequence[tuple[str, str]] = ()) -> tuple[int, ...]:
+        """The question's prompt, after `shots` (question, answer) pairs answered in the same format (in-context
+        examples: earlier turns of the chat, or earlier blocks of the plain template)."""
         if self.style == "chat":
-            text = self.tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+            turns = [{"role": role, "content": text} for q, a in shots
+                     for role, text in (("user", q), ("assistant", a.strip()))]
+            text = self.tokenizer.apply_chat_template([*turns, {"role": "user", "content": question}], tokenize=False,
                                                       add_generation_prompt=True)
             # The template already holds its special tokens (BOS included where the model has one).
             return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return tuple(self.tokenizer(PROMPT_TEMPLATE.format(question=question), add_special_tokens=True)["input_ids"])
+        text = "".join(f"{self.template.format(question=q)} {a.strip()}\n\n" for q, a in shots)
+        return tuple(self.tokenizer(text + self.template.format(question=question),
+                                    add_special_tokens=True)["input_ids"])
 
     def answer(self, text: str) -> tuple[int, ...]:
         """The answer as the model should produce it after the prompt, then end-of-sequence."""
@@ -60,8 +69,17 @@ class PromptFormat:
 
     def describe(self) -> dict:
         """What defines the format, for cache keys and the run folder."""
-        template = self.tokenizer.chat_template if self.style == "chat" else PROMPT_TEMPLATE
+        template = self.tokenizer.chat_template if self.style == "chat" else self.template
         return {"style": self.style, "template": template}
+
+    def other(self) -> tuple[str, PromptFormat]:
+        """(its name, a format other than this one that the model may still answer in): plain for a chat model,
+        the chat template for a plain-prompted model whose tokenizer has one, else another plain template."""
+        if self.style == "chat":
+            return "plain", PromptFormat(self.tokenizer, "plain")
+        if self.tokenizer.chat_template:
+            return "chat", PromptFormat(self.tokenizer, "chat")
+        return "plain, Q:/A:", PromptFormat(self.tokenizer, "plain", SHORT_TEMPLATE)
 
     def record(self, model_dir: Path | str) -> None:
         (Path(model_dir) / RECORD_FILE).write_text(json.dumps({"style": self.style}) + "\n")

@@ -19,16 +19,19 @@ from pmc_unlearning.cluster.actors import ActorFailed, ActorProxy, ActorTimeout,
 from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup, start_samplers, start_trainers
 from pmc_unlearning.cluster.placement import Placement, job_placement
 from pmc_unlearning.cluster.session import ray_session
-from pmc_unlearning.cluster.weight_sync import set_up_weight_transfer
+from pmc_unlearning.cluster.weight_sync import set_up_weight_transfer, sync_weights
 from pmc_unlearning.configs import RunConfig
 from pmc_unlearning.data import QA, Benchmark
 from pmc_unlearning.data.corpus import load_corpus
+from pmc_unlearning.evaluation.attacks import headline, judge_attacks, run_attacks
+from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 from pmc_unlearning.evaluation.fluency import FluencyJudge
 from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
 from pmc_unlearning.evaluation.logprobs import Scorer, logprob_metrics
+from pmc_unlearning.evaluation.model_card import write_model_card
 from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids
 from pmc_unlearning.evaluation.plots import write_plots
-from pmc_unlearning.evaluation.report import write_report
+from pmc_unlearning.evaluation.report import attacked_models, write_report
 from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
 from pmc_unlearning.evaluation.suite import evaluate_state, measure_state
 from pmc_unlearning.methods import make_method
@@ -66,13 +69,15 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
         with timer("target_finetune"):
             target_dir, target_built = fine_tune_target(job)
         with timer("retain_model"):
-            retain_ratios = retain_model_ratios(job)
+            retain_ratios, retain_attacks = retain_model_state(job)
         with timer("engine_start"):
             sampler, trainer, engine_dtype = start_engine_and_trainer(job, target_dir)
         with timer("eval_before"):
             before = measure_target_once(target_dir, prompt, config,
                                          lambda: measure(job, sampler, trainer, "evaluation (target)"))
         log_state("target model", before.metrics)
+        with timer("attacks_before"):
+            before_attacks = attack_once(job, target_dir, "target", lambda: attack(job, sampler, trainer, engine_dtype))
         retain = [prompt.example(row.question, row.answer) for row in bench.retain]
         originals = [row["answer"] for row in before.answers["forget"]]
 
@@ -97,16 +102,23 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
             after = measure(job, sampler, trainer, f"evaluation (after {config.method})")
         with timer("save_model"):
             save_model(job, trainer)
+        with timer("attacks_after"):  # on the trainer's copy in memory: the saved model stays as it is
+            after_attacks = attack(job, sampler, trainer, engine_dtype)
         job.release(sampler, trainer)  # the fluency judge works in their room
         with timer("fluency"), fluency_judge(job) as judge:
-            states = {"before": evaluate_state(before, retain_ratios, judge),
-                      "after": evaluate_state(after, retain_ratios, judge, before=before)}
+            states = {"before": evaluate_state(before, retain_ratios, judge,
+                                               attacks=judge_attacks(before_attacks, before_attacks, retain_attacks)),
+                      "after": evaluate_state(after, retain_ratios, judge, before=before,
+                                              attacks=judge_attacks(after_attacks, before_attacks, retain_attacks))}
     log_state(f"after {config.method}", states["after"].metrics)
-    evaluation = {"before": states["before"].metrics, "after": states["after"].metrics, **job.times(),
+    evaluation = {"before": states["before"].metrics, "after": states["after"].metrics,
+                  **retain_model_block(retain_attacks), **job.times(),
                   "checkpoint_seconds": round(run.checkpoints.seconds, 2), "resumed_after_round": run.resumed,
                   "target_model": str(target_dir), "target_finetuned": target_built}
     write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation, states,
                   recorded_rounds(run), retain_ratios)
+    write_model_card(run.path / "model", config.model, config.method, config.data.model_dump(mode="json"),
+                     len(bench.forget), evaluation)
     return run.finish()
 
 
@@ -120,14 +132,18 @@ def run_evaluation(config: RunConfig) -> Path:
 def _run_evaluation(config: RunConfig) -> Path:
     with open_job(config, EVALUATE, fresh=True) as job:
         with job.timer("retain_model"):
-            retain_ratios = retain_model_ratios(job)
+            retain_ratios, retain_attacks = retain_model_state(job)
         with job.timer("evaluation"):
             sampler = job.add(start_samplers(job.model_dir, config, job.placement))
             trainer = job.add(start_trainers(job.model_dir, config, job.placement, seed=0))
             job.run.write_json("placement.json", job.placement.record(job.actors))
-            model = evaluate_state(measure(job, sampler, trainer, "evaluation"), retain_ratios)
+            measured = measure(job, sampler, trainer, "evaluation")
+        with job.timer("attacks"):
+            attacks = judge_attacks(attack(job, sampler, trainer, sampler.weight_dtype()), {}, retain_attacks)
+            model = evaluate_state(measured, retain_ratios, attacks=attacks)
     log_state("model", model.metrics)
-    evaluation = {"model": model.metrics, **job.times(), "model_dir": str(job.model_dir)}
+    evaluation = {"model": model.metrics, **retain_model_block(retain_attacks), **job.times(),
+                  "model_dir": str(job.model_dir)}
     write_outputs(job.run, f"Evaluation of {config.model}", evaluation, {"model": model}, [], retain_ratios)
     return job.run.finish()
 
@@ -239,17 +255,65 @@ def fluency_judge(job: Job) -> Iterator[FluencyJudge]:
         yield FluencyJudge(score, job.prompt, [(row.question, row.answer) for row in job.bench.forget])
 
 
-def retain_model_ratios(job: Job) -> list[float] | None:
-    """Forget-set truth ratios of the retain model (the base fine-tuned on the retain split only), if asked for."""
+def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
+    """The retain model's (the base fine-tuned on the retain split only) forget-set truth ratios, for forget
+    quality, and its attack results, the yardstick of "as if never learned" (cached); (None, None) unless
+    eval.retain_model."""
     if not job.config.eval.retain_model:
-        return None
+        return None, None
     bench = job.bench
     fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
     folder, _ = ensure_finetuned(job.model_dir, bench.retain, "retain", fingerprint, job.prompt, job.config,
                                  job.placement)
     forget_only = EvalSet({"forget": job.eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
+
+    def attacked() -> dict:  # an engine and a trainer of its own, in the bundles the job's take later
+        sampler = job.add(start_samplers(folder, job.config, job.placement, label="retain model sampler"))
+        trainer = job.add(start_trainers(folder, job.config, job.placement, seed=0, role="retain model trainer"))
+        try:
+            return attack(job, sampler, trainer, sampler.weight_dtype())
+        finally:
+            job.release(sampler, trainer)
+
+    attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}
     with scorer(job, folder, "retain-model scorer") as score:
-        return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"]
+        return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"], attacks
+
+
+def retain_model_block(attacks: dict | None) -> dict:
+    """eval.json's `retain_model` block: the retain model's attack results, where the run has a retain model."""
+    return {} if attacks is None else {"retain_model": {"attacks": attacks, "attacks_headline": headline(attacks)}}
+
+
+def attack(job: Job, sampler, trainer, dtype: str) -> dict:
+    """The attacks `eval.attacks.run` names on the state the job's engines and trainer ranks hold now; they give
+    it back as they found it (evaluation/attacks/model.py)."""
+    model = AttackedModel(sampler, trainer, lambda: sync_weights(trainer, sampler, dtype), job.prompt,
+                          job.config.eval.score_batch_size, job.config.eval.seed)
+    data = AttackData(job.eval_set.rows["forget"], job.eval_set.rows["retain"], job.bench.holdout, job.bench.absent)
+    return run_attacks(model, data, job.config)
+
+
+def attack_once(job: Job, model_dir: Path, role: str, compute: Callable[[], dict]) -> dict:
+    """The attack results of a model the job did not make (the target, the retain model): cached under a key of
+    everything they depend on, so repeated runs and the methods of `make compare` pay for them once."""
+    config = job.config
+    settings = {"model": fingerprint_folder(model_dir), "data": config.data.model_dump(mode="json"),
+                "holdout": job.bench.holdout_fingerprint(), "engine": config.engine.model_dump(mode="json"),
+                "prompt": job.prompt.describe(), "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),
+                "relearn": {"lr": config.target.lr, "batch_size": config.target.batch_size},
+                "precision": resolve_precision(config.precision), "versions": package_versions(),
+                "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
+    return cached_json(config.cache_dir / "attacks" / settings_key(settings), "attacks.json", f"{role} attacks",
+                       compute)
+
+
+def cached_json(folder: Path, file: str, what: str, compute: Callable[[], dict]) -> dict:
+    """`compute()`'s result, kept as `folder`/`file` (built once when jobs need it at the same time)."""
+    if folder.is_dir():
+        show(f"{what}: cached at {folder}")
+    build_folder_once(folder, lambda tmp: (tmp / file).write_text(json.dumps(compute())))
+    return json.loads((folder / file).read_text())
 
 
 def recorded_rounds(run: RunFolder) -> list[dict]:
@@ -265,7 +329,7 @@ def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str
                   "forget_truth_ratios": state.measured.forget_truth_ratios} for name, state in states.items()},
         "retain_model_forget_truth_ratios": retain_ratios})
     read = {name: state.to_json() for name, state in states.items()}  # as the report and the figures read them
-    plots = write_plots(run.path, read, rounds)
+    plots = write_plots(run.path, read, rounds, attacked_models(evaluation, read))
     write_report(run.path / "report.md", title, evaluation, rounds, read, plots)
 
 
@@ -351,14 +415,12 @@ def measure_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfi
     request."""
     settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
                 "engine": config.engine.model_dump(mode="json"), "prompt": prompt.describe(),
-                "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),  # judged by each run
+                "eval": config.eval.model_dump(mode="json", exclude={"retain_model", "attacks"}),  # judged by each run
                 "precision": resolve_precision(config.precision), "versions": package_versions(),
                 "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
     folder = config.cache_dir / "evaluations" / settings_key(settings)
-    if folder.is_dir():
-        show(f"target model evaluation: cached at {folder}")
-    build_folder_once(folder, lambda tmp: (tmp / "state.json").write_text(json.dumps(measure().to_json())))
-    return Measurement.from_json(json.loads((folder / "state.json").read_text()))
+    return Measurement.from_json(cached_json(folder, "state.json", "target model evaluation",
+                                            lambda: measure().to_json()))
 
 
 def greedy_answerer(sampler, prompt: PromptFormat):

@@ -330,7 +330,7 @@ STATE_LINE = (("forget ROUGE-L", ("forget_rouge_l",)), ("retain ROUGE-L", ("reta
 
 def log_state(name: str, metrics: dict) -> None:
     """A model state's headline metrics (its eval.json block), one line into the job's log."""
-    print(f"{name}: " + ", ".join(f"{label} {_number(_at(metrics, path))}" for label, path in STATE_LINE),
+    print(f"{name}: " + ", ".join(f"{label} {_number(value_at(metrics, path))}" for label, path in STATE_LINE),
           flush=True)
 
 
@@ -351,8 +351,15 @@ def log_round(method: str, record: dict, progress: Progress) -> None:
 HEADLINES = (("forget ROUGE-L", ("forget_rouge_l",)), ("retain ROUGE-L", ("retain_rouge_l",)),
              ("model utility", ("model_utility",)), ("max ROUGE-L, sampled", ("sampling", "max_rouge_l")),
              ("leak share, sampled", ("sampling", "leak_share")),
-             ("forget answers broken", ("fluency", "broken_share")))
-STATES = (("before", "target"), ("after", "unlearned"), ("model", "model"))  # eval.json's keys, column titles
+             ("forget answers broken", ("fluency", "broken_share")),
+             # evaluation/attacks/: forget ROUGE-L after the largest relearn, at the fewest bits, with a prefill
+             ("relearned forget ROUGE-L", ("attacks_headline", "relearned_forget_rouge_l")),
+             ("quantized forget ROUGE-L", ("attacks_headline", "quantized_forget_rouge_l")),
+             ("prefill forget ROUGE-L", ("attacks_headline", "prefill_forget_rouge_l")),
+             ("extraction strength", ("attacks_headline", "extraction_strength")),
+             ("PrivLeak", ("attacks_headline", "privleak")))
+# eval.json's keys, column titles
+STATES = (("before", "target"), ("after", "unlearned"), ("model", "model"), ("retain_model", "retain"))
 SUMMARY_WIDTH = 100
 
 
@@ -361,14 +368,14 @@ def summary_lines(evaluation: dict, folder: Path) -> list[str]:
     states = [(title, evaluation[key]) for key, title in STATES if key in evaluation]
     lines = [f"{'':<24}" + "".join(f"{title:>11}" for title, _ in states)]
     for label, path in HEADLINES:
-        lines.append(f"{label:<24}" + "".join(f"{_number(_at(metrics, path)):>11}" for _, metrics in states))
+        lines.append(f"{label:<24}" + "".join(f"{_number(value_at(metrics, path)):>11}" for _, metrics in states))
     stages = [f"{stage.replace('_', ' ')} {seconds:.1f} s" for stage, seconds in evaluation["stage_seconds"].items()]
     lines += _wrapped("wall time: ", [*stages, f"total {evaluation['wall_time_s']:.1f} s"])
     lines.append(f"run folder: {folder}")
     return lines
 
 
-def _at(metrics: dict, path: tuple[str, ...]):
+def value_at(metrics: dict, path: tuple[str, ...]):
     """The value at `path`, None where a state has no such block (an evaluation-only run has no fluency)."""
     for key in path:
         metrics = metrics.get(key) if isinstance(metrics, dict) else None

@@ -86,11 +86,36 @@ def test_group_summary_is_mean_sample_std_and_the_t_interval():
     assert summary([0.5]) == {"n": 1, "mean": 0.5, "std": 0.0, "ci95": None}
 
 
-def metrics(forget: float, utility: float) -> dict:
+def metrics(forget: float, utility: float, privleak: float = 0.1) -> dict:
     return {"forget_rouge_l": forget, "unlearn_quality": 100 * (1 - forget), "utility": utility,
             "retain_rouge_l": 0.9, "model_utility": 0.3, "forget_quality": None,
             "sampling": {"max_rouge_l": forget + 0.1, "leak_share": forget / 2},
-            "over_unlearning": {"share_halved": 0.1}}
+            "over_unlearning": {"share_halved": 0.1},
+            "attacks_headline": {"relearned_forget_rouge_l": forget + 0.2, "quantized_forget_rouge_l": forget,
+                                 "privleak": privleak, "extraction_strength": None, "prefill_forget_rouge_l": forget}}
+
+
+def test_a_shares_interval_from_two_seeds_stays_inside_0_to_1():
+    unbounded = summary([0.0, 0.1])
+    assert unbounded["ci95"][0] < 0  # Student's t from two values reaches far
+    assert summary([0.0, 0.1], (0.0, 1.0))["ci95"] == [0.0, pytest.approx(unbounded["ci95"][1])]
+    assert summary([0.9, 1.0], (0.0, 1.0))["ci95"][1] == 1.0
+
+
+def test_the_fourth_takeaway_compares_each_attack_per_baseline_and_reads_privleak_as_a_distance_from_0():
+    from pmc_unlearning.evaluation.side_by_side import paper_takeaways
+
+    states = {"pmc": metrics(0.1, 40.0, privleak=-0.2), "npo": metrics(0.3, 30.0, privleak=0.5),
+              "idk": metrics(0.05, 30.0, privleak=0.1)}
+    lines = [line for line in paper_takeaways(states) if line.startswith("- (4)")]
+    assert lines[0] == ("- (4) vs npo, under each attack: forget ROUGE-L after relearning 0.300 vs 0.500; "
+                        "forget ROUGE-L at 4 bits 0.100 vs 0.300; PrivLeak -0.200 vs 0.500; "
+                        "forget ROUGE-L with a prefill 0.100 vs 0.300: holds")
+    assert lines[1].startswith("- (4) vs idk, under each attack: forget ROUGE-L after relearning 0.300 vs 0.250 (not);")
+    assert "PrivLeak -0.200 vs 0.100 (not)" in lines[1] and lines[1].endswith(": **does not hold**")
+    spread = {name: metrics(0.1, 1.0, privleak=0.1) for name in states}  # 0.3 std on relearning: within it
+    lines = [line for line in paper_takeaways(states, spread) if line.startswith("- (4) vs idk")]
+    assert "forget ROUGE-L after relearning 0.300 ± 0.300 vs 0.250 ± 0.300 (within the seeds' spread)" in lines[0]
 
 
 def record(name: str, method: str, seed: int, after: dict | None, error: str | None = None) -> dict:
@@ -202,8 +227,10 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
     mine, twin = trials[keep]["eval"], trials[base]["eval"]
     assert mine["resumed_after_round"] >= 1
     for state in ("before", "after"):
-        for evaluation in (mine, twin):
+        for evaluation in (mine, twin):  # the times aside
             evaluation[state].pop("eval_seconds")
+            for result in evaluation[state]["attacks"].values():
+                result.pop("seconds")
         assert mine[state] == twin[state]
     assert (runs / keep / "checkpoint").is_dir() and not (runs / base / "checkpoint").exists()
     # Two trials ran at once on one empty cache: the target was fine-tuned once.

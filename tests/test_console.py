@@ -13,7 +13,8 @@ import pytest
 
 from pmc_unlearning.telemetry import console
 
-MAX_CONSOLE_LINES = 25
+# A job on a new cache (the session's smoke job) also prints its target's and retain model's fine-tunes.
+MAX_CONSOLE_LINES = 32
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def quiet_job(smoke_run, smoke_console):
 def test_the_console_shows_few_plain_lines(quiet_job):
     output, _ = quiet_job
     lines = output.splitlines()
-    assert len(lines) <= MAX_CONSOLE_LINES, output
+    # A progress line every few seconds while a stage runs (more of them on a busy machine), then its closing one.
+    assert len([line for line in lines if not line.endswith(" left") and " left (" not in line]) <= MAX_CONSOLE_LINES, output
     assert "\r" not in output and "\x1b" not in output  # not a terminal: no redrawn bars, no colours
     # Only the tiny model's build (the session's cache is new) comes before the job has its folder.
     first = next(i for i, line in enumerate(lines) if line.startswith("run folder (while running): "))
@@ -48,7 +50,8 @@ def test_the_summary_holds_the_numbers_of_eval_json(quiet_job):
                 value = value[key]
             expected.append(f"{value:.3f}")
         shown = [line for line in output.splitlines() if line.startswith(label)]
-        assert len(shown) == 1 and shown[0].split()[-2:] == expected, (label, expected, output)
+        columns = shown[0][len(label):].split() if len(shown) == 1 else []  # target, unlearned, retain
+        assert columns[:2] == expected, (label, expected, output)
     assert f"total {evaluation['wall_time_s']:.1f} s" in output
     assert f"unlearning {evaluation['stage_seconds']['unlearning']:.1f} s" in output
     assert f"run folder: {folder}" in output.splitlines()

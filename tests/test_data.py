@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from pmc_unlearning.data import FORGET_SPLITS, QA, Benchmark, DataError, generate_builtin, load_benchmark
 
 RETAIN_FOR = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+HOLDOUT_FOR = {"forget01": "holdout01", "forget05": "holdout05", "forget10": "holdout10"}
+TOFU_FIXTURE = Path(__file__).parent / "fixtures" / "tofu"
 
 
 def _row_dict(row: QA) -> dict[str, object]:
@@ -33,6 +36,7 @@ def _write_benchmark(folder: Path, benchmark: Benchmark) -> None:
     _write_jsonl(folder / f"{RETAIN_FOR[benchmark.forget_split]}.jsonl", benchmark.retain)
     _write_jsonl(folder / "world_facts.jsonl", benchmark.world_facts)
     _write_jsonl(folder / "real_authors.jsonl", benchmark.real_authors)
+    _write_jsonl(folder / f"{HOLDOUT_FOR[benchmark.forget_split]}.jsonl", benchmark.holdout)
 
 
 @pytest.fixture(scope="module")
@@ -169,12 +173,63 @@ def test_folder_accepts_json_lists_tofu_single_string_and_unknown_fields(folder:
 
 
 def test_folder_optional_splits_may_be_absent(folder: Path) -> None:
-    (folder / "world_facts.jsonl").unlink()
-    (folder / "real_authors.jsonl").unlink()
+    for split in ("world_facts", "real_authors", "holdout10"):
+        (folder / f"{split}.jsonl").unlink()
     loaded = load_benchmark(str(folder))
-    assert loaded.world_facts == () and loaded.real_authors == ()
+    assert loaded.world_facts == () and loaded.real_authors == () and loaded.holdout == ()
     assert loaded.absent == {"world_facts": f"no world_facts file in {folder}",
-                             "real_authors": f"no real_authors file in {folder}"}
+                             "real_authors": f"no real_authors file in {folder}",
+                             "holdout": f"no holdout10 file in {folder}"}
+
+
+def test_a_folder_holdout_row_about_a_learnt_question_names_both_places(folder: Path,
+                                                                      default_benchmark: Benchmark) -> None:
+    learnt = default_benchmark.full[3]
+    _write_jsonl(folder / "holdout10.jsonl", [*default_benchmark.holdout[:2], learnt])
+    with pytest.raises(DataError) as raised:
+        load_benchmark(str(folder))
+    assert str(raised.value).startswith(f"{folder / 'holdout10.jsonl'}, row 3: field 'question' ")
+    assert f"is also in {folder / 'full.jsonl'}, row 4;" in str(raised.value)
+
+
+# --- the holdout split ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("num_authors", "facts"), [(20, 5), (200, 8), (7, 1)])
+def test_each_holdout_split_is_as_large_as_its_forget_split_and_outside_full(num_authors: int, facts: int) -> None:
+    splits = generate_builtin(0, num_authors, facts)
+    learnt = {row.question for row in splits["full"]}
+    for forget_split, holdout_split in HOLDOUT_FOR.items():
+        holdout = splits[holdout_split]
+        assert len(holdout) == len(splits[forget_split]) and not learnt & {row.question for row in holdout}
+    assert splits["holdout01"] == splits["holdout10"][:len(splits["holdout01"])]
+
+
+def test_the_holdout_split_leaves_the_others_and_their_fingerprint_as_they_were(default_benchmark: Benchmark) -> None:
+    # The holdout authors are drawn after everything else: test_fingerprint_is_unchanged_... pins the rest.
+    changed = dataclasses.replace(default_benchmark, holdout=default_benchmark.holdout[1:])
+    assert changed.fingerprint() == default_benchmark.fingerprint()
+    assert changed.holdout_fingerprint() != default_benchmark.holdout_fingerprint()
+    assert load_benchmark().holdout_fingerprint() == default_benchmark.holdout_fingerprint()
+
+
+@pytest.mark.parametrize("forget_split", FORGET_SPLITS)
+def test_a_tofu_copy_gives_its_holdout_config_and_without_one_the_holdout_is_absent(
+        offline_datasets, tmp_path: Path, forget_split: str) -> None:
+    holdout_split = HOLDOUT_FOR[forget_split]
+    expected = generate_builtin(0, 20, 2)[holdout_split]
+    loaded = load_benchmark("tofu", forget_split, tofu_path=str(TOFU_FIXTURE))
+    assert [(row.question, row.answer) for row in loaded.holdout] == [(row.question, row.answer) for row in expected]
+    assert "holdout" not in loaded.absent
+
+    copy = tmp_path / "tofu"
+    shutil.copytree(TOFU_FIXTURE, copy)
+    entry = f'  - config_name: {holdout_split}\n    data_files: "{holdout_split}.json"\n'
+    card = (copy / "README.md").read_text()
+    assert entry in card
+    (copy / "README.md").write_text(card.replace(entry, ""))
+    without = load_benchmark("tofu", forget_split, tofu_path=str(copy))
+    assert without.holdout == () and f"(config '{holdout_split}')" in without.absent["holdout"]
 
 
 def test_missing_split_file_names_folder_and_expected_files(folder: Path) -> None:

@@ -20,7 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TOFU_COPY = FIXTURES / "tofu"
 PERTURBED_FIELDS = ("paraphrased_question", "paraphrased_answer", "perturbed_answer")
 PLAIN_CONFIGS = ("full", "forget01", "forget05", "forget10", "retain99", "retain95", "retain90",
-                 "world_facts", "real_authors")
+                 "world_facts", "real_authors", "holdout01", "holdout05", "holdout10")
 PERTURBED_CONFIGS = ("forget01_perturbed", "forget05_perturbed", "forget10_perturbed", "retain_perturbed",
                      "world_facts_perturbed", "real_authors_perturbed")
 
@@ -131,7 +131,7 @@ def test_the_revision_reaches_load_dataset(offline_datasets: ModuleType, monkeyp
     monkeypatch.setattr(offline_datasets, "load_dataset", recording_load_dataset)
     load_benchmark("tofu", "forget05", tofu_path=str(TOFU_COPY), revision="0123abcd")
     configs = ["full", "forget05_perturbed", "retain95", "retain_perturbed", "world_facts_perturbed",
-               "real_authors_perturbed"]
+               "real_authors_perturbed", "holdout05"]
     assert sorted(calls) == sorted((str(TOFU_COPY), config, "0123abcd") for config in configs)
 
 

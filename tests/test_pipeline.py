@@ -134,6 +134,41 @@ def test_report_shows_every_part_and_its_figures(smoke_run):
         assert (folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_attacks_run_on_the_target_the_unlearned_and_the_retain_model_and_tell_target_from_retain(smoke_run):
+    from pmc_unlearning.configs import ATTACK_NAMES
+
+    _, folder = smoke_run
+    evaluation = json.loads((folder / "eval.json").read_text())
+    target, unlearned = evaluation["before"]["attacks"], evaluation["after"]["attacks"]
+    retain = evaluation["retain_model"]["attacks"]
+    for results in (target, unlearned, retain):
+        assert list(results) == list(ATTACK_NAMES) and all(results[name]["seconds"] > 0 for name in ATTACK_NAMES)
+    # The target was trained on the forget rows, the retain model never: every attack must see the difference.
+    value = lambda figure: figure["value"]
+    differs = {
+        "relearn": lambda r: value(r["relearn"]["curve"][0]["forget_rouge_l"]),
+        "quantize": lambda r: value(r["quantize"]["levels"]["4"]["forget_rouge_l"]),
+        "mia": lambda r: value(r["mia"]["auc"]["loss"]),
+        "extraction": lambda r: value(r["extraction"]["extraction_strength"]),
+        "prompts": lambda r: value(r["prompts"]["prefill"]["forget_rouge_l"]),
+    }
+    for name, read in differs.items():
+        assert read(target) > read(retain), name
+    assert differs["prompts"](target) == 1.0 and unlearned["prompts"]["prefill"]["forget_rouge_l"]["value"] < 1.0
+    assert evaluation["after"]["attacks_headline"]["privleak"] == pytest.approx(
+        (value(unlearned["mia"]["auc"][unlearned["mia"]["privleak"]["attack"]])
+         - value(retain["mia"]["auc"][unlearned["mia"]["privleak"]["attack"]]))
+        / value(retain["mia"]["auc"][unlearned["mia"]["privleak"]["attack"]]))
+    # The model was saved before its attacks; its folder holds the model card beside the weights.
+    stages = list(evaluation["stage_seconds"])
+    assert stages.index("save_model") < stages.index("attacks_after")
+    card = (folder / "model" / "README.md").read_text()
+    assert card.startswith("---\nbase_model: tiny\n") and "| extraction strength |" in card
+    report = (folder / "report.md").read_text()
+    assert "## Attacks" in report and "](attacks.png)" in report
+    assert (folder / "attacks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def config_forget_rows(config):
     from pmc_unlearning.orchestrator.inputs import load_config_benchmark
 
@@ -155,6 +190,24 @@ def test_standalone_evaluation_of_the_target_matches_the_runs_before_state(smoke
     assert model["prob"] == pytest.approx(run["before"]["prob"])
     assert model["sampling"]["mean_rouge_l"] == pytest.approx(run["before"]["sampling"]["mean_rouge_l"])  # seeded
     assert "over_unlearning" not in model  # a change needs two states
+    # The target's attacks again, not from the cache: the same numbers, up to the float rounding of another
+    # process's thread count (the judged figures aside: `make eval`'s retain model is fine-tuned from the model it
+    # evaluates, here the target, not from the run's base model).
+    same = lambda attacks: rounded({name: {key: value for key, value in result.items()
+                                           if key not in ("seconds", "recovered_share", "privleak")}
+                                    for name, result in attacks.items()})
+    assert same(model["attacks"]) == same(run["before"]["attacks"])
+
+
+def rounded(value, digits: int = 4):
+    """`value` with every float rounded to `digits` decimals, through nested dicts and lists."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: rounded(inner, digits) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [rounded(inner, digits) for inner in value]
+    return value
 
 
 def test_concurrent_jobs_fine_tune_one_target_once(tiny_model, small_bench, ray_cluster, tmp_path, capsys):

@@ -55,3 +55,24 @@ def test_a_fine_tuned_model_keeps_the_style_it_learned(chat_tiny_model, small_be
     list(finetune_target(chat_tiny_model, pairs, FinetuneConfig(epochs=1, batch_size=4), out, "fp32", prompt_style="chat"))
     assert json.loads((out / "prompt_format.json").read_text()) == {"style": "chat"}
     assert resolve_style("auto", AutoTokenizer.from_pretrained(out), out) == "chat"
+
+
+def test_examples_in_context_come_before_the_question_in_the_same_format(tiny_model, chat_tiny_model):
+    plain = PromptFormat(AutoTokenizer.from_pretrained(tiny_model), "plain")
+    shots = [("Who wrote Emma?", " Austen "), ("Who wrote Ulysses?", "Joyce")]
+    assert plain.tokenizer.decode(plain.prompt("Who wrote Hamlet?", shots)) == (
+        "Question: Who wrote Emma?\nAnswer: Austen\n\nQuestion: Who wrote Ulysses?\nAnswer: Joyce\n\n"
+        "Question: Who wrote Hamlet?\nAnswer:")
+    chat = PromptFormat(AutoTokenizer.from_pretrained(chat_tiny_model), "chat")
+    assert chat.tokenizer.decode(chat.prompt("Who wrote Hamlet?", shots[:1])) == (
+        "<s>user\nWho wrote Emma?</s>\n<s>assistant\nAusten</s>\n<s>user\nWho wrote Hamlet?</s>\n<s>assistant\n")
+
+
+def test_the_other_format_is_plain_for_chat_and_chat_or_another_template_for_plain(tiny_model, chat_tiny_model):
+    chat_tokenizer = AutoTokenizer.from_pretrained(chat_tiny_model)
+    name, other = PromptFormat(chat_tokenizer, "chat").other()
+    assert name == "plain" and other.describe() == {"style": "plain", "template": PROMPT_TEMPLATE}
+    assert PromptFormat(chat_tokenizer, "plain").other()[0] == "chat"
+    plain_tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    name, other = PromptFormat(plain_tokenizer, "plain").other()
+    assert name == "plain, Q:/A:" and plain_tokenizer.decode(other.prompt("Who wrote Hamlet?")) == "Q: Who wrote Hamlet?\nA:"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import math
 import os
 import random
@@ -36,6 +37,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pmc_unlearning.models.fingerprint import fingerprint_weights
@@ -51,6 +53,8 @@ from pmc_unlearning.trainer.losses import (
     pack,
     sequence_logprobs,
 )
+from pmc_unlearning.trainer.quantization import quantized
+from pmc_unlearning.trainer.token_statistics import TokenStatistics, token_statistics
 from pmc_unlearning.transfer.rendezvous import free_port, node_ip
 
 # A checkpoint of a Trainer alone is torch.distributed.checkpoint's single-process case, not a mistake.
@@ -85,6 +89,8 @@ class Trainer:
         self.save_error: BaseException | None = None
         self.rank, self.world_size = 0, 1  # a group of one until join_group
         self.checkpoint_group: dist.ProcessGroup | None = None  # the group's checkpoint writes talk on their own
+        self.stashed: tuple | None = None  # the state an attack changes, while it does (stash_state)
+        self.relearning: tuple | None = None  # the relearning attack's optimizer and row order (relearn_steps)
 
     # ---- the trainer group --------------------------------------------------------------------------
     def group_address(self) -> str:
@@ -288,6 +294,63 @@ class Trainer:
 
     def sft_epoch(self, examples: Sequence[Example], batch_size: int) -> dict[str, float]:
         return mean_logs([self.sft_step(chunk) for chunk in self.minibatches(examples, batch_size)])
+
+    # ---- what the attacks do to a model (evaluation/attacks/) ----------------------------------------------
+    @torch.no_grad()
+    def token_statistics(self, examples: Sequence[Example], batch_size: int = 16) -> list[TokenStatistics]:
+        """Per example, its answer tokens' statistics (trainer/token_statistics.py), in batched forward passes."""
+        self.model.eval()
+        statistics = []
+        for start in range(0, len(examples), batch_size):
+            statistics += token_statistics(*self.forward(examples[start : start + batch_size]))
+        self.model.train()
+        return statistics
+
+    def stash_state(self) -> None:
+        """Keep a copy of what `quantize_weights` and `relearn_steps` change (weights, which parameters train,
+        the random streams), for `restore_state`. Every rank calls this."""
+        self.stashed = (_copied(self.model.state_dict()), {name: p.requires_grad for name, p in self.model.named_parameters()},
+                        self.rng.getstate(), torch.get_rng_state())
+
+    def restore_state(self) -> None:
+        """Back to the state `stash_state` kept, with the relearning's optimizer and gradients gone."""
+        weights, trains, rng, torch_rng = self.stashed
+        self.model.load_state_dict(weights)
+        for name, parameter in self.model.named_parameters():
+            parameter.requires_grad_(trains[name])
+            parameter.grad = None
+        self.rng.setstate(rng)
+        torch.set_rng_state(torch_rng)
+        self.stashed, self.relearning = None, None
+
+    @torch.no_grad()
+    def quantize_weights(self, bits: int, group: int) -> None:
+        """Round the decoder layers' linear weights to `bits` per group of `group` input columns
+        (trainer/quantization.py); embeddings, norms and the output head stay as they are. A rank rounds its
+        shard: FSDP2 splits the rows, and a group lies within one row."""
+        for layer in decoder_layers(self.model):
+            for module in layer.modules():
+                if isinstance(module, torch.nn.Linear):
+                    weight = module.weight.to_local() if isinstance(module.weight, DTensor) else module.weight
+                    weight.copy_(quantized(weight, bits, group))
+
+    def relearn_steps(self, examples: Sequence[Example], steps: int, lr: float, batch_size: int) -> None:
+        """`steps` steps of plain fine-tuning of every parameter on `examples`, in minibatches of `batch_size`
+        drawn in a fixed order, with an AdamW of its own (made at the first call after `stash_state`, kept by
+        later calls, so that 5 then 5 more steps are 10 steps)."""
+        if self.relearning is None:
+            self.model.requires_grad_(True)
+            order = list(range(len(examples)))
+            random.Random(0).shuffle(order)
+            self.relearning = (torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.0),
+                               itertools.cycle(order))
+        optimizer, order = self.relearning
+        for _ in range(steps):
+            chunk = [examples[next(order)] for _ in range(min(batch_size, len(examples)))]
+            mine, _, weight = self.my_share(chunk, [])
+            optimizer.zero_grad(set_to_none=True)
+            (weight * nll(*self.answer_logprobs(mine), answer_tokens(chunk))).backward()
+            optimizer.step()
 
     # ---- weights out --------------------------------------------------------------------------------
     def full_state_dict(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,63 @@
+"""Prompt attacks: the forget questions asked in ways the unlearning never saw.
+
+- prefill: the first `prefill_share` of the true answer's words given after the question (the PMC authors' own
+  attack); the continuation's ROUGE-L against the rest of the answer. Suppressing an answer's first tokens is
+  not enough against it: the rest must be gone too.
+- format shift: the other prompt format (plain on a chat model, the chat template or another plain template on
+  a plain one: models/prompting.py's `PromptFormat.other`).
+- in context: `in_context` retain question/answer pairs before the question, answered as examples.
+- multiple choice: the true answer among its perturbed ones, by length-normalised log-probability; the shares of
+  questions where it is the most and the least likely option, against chance (1 / options). The PMC paper finds
+  NPO leaking the true answer by making it the *least* likely, far above chance.
+"""
+from __future__ import annotations
+
+import math
+
+from pmc_unlearning.evaluation.attacks.intervals import absent, share
+from pmc_unlearning.evaluation.attacks.measure import greedy_rouge
+from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
+
+
+def prompts(model: AttackedModel, data: AttackData, config) -> dict:
+    settings = config.eval.attacks
+    name, other = model.prompt.other()
+    shots = [(row.question, row.answer) for row in data.retain[:settings.in_context]]
+    return {
+        "prefill": prefill(model, data, config),
+        "format_shift": {"format": name, "forget_rouge_l": greedy_rouge(
+            model, data.forget, config, prompts=[other.prompt(row.question) for row in data.forget])},
+        "in_context": {"shots": len(shots), "forget_rouge_l": greedy_rouge(
+            model, data.forget, config, prompts=[model.prompt.prompt(row.question, shots) for row in data.forget])}
+        if shots else absent("the data has no retain rows to show"),
+        "multiple_choice": multiple_choice(model, data),
+    }
+
+
+def prefill(model: AttackedModel, data: AttackData, config) -> dict:
+    given_share = config.eval.attacks.prefill_share
+    prompts, rests = [], []
+    for row in data.forget:
+        words = row.answer.split()
+        given = math.floor(given_share * len(words))
+        # The given words as the answer's own first tokens (without its end of sequence).
+        prompts.append((*model.prompt.prompt(row.question), *model.prompt.answer(" ".join(words[:given]))[:-1])
+                       if given else model.prompt.prompt(row.question))
+        rests.append(" ".join(words[given:]))
+    return {"given_share": given_share,
+            "forget_rouge_l": greedy_rouge(model, data.forget, config, prompts=prompts, references=rests)}
+
+
+def multiple_choice(model: AttackedModel, data: AttackData) -> dict:
+    rows = [row for row in data.forget if row.perturbed_answer]
+    if not rows:
+        return absent("no forget row has perturbed answers")
+    options = [(row.question, answer) for row in rows for answer in (row.answer, *row.perturbed_answer)]
+    scores = iter(model.score([model.prompt.example(q, a) for q, a in options]))
+    highest = lowest = 0
+    for row in rows:
+        per_token = [total / count for total, count in (next(scores) for _ in range(1 + len(row.perturbed_answer)))]
+        highest += per_token[0] > max(per_token[1:])
+        lowest += per_token[0] < min(per_token[1:])
+    return {"highest": share(highest, len(rows)), "lowest": share(lowest, len(rows)),
+            "chance": sum(1 / (1 + len(row.perturbed_answer)) for row in rows) / len(rows), "questions": len(rows)}

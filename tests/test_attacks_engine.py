@@ -1,0 +1,74 @@
+"""The attacks on a real engine and trainer (the tiny model, without Ray): each gives the model back as it found
+it, the same numbers on a second run, and a quantized engine serves exactly the rounded weights."""
+from __future__ import annotations
+
+import gc
+from functools import partial
+
+import pytest
+import torch
+
+from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
+from pmc_unlearning.cluster.weight_sync import sync_weights
+from pmc_unlearning.configs import CONFIG_DIR, load_config
+from pmc_unlearning.engine import Sampler
+from pmc_unlearning.evaluation.attacks import run_attacks
+from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
+from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def attacked(tiny_model, small_bench):
+    """(an AttackedModel of the tiny model, its data, the smoke config, the trainer)."""
+    config = load_config(CONFIG_DIR / "smoke.yaml")
+    sampler, trainer = Sampler(tiny_model, config.engine), Trainer(tiny_model, precision="fp32", seed=0)
+    samplers, trainers = SamplerGroup([sampler]), TrainerGroup([trainer])
+    dtype = sampler.weight_dtype()
+    model = AttackedModel(samplers, trainers, partial(sync_weights, trainers, samplers, dtype),
+                          PromptFormat(trainer.tokenizer), 16, 0)
+    data = AttackData(small_bench.forget, small_bench.retain[:8], small_bench.holdout, small_bench.absent)
+    yield model, data, config, trainer
+    del model, samplers, sampler
+    gc.collect()
+
+
+def without_seconds(results: dict) -> dict:
+    return {name: {key: value for key, value in result.items() if key != "seconds"} for name, result in results.items()}
+
+
+def test_every_attack_leaves_the_model_as_it_found_it_and_repeats_its_numbers(attacked):
+    model, data, config, trainer = attacked
+    prompts = [model.prompt.prompt(row.question) for row in data.forget]
+    weights = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    answers = model.greedy(prompts)
+
+    first = run_attacks(model, data, config)
+    assert list(first) == ["relearn", "quantize", "mia", "extraction", "prompts"]
+    assert all(torch.equal(weights[name], value) for name, value in trainer.model.state_dict().items())
+    assert model.greedy(prompts) == answers  # the engine serves the trainer's weights again
+    assert without_seconds(run_attacks(model, data, config)) == without_seconds(first)
+
+
+def test_a_quantized_model_is_served_rounded_then_restored(attacked):
+    """The engine answers as the trainer's own generate does with the rounded weights (the reference path), which
+    differs from the full-precision answers; afterwards both are back to full precision."""
+    model, data, config, trainer = attacked
+    prompts = [model.prompt.prompt(row.question) for row in data.forget]
+    weights = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    served = lambda: [list(c.token_ids) for c in model.sampler.greedy(prompts)]
+    full = served()
+    with model.changed_weights():
+        model.quantize(2, 4)  # coarse enough to change the tiny model's answers
+        rounded = served()
+        assert rounded != full and rounded == trainer.greedy(prompts, config.engine.max_new_tokens)
+    assert served() == full
+    assert all(torch.equal(weights[name], value) for name, value in trainer.model.state_dict().items())
+
+
+def test_mia_is_absent_with_the_datas_reason_without_a_holdout_split(attacked):
+    model, data, config, _ = attacked
+    from pmc_unlearning.evaluation.attacks.mia import mia
+
+    reason = "no holdout10 file in /some/folder"
+    assert mia(model, AttackData(data.forget, data.retain, (), {"holdout": reason}), config) == {"absent": reason}
