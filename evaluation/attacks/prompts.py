@@ -5,7 +5,8 @@
   not enough against it: the rest must be gone too.
 - format shift: the other prompt format (plain on a chat model, the chat template or another plain template on
   a plain one: models/prompting.py's `PromptFormat.other`).
-- in context: `in_context` retain question/answer pairs before the question, answered as examples.
+- in context: `in_context` retain question/answer pairs before the question, answered as examples (fewer where
+  they would not leave `engine.max_new_tokens` of room in `engine.max_model_len`; `shots` is the fewest shown).
 - multiple choice: the true answer among its perturbed ones, by length-normalised log-probability; the shares of
   questions where it is the most and the least likely option, against chance (1 / options). The PMC paper finds
   NPO leaking the true answer by making it the *least* likely, far above chance.
@@ -20,18 +21,31 @@ from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 
 
 def prompts(model: AttackedModel, data: AttackData, config) -> dict:
-    settings = config.eval.attacks
     name, other = model.prompt.other()
-    shots = [(row.question, row.answer) for row in data.retain[:settings.in_context]]
     return {
         "prefill": prefill(model, data, config),
         "format_shift": {"format": name, "forget_rouge_l": greedy_rouge(
             model, data.forget, config, prompts=[other.prompt(row.question) for row in data.forget])},
-        "in_context": {"shots": len(shots), "forget_rouge_l": greedy_rouge(
-            model, data.forget, config, prompts=[model.prompt.prompt(row.question, shots) for row in data.forget])}
-        if shots else absent("the data has no retain rows to show"),
+        "in_context": in_context(model, data, config),
         "multiple_choice": multiple_choice(model, data),
     }
+
+
+def in_context(model: AttackedModel, data: AttackData, config) -> dict:
+    """The retain pairs before each question: as many of `in_context` as leave the engine room for an answer."""
+    shots = [(row.question, row.answer) for row in data.retain[:config.eval.attacks.in_context]]
+    room = config.engine.max_model_len - config.engine.max_new_tokens
+    prompts, shown = [], []
+    for row in data.forget:
+        count = len(shots)
+        while count and len(model.prompt.prompt(row.question, shots[:count])) > room:
+            count -= 1
+        prompts.append(model.prompt.prompt(row.question, shots[:count]))
+        shown.append(count)
+    if not shots or not min(shown):
+        return absent("no retain pair fits before the question in engine.max_model_len with an answer's room"
+                      if shots else "the data has no retain rows to show")
+    return {"shots": min(shown), "forget_rouge_l": greedy_rouge(model, data.forget, config, prompts=prompts)}
 
 
 def prefill(model: AttackedModel, data: AttackData, config) -> dict:
