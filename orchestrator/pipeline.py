@@ -298,12 +298,9 @@ def attack_once(job: Job, model_dir: Path, role: str, compute: Callable[[], dict
     """The attack results of a model the job did not make (the target, the retain model): cached under a key of
     everything they depend on, so repeated runs and the methods of `make compare` pay for them once."""
     config = job.config
-    settings = {"model": fingerprint_folder(model_dir), "data": config.data.model_dump(mode="json"),
-                "holdout": job.bench.holdout_fingerprint(), "engine": config.engine.model_dump(mode="json"),
-                "prompt": job.prompt.describe(), "eval": config.eval.model_dump(mode="json", exclude={"retain_model"}),
-                "relearn": {"lr": config.target.lr, "batch_size": config.target.batch_size},
-                "precision": resolve_precision(config.precision), "versions": package_versions(),
-                "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
+    settings = {**evaluation_settings(job.prompt, config, exclude={"retain_model"}),
+                "model": fingerprint_folder(model_dir), "holdout": job.bench.holdout_fingerprint(),
+                "relearn": {"lr": config.target.lr, "batch_size": config.target.batch_size}}
     return cached_json(config.cache_dir / "attacks" / settings_key(settings), "attacks.json", f"{role} attacks",
                        compute)
 
@@ -407,17 +404,23 @@ def check_shared_storage(folder: Path, trainers) -> None:
                            "put runs_dir on storage every node mounts at the same path (see docker/cluster.yaml)")
 
 
+def evaluation_settings(prompt: PromptFormat, config: RunConfig, exclude: set[str]) -> dict:
+    """What any cached result of evaluating a model depends on besides the model: data, engine, prompt format,
+    the `eval` settings but `exclude`, precision, packages and code (the caller adds the model's fingerprint)."""
+    return {"data": config.data.model_dump(mode="json"), "engine": config.engine.model_dump(mode="json"),
+            "prompt": prompt.describe(), "eval": config.eval.model_dump(mode="json", exclude=exclude),
+            "precision": resolve_precision(config.precision), "versions": package_versions(),
+            "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
+
+
 def measure_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig,
                         measure: Callable[[], Measurement]) -> Measurement:
     """The target model's measurement: cached under a key of everything it depends on, so the methods of
     `make compare` and repeated runs measure the same target once (each run judges it for itself). Exact, not
     approximate: greedy answers and scores are deterministic and the evaluation's sampling is seeded per
     request."""
-    settings = {"target": fingerprint_folder(target_dir), "data": config.data.model_dump(mode="json"),
-                "engine": config.engine.model_dump(mode="json"), "prompt": prompt.describe(),
-                "eval": config.eval.model_dump(mode="json", exclude={"retain_model", "attacks"}),  # judged by each run
-                "precision": resolve_precision(config.precision), "versions": package_versions(),
-                "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
+    settings = {**evaluation_settings(prompt, config, exclude={"retain_model", "attacks"}),  # judged by each run
+                "target": fingerprint_folder(target_dir)}
     folder = config.cache_dir / "evaluations" / settings_key(settings)
     return Measurement.from_json(cached_json(folder, "state.json", "target model evaluation",
                                             lambda: measure().to_json()))
