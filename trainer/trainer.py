@@ -170,19 +170,23 @@ class Trainer:
         """Summed answer-token log-probabilities and answer lengths."""
         return sequence_logprobs(*self.forward(examples, model))
 
-    @torch.no_grad()
     def score(self, examples: Sequence[Example], batch_size: int = 16) -> list[tuple[float, int]]:
         """(summed log-probability, token count) of each example's answer, in batched forward passes.
 
         An example with a one-token answer gives log p(token | context): the over-unlearning probe.
         """
+        return self.per_example(examples, batch_size,
+                                lambda batch: list(zip(*(values.tolist() for values in self.answer_logprobs(batch)))))
+
+    @torch.no_grad()
+    def per_example(self, examples: Sequence[Example], batch_size: int, read: Callable[[list], list]) -> list:
+        """`read(batch)` of each batch of `examples` in turn, concatenated: a result per example, in eval mode."""
         self.model.eval()
-        scores = []
+        results = []
         for start in range(0, len(examples), batch_size):
-            sums, counts = self.answer_logprobs(examples[start : start + batch_size])
-            scores += list(zip(sums.tolist(), counts.tolist()))
+            results += read(list(examples[start : start + batch_size]))
         self.model.train()
-        return scores
+        return results
 
     def step(self, loss: torch.Tensor) -> None:
         assert self.optimizer is not None, "configure_optimizer first"
@@ -296,15 +300,9 @@ class Trainer:
         return mean_logs([self.sft_step(chunk) for chunk in self.minibatches(examples, batch_size)])
 
     # ---- what the attacks do to a model (evaluation/attacks/) ----------------------------------------------
-    @torch.no_grad()
     def token_statistics(self, examples: Sequence[Example], batch_size: int = 16) -> list[TokenStatistics]:
         """Per example, its answer tokens' statistics (trainer/token_statistics.py), in batched forward passes."""
-        self.model.eval()
-        statistics = []
-        for start in range(0, len(examples), batch_size):
-            statistics += token_statistics(*self.forward(examples[start : start + batch_size]))
-        self.model.train()
-        return statistics
+        return self.per_example(examples, batch_size, lambda batch: token_statistics(*self.forward(batch)))
 
     def stash_state(self) -> None:
         """Keep a copy of what `quantize_weights` and `relearn_steps` change (weights, which parameters train,
