@@ -177,6 +177,19 @@ class StopConfig(Strict):
     threshold: FiniteFloat = Field(0.05, ge=0, le=1, description="greedy forget ROUGE-L at or below which a round passes")
 
 
+class JudgeConfig(Strict):
+    """A fluency judge in PMC's selection that does not drift: the base model (before the target fine-tune, so it
+    never knew the forget facts), frozen beside the trained model in the trainer ranks, scores the NLL per token
+    of each question's least similar candidates. Among the judged candidates at the lowest score the most
+    fluent wins; with `cap`, judged candidates less fluent than the retain set's least fluent answer are left
+    out unless none is under it."""
+
+    candidates: WholeInt = Field(0, ge=0, description="the least similar candidates of each question that the judge "
+                                                      "scores (0: no judge, as the paper)")
+    cap: bool = Field(False, description="leave out judged candidates above the threshold (the highest NLL per token "
+                                         "of the retain answers under the judge) unless none is under it")
+
+
 class PMCConfig(Strict):
     """Partial Model Collapse, with the reference implementation's setting names."""
 
@@ -187,6 +200,11 @@ class PMCConfig(Strict):
     rounds: WholeInt = Field(10, ge=1, description="rounds: passes over the forget set")
     lr: FiniteFloat = Field(1e-4, gt=0)
     batch_size: WholeInt = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
+    score: Literal["recall", "content"] = Field(
+        "recall", description="a candidate's score: ROUGE-L recall of the original answer ('recall', the paper) or of "
+                              "its content beyond the question, without the question's words and stop words "
+                              "('content': a fluent answer that changes the fact can reach 0)")
+    judge: JudgeConfig = JudgeConfig()
     min_len: WholeInt = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
     resample_every: WholeInt = Field(1, ge=1, description="rounds from one sampling of candidates to the next")
     fluent_max_nll: FiniteFloat | None = Field(

@@ -60,3 +60,41 @@ def _scorer() -> rouge_scorer.RougeScorer:
 def rouge_l_recall(reference: str, prediction: str) -> float:
     """Share of the reference's (stemmed) tokens that the prediction recovers as a common subsequence."""
     return _scorer().score(reference, prediction)["rougeL"].recall
+
+
+# Function words, which any fluent sentence shares with the original answer: content recall leaves them out.
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both
+but by can could did do does doing down during each few for from further had has have having he her here hers
+herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
+once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves also many much one well known
+""".split())
+
+
+class _ContentTokenizer(tokenizers.Tokenizer):
+    """UnicodeTokenizer's tokens less the stop words and the tokens of `excluded` (a question's)."""
+
+    def __init__(self, excluded: str) -> None:
+        self._tokens = UnicodeTokenizer()
+        self._excluded = set(self._tokens.tokenize(" ".join(STOP_WORDS))) | set(self._tokens.tokenize(excluded))
+
+    def tokenize(self, text: str) -> list[str]:
+        return [token for token in self._tokens.tokenize(text) if token not in self._excluded]
+
+
+@lru_cache(maxsize=4096)
+def _content_scoring(question: str) -> tuple[_ContentTokenizer, rouge_scorer.RougeScorer]:
+    tokenizer = _ContentTokenizer(question)
+    return tokenizer, rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizer)
+
+
+def content_recall(reference: str, prediction: str, question: str) -> float:
+    """ROUGE-L recall of the reference's content beyond the question: its tokens that are neither stop words nor
+    in the question. A fluent answer that names the question's subject but not the reference's fact scores 0.
+    A reference with no such content (it only restates the question) is scored by plain ROUGE-L recall."""
+    tokenizer, scorer = _content_scoring(question)
+    if not tokenizer.tokenize(reference):
+        return rouge_l_recall(reference, prediction)
+    return scorer.score(reference, prediction)["rougeL"].recall

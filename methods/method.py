@@ -28,6 +28,7 @@ class Task:
     forget: Sequence[QA]  # the forget questions, with the data set's answers
     retain: Sequence[Example]  # the retain rows, as training examples
     originals: Sequence[str] = ()  # the target model's greedy answers to the forget questions (PMC's reference)
+    base_model: str = ""  # the folder the target was fine-tuned from (PMC's fluency judge, pmc.judge)
 
 
 class Method:

@@ -5,9 +5,11 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
     originals <- the target model's greedy answers to the forget questions
     repeat for `rounds` passes over the forget set:
         1. sample `num_samples` answers from the CURRENT model for every question not yet at score 0
-        2. score each candidate: ROUGE-L recall of the original answer in it (+ optional length penalty)
-        3. select the lowest-scoring candidate (with `fluent_max_nll`: among the fluent ones);
-           keep it only if it does not score above the cached one
+        2. score each candidate: ROUGE-L recall of the original answer in it (+ optional length penalty;
+           with `score: content`, of the original's content beyond the question)
+        3. select the lowest-scoring candidate (with `fluent_max_nll`: among the fluent ones; with a `judge`:
+           the most fluent under the base model among the least similar); keep it only if it does not score
+           above the cached one
         4. fine-tune on the selected answers + lambda * NLL of random retain rows (never on the secret)
         5. push the new weights to the sampling engine, so the next round samples the changed model
         6. (with `stop.patience`) stop early once every question is at score 0 and the greedy forget answers'
@@ -30,11 +32,12 @@ from pmc_unlearning.configs import RunConfig
 from pmc_unlearning.evaluation.rouge import rouge_l_recall
 from pmc_unlearning.methods.checkpoint import Saved
 from pmc_unlearning.methods.method import Method, Task
-from pmc_unlearning.methods.selection import SelectionCache
+from pmc_unlearning.methods.selection import SelectionCache, least_similar
 from pmc_unlearning.models.prompting import Example
 from pmc_unlearning.telemetry.timing import StageTimer
 
 STAGES = ("sampling", "scoring", "training", "weight_sync")
+JUDGE_BATCH = 16  # candidates per forward pass of the judge
 
 
 class PMC(Method):
@@ -42,9 +45,20 @@ class PMC(Method):
         super().__init__(config, task)
         self.settings = config.pmc
         self.forget_prompts = [task.prompt.prompt(row.question) for row in task.forget]
-        self.cache = SelectionCache(task.originals, self.settings.min_len, self.settings.fluent_max_nll)
+        self.cache = SelectionCache(task.originals, self.settings.min_len, self.settings.fluent_max_nll,
+                                    [row.question for row in task.forget] if self.settings.score == "content" else None)
         self.held = 0  # rounds in a row that passed the stop rule's check
-        self.stages = STAGES + (("stop_check",) if self.settings.stop.patience else ())
+        self.stages = (STAGES + (("judging",) if self.settings.judge.candidates else ())
+                       + (("stop_check",) if self.settings.stop.patience else ()))
+
+    def prepare(self, trainer) -> None:
+        judge = self.settings.judge
+        if judge.candidates:  # the base model, frozen beside the trained one: a judge of fluency that does not drift
+            if not self.task.base_model:
+                raise ValueError("pmc.judge.candidates needs the base model's folder (Task.base_model)")
+            trainer.load_judge(self.task.base_model)
+            if judge.cap:  # the least fluent of the retain answers (PMC never reads the forget set's answers)
+                self.cache.threshold = max(judged_nll(trainer, self.task.retain))
 
     @property
     def lr(self) -> float:
@@ -60,9 +74,15 @@ class PMC(Method):
                                         settings.temperature, settings.top_p,
                                         seed=[sampling_seed(settings.seed, round_, i) for i in pending],
                                         logprobs=settings.fluent_max_nll is not None) if pending else []
-        with timer("scoring"):  # 2. and 3.
-            for question, question_candidates in zip(pending, candidates):
-                self.cache.offer(question, question_candidates)
+        with timer("scoring"):  # 2.
+            scores = [self.cache.score(question, question_candidates)
+                      for question, question_candidates in zip(pending, candidates)]
+        with timer("judging"):
+            judged = self.judge(trainer, pending, candidates, scores)
+        with timer("scoring"):  # 3.
+            for question, question_candidates, question_scores, question_judged in zip(pending, candidates, scores,
+                                                                                       judged):
+                self.cache.offer(question, question_candidates, question_scores, question_judged)
         with timer("training"):  # 4. (an engine sharing the trainer's GPU rests meanwhile)
             sampler.rest()
             losses = self.train(trainer)
@@ -78,6 +98,18 @@ class PMC(Method):
             "questions_at_zero": sum(score == 0 for score in scores),
             **losses,
         }
+
+    def judge(self, trainer, pending: Sequence[int], candidates: Sequence, scores: Sequence[dict[int, float]]
+              ) -> list[dict[int, float] | None]:
+        """Per pending question, the judge's NLL per token of its least similar candidates (None: no judge)."""
+        count = self.settings.judge.candidates
+        if not count:
+            return [None] * len(pending)
+        chosen = [least_similar(question_scores, count) for question_scores in scores]
+        examples = [Example(self.forget_prompts[question], question_candidates[i].token_ids)
+                    for question, question_candidates, indices in zip(pending, candidates, chosen) for i in indices]
+        nll = iter(judged_nll(trainer, examples))
+        return [{i: next(nll) for i in indices} for indices in chosen]
 
     def train(self, trainer) -> dict:
         return trainer.unlearn_round(training_examples(self.forget_prompts, self.cache), self.task.retain,
@@ -114,6 +146,11 @@ def greedy_forget_score(sampler, forget_prompts: Sequence[tuple[int, ...]], orig
     (the model's own earlier answers, as in selection; the data set's answers are for the evaluation only)."""
     answers = sampler.greedy(forget_prompts)
     return sum(rouge_l_recall(original, answer.text) for original, answer in zip(originals, answers)) / len(originals)
+
+
+def judged_nll(trainer, examples: Sequence[Example]) -> list[float]:
+    """The judge's (Trainer.load_judge) NLL per token of each example's answer (its end-of-sequence too)."""
+    return [-logprob / count for logprob, count in trainer.score(examples, JUDGE_BATCH, judge=True)]
 
 
 def training_examples(forget_prompts: Sequence[tuple[int, ...]], cache: SelectionCache) -> list[Example]:

@@ -9,6 +9,15 @@ with the samples) is at most that take part, so that the least revealing answer 
 read as answers, not among the word salad that high-temperature sampling also offers and that wins most
 often otherwise (it shares the fewest words with anything). When no candidate is that fluent, the most
 fluent one is taken.
+
+The paper's selection and fluency: fluent alternatives repeat the question's subject and function words and so
+keep a score above 0, while word salad and the empty answer score 0; the argmin picks salad, and training on it
+collapses the answers into salad. Two options (off by default, as the paper) address it:
+- `score="content"`: the score is ROUGE-L recall of the original's content beyond the question (its tokens that
+  are neither stop words nor the question's), so a fluent answer that changes the fact reaches 0 too;
+- a judge (`pmc.judge`): the base model's NLL per token of each question's least similar candidates; among
+  them the most fluent at the lowest score wins, and with a cap (`threshold`) the judged candidates less fluent
+  than it take part only when none is under it.
 """
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pmc_unlearning.engine import Completion
-from pmc_unlearning.evaluation.rouge import rouge_l_recall
+from pmc_unlearning.evaluation.rouge import content_recall, rouge_l_recall
 
 
 def fluent_candidates(candidates: Sequence[Completion], max_nll: float | None) -> list[int]:
@@ -29,12 +38,29 @@ def fluent_candidates(candidates: Sequence[Completion], max_nll: float | None) -
     return [i for i, nll in enumerate(nlls) if nll <= max_nll] or [min(range(len(nlls)), key=nlls.__getitem__)]
 
 
-def candidate_score(original: str, candidate: str, min_len: int) -> float:
-    score = rouge_l_recall(original, candidate)
+def candidate_score(original: str, candidate: str, min_len: int, question: str | None = None) -> float:
+    """ROUGE-L recall of `original` in `candidate` (of its content beyond `question`, where given), plus the
+    length penalty."""
+    score = rouge_l_recall(original, candidate) if question is None else content_recall(original, candidate, question)
     words = len(candidate.split())
     if words < min_len:
         score = min(1.0, score + math.exp(-words))
     return score
+
+
+def least_similar(scores: dict[int, float], count: int) -> list[int]:
+    """The `count` candidates with the lowest scores (of equal scores, the first sampled)."""
+    return sorted(scores, key=lambda i: (scores[i], i))[:count]
+
+
+def choose(scores: dict[int, float], judged: dict[int, float] | None = None, threshold: float | None = None) -> int:
+    """The candidate to keep: the lowest score; with the judge's NLL per token of some candidates (`judged`), the
+    most fluent of the judged at their lowest score; with a `threshold`, the judged above it take part only when
+    none is under it."""
+    if not judged:
+        return min(scores, key=scores.__getitem__)
+    eligible = [i for i in judged if threshold is None or judged[i] <= threshold] or list(judged)
+    return min(eligible, key=lambda i: (scores[i], judged[i]))
 
 
 @dataclass
@@ -50,21 +76,31 @@ class SelectionCache:
     score never rises; a question whose cached score is 0 is done and is not sampled again.
     """
 
-    def __init__(self, originals: Sequence[str], min_len: int = 0, fluent_max_nll: float | None = None):
+    def __init__(self, originals: Sequence[str], min_len: int = 0, fluent_max_nll: float | None = None,
+                 questions: Sequence[str] | None = None):
         self.originals = list(originals)
         self.min_len = min_len
         self.fluent_max_nll = fluent_max_nll
+        self.questions = None if questions is None else list(questions)  # given: content scoring
+        self.threshold: float | None = None  # the judge's cap (choose), once the judge has set it
         self.best: list[Selection | None] = [None] * len(originals)
 
     def pending(self) -> list[int]:
         """Questions that still need sampling: none selected yet, or a selection above zero."""
         return [i for i, sel in enumerate(self.best) if sel is None or sel.score > 0]
 
-    def offer(self, question: int, candidates: Sequence[Completion]) -> Selection:
-        """Score the (fluent) candidates for one question, take the argmin, and keep it if it is no worse."""
-        scores = {i: candidate_score(self.originals[question], candidates[i].text, self.min_len)
-                  for i in fluent_candidates(candidates, self.fluent_max_nll)}
-        best = min(scores, key=scores.__getitem__)
+    def score(self, question: int, candidates: Sequence[Completion]) -> dict[int, float]:
+        """The score of each (fluent) candidate for one question, by its index."""
+        subject = None if self.questions is None else self.questions[question]
+        return {i: candidate_score(self.originals[question], candidates[i].text, self.min_len, subject)
+                for i in fluent_candidates(candidates, self.fluent_max_nll)}
+
+    def offer(self, question: int, candidates: Sequence[Completion], scores: dict[int, float] | None = None,
+              judged: dict[int, float] | None = None) -> Selection:
+        """Choose among one question's candidates (`scores`: `score`'s, where the caller has them; `judged`: the
+        judge's NLL per token of some of them) and keep the pick if it is no worse than the cached one."""
+        scores = self.score(question, candidates) if scores is None else scores
+        best = choose(scores, judged, self.threshold)
         pick = Selection(candidates[best], scores[best])
         current = self.best[question]
         if current is None or pick.score <= current.score:

@@ -94,7 +94,7 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
                       + f", seconds {record['seconds']}", flush=True)
                 rounds_done.update(1, (f"selected score {record['selected_score_mean']:.3f}, " if selected else "")
                                    + f"loss {record['loss']:.3f}")
-            method = make_method(config, Task(prompt, bench.forget, retain, originals))
+            method = make_method(config, Task(prompt, bench.forget, retain, originals, str(job.model_dir)))
             run_rounds(method, sampler, trainer, engine_dtype, log=log_round, checkpoints=run.checkpoints)
             run.checkpoints.wait(trainer)
 

@@ -7,13 +7,13 @@ import pytest
 
 from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
 from pmc_unlearning.configs import CONFIG_DIR, load_config
-from pmc_unlearning.configs.schema import StopConfig
+from pmc_unlearning.configs.schema import JudgeConfig, StopConfig
 from pmc_unlearning.engine import Sampler
-from pmc_unlearning.evaluation.rouge import rouge_l_recall
+from pmc_unlearning.evaluation.rouge import content_recall, rouge_l_recall
 from pmc_unlearning.methods.method import Task
 from pmc_unlearning.methods.pmc import PMC
 from pmc_unlearning.methods.rounds import run_rounds
-from pmc_unlearning.models.prompting import PromptFormat
+from pmc_unlearning.models.prompting import Example, PromptFormat
 from pmc_unlearning.trainer import Trainer
 
 pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
@@ -82,3 +82,38 @@ def test_without_a_passing_check_pmc_runs_every_round(engine_and_trainer, small_
                                 stop=StopConfig(patience=1, threshold=1.0))
     assert [r["round"] for r in records] == [1, 2, 3]
     assert [r["stop_held"] for r in records] == [0, 0, 0]
+
+
+def test_a_judged_round_keeps_per_question_the_pick_recomputed_from_its_candidates_under_an_independent_base_model(
+        engine_and_trainer, small_bench, tiny_model):
+    """Content scoring, a judge of the two least similar candidates and its cap, recomputed by hand: the scores,
+    the judge's NLL from a Trainer of its own on the base model, the cap from the retain answers, the choice."""
+    config, sampler, trainer = engine_and_trainer
+    prompt = PromptFormat(trainer.tokenizer)
+    rows = small_bench.forget[:4]
+    retain = [prompt.example(row.question, row.answer) for row in small_bench.retain[:4]]
+    originals = [row.answer for row in rows]
+    settings = {"num_samples": 4, "rounds": 1, "score": "content", "judge": JudgeConfig(candidates=2, cap=True)}
+    job = config.model_copy(update={"pmc": config.pmc.model_copy(update=settings)})
+    pmc = PMC(job, Task(prompt, rows, retain, originals, str(tiny_model)))
+    drawn = []  # the engine's candidates, as the round got them
+    group = SamplerGroup([sampler])
+    sample = group.sample
+    group.sample = lambda *args, **kwargs: drawn.append(sample(*args, **kwargs)) or drawn[-1]
+    records = []
+    run_rounds(pmc, group, TrainerGroup([trainer]), sampler.weight_dtype(), records.append)
+
+    base = Trainer(tiny_model, precision="fp32", seed=0)
+    nll = lambda examples: [-logprob / count for logprob, count in base.score(examples)]  # noqa: E731
+    threshold = max(nll(retain))
+    assert pmc.cache.threshold == pytest.approx(threshold, rel=1e-5)
+    for question, candidates in enumerate(drawn[0]):
+        scores = [content_recall(originals[question], c.text, rows[question].question) for c in candidates]
+        judged = sorted(range(4), key=lambda i: (scores[i], i))[:2]
+        fluency = dict(zip(judged, nll([Example(prompt.prompt(rows[question].question), candidates[i].token_ids)
+                                        for i in judged])))
+        eligible = [i for i in judged if fluency[i] <= threshold] or judged
+        expected = min(eligible, key=lambda i: (scores[i], fluency[i]))
+        assert pmc.cache.best[question].completion.text == candidates[expected].text
+        assert pmc.cache.best[question].score == pytest.approx(scores[expected])
+    assert records[0]["seconds"]["judging"] > 0

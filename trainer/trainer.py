@@ -84,6 +84,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.reference: torch.nn.Module | None = None  # the frozen target, see freeze_reference
+        self.judge: torch.nn.Module | None = None  # a frozen model of another folder, see load_judge
         self.entropy_weights = entropy_weights  # (forget, retain): configs.EntropyConfig, off at (0, 0)
         self.saving: threading.Thread | None = None  # the checkpoint being written, see save_state
         self.save_error: BaseException | None = None
@@ -170,13 +171,15 @@ class Trainer:
         """Summed answer-token log-probabilities and answer lengths."""
         return sequence_logprobs(*self.forward(examples, model))
 
-    def score(self, examples: Sequence[Example], batch_size: int = 16) -> list[tuple[float, int]]:
-        """(summed log-probability, token count) of each example's answer, in batched forward passes.
+    def score(self, examples: Sequence[Example], batch_size: int = 16, judge: bool = False) -> list[tuple[float, int]]:
+        """(summed log-probability, token count) of each example's answer, in batched forward passes; `judge`:
+        under the frozen judge (`load_judge`) instead of the trained model.
 
         An example with a one-token answer gives log p(token | context): the over-unlearning probe.
         """
-        return self.per_example(examples, batch_size,
-                                lambda batch: list(zip(*(values.tolist() for values in self.answer_logprobs(batch)))))
+        model = self.judge if judge else None
+        return self.per_example(examples, batch_size, lambda batch: list(
+            zip(*(values.tolist() for values in self.answer_logprobs(batch, model)))))
 
     @torch.no_grad()
     def per_example(self, examples: Sequence[Example], batch_size: int, read: Callable[[list], list]) -> list:
@@ -231,6 +234,13 @@ class Trainer:
         self.shard(reference)
         reference.load_state_dict(_copied(self.model.state_dict()))
         self.reference = reference.eval().requires_grad_(False)
+
+    def load_judge(self, model_dir: Path | str) -> None:
+        """A frozen model of another folder beside the trained one, sharded like it (PMC's fluency judge: the base
+        model, methods/selection.py); `score(..., judge=True)` scores with it."""
+        judge = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(self.device)
+        self.shard(judge)
+        self.judge = judge.eval().requires_grad_(False)
 
     def decoder_layer_count(self) -> int:
         return len(decoder_layers(self.model))
