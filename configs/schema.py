@@ -263,8 +263,10 @@ class AttacksConfig(Strict):
     relearn_steps: tuple[WholeInt, ...] = Field((0, 5, 10, 20), description="relearn: the optimizer steps (of the "
                                                 "target fine-tune's lr and batch) after which the held-out half is "
                                                 "measured, ascending")
-    sampling_n: WholeInt = Field(16, ge=1, description="relearn and quantize: answers sampled per forget question "
-                                                       "for the leak share")
+    benign_relearn: bool = Field(False, description="relearn: also the benign curve, relearning on as many retain rows "
+                                                   "(as much training and measuring again as the relearning itself)")
+    sampling_n: WholeInt = Field(8, ge=1, description="relearn and quantize: answers sampled per forget question "
+                                                      "for the leak share")
     quantize_bits: tuple[WholeInt, ...] = Field((8, 4), description="quantize: the bit widths tried")
     quantize_group: WholeInt = Field(128, ge=1, description="quantize: input weights per scale")
     min_k_share: FiniteFloat = Field(0.4, gt=0, le=1, description="mia: the share of lowest-scoring tokens Min-K % "

@@ -7,7 +7,8 @@ The halves are contiguous in the data's order: TOFU and the built-in benchmark l
 so with several authors the halves split authors (what is measured is never trained on), with one author they
 split its facts. The curve gives, after each number of steps in `eval.attacks.relearn_steps` (the target
 fine-tune's lr and batch), the greedy forget ROUGE-L and the leak share under sampling on the held-out half. The
-benign curve relearns on as many retain rows instead: fine-tuning on unrelated rows should bring nothing back.
+benign curve (`eval.attacks.benign_relearn`, off by default: it doubles the attack's cost) relearns on as many
+retain rows instead: fine-tuning on unrelated rows should bring nothing back.
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ def relearn(model: AttackedModel, data: AttackData, config) -> dict:
     result = {"relearned_rows": len(taught), "measured_rows": len(held),
               "curve": relearning_curve(model, taught, held, config)}
     benign = data.retain[:len(taught)]
-    result["benign_curve"] = relearning_curve(model, benign, held, config) if benign else \
-        absent("the data has no retain rows to relearn on")
+    if not config.eval.attacks.benign_relearn:
+        result["benign_curve"] = absent("not measured (eval.attacks.benign_relearn)")
+    else:
+        result["benign_curve"] = relearning_curve(model, benign, held, config) if benign else \
+            absent("the data has no retain rows to relearn on")
     return result
 
 
