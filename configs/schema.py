@@ -295,6 +295,9 @@ class EvalConfig(Strict):
     seed: Seed = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
     score_batch_size: WholeInt = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
     retain_model: bool = Field(False, description="train (once, cached) the retain model that forget quality needs")
+    retain_base: str | None = Field(None, description="`eval` only: the model the evaluated one was made from (a name "
+                                    "or folder, as `model`); the retain model is its fine-tune on the retain split. None: "
+                                    "the base_model in the folder's model card (a run's saved model has one)")
     sampling_n: WholeInt = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
     sampling_temperature: FiniteFloat = Field(1.0, gt=0)
     sampling_top_p: FiniteFloat = Field(1.0, gt=0, le=1)

@@ -43,3 +43,18 @@ def write_model_card(folder: Path, base_model: str, method: str, data: dict, for
                   "\"never learned\" looks like. PrivLeak near 0: the forget answers look as unfamiliar as ones never "
                   "seen.", ""]
     (folder / "README.md").write_text("\n".join(lines))
+
+
+def card_base_model(folder: Path) -> str | None:
+    """The `base_model` in `folder`/README.md's metadata header, or None where there is no such card."""
+    card = folder / "README.md"
+    lines = card.read_text().splitlines() if card.is_file() else []
+    if not lines or lines[0] != "---":
+        return None
+    for line in lines[1:]:
+        if line == "---":
+            return None
+        key, _, value = line.partition(":")
+        if key.strip() == "base_model" and value.strip():
+            return value.strip()
+    return None

@@ -103,7 +103,7 @@ def _attacks_figure(attacks: dict[str, dict]):
                   [by_level[level]["forget_rouge_l"]["value"] if level in by_level else 0 for level in levels],
                   width, label=name)
     right.set_xticks([x + width * (len(with_levels) - 1) / 2 for x in range(len(levels))],
-                     ["full" if level == "full" else f"{level}-bit" for level in levels])
+                     [f"{level}-bit" for level in levels])
     right.set(title="Round-to-nearest quantization", ylabel="forget ROUGE-L", ylim=(0, 1.02))
     right.legend()
     return figure

@@ -20,7 +20,7 @@ from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup, start_samp
 from pmc_unlearning.cluster.placement import Placement, job_placement
 from pmc_unlearning.cluster.session import ray_session
 from pmc_unlearning.cluster.weight_sync import set_up_weight_transfer, sync_weights
-from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.configs import ConfigError, RunConfig
 from pmc_unlearning.data import QA, Benchmark
 from pmc_unlearning.data.corpus import load_corpus
 from pmc_unlearning.evaluation.attacks import headline, judge_attacks, run_attacks
@@ -28,7 +28,7 @@ from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 from pmc_unlearning.evaluation.fluency import FluencyJudge
 from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
 from pmc_unlearning.evaluation.logprobs import Scorer, logprob_metrics
-from pmc_unlearning.evaluation.model_card import write_model_card
+from pmc_unlearning.evaluation.model_card import card_base_model, write_model_card
 from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids
 from pmc_unlearning.evaluation.plots import write_plots
 from pmc_unlearning.evaluation.report import attacked_models, write_report
@@ -150,11 +150,13 @@ def _run_evaluation(config: RunConfig) -> Path:
 
 @dataclass
 class Job:
-    """What both recipes start from: the checked inputs (`model_dir`: the model the job starts from), the run
-    folder, the stage timer, the Ray placement and the job's actors."""
+    """What both recipes start from: the checked inputs (`model_dir`: the model the job starts from; `base_dir`:
+    the one the retain model is fine-tuned from), the run folder, the stage timer, the Ray placement and the
+    job's actors."""
     config: RunConfig
     bench: Benchmark
     model_dir: Path
+    base_dir: Path
     prompt: PromptFormat
     eval_set: EvalSet
     contexts: list[Context]
@@ -189,13 +191,15 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
     with timer("setup"):
         check_run_folders(config, kind, fresh)
         bench, model_dir, prompt = prepare(config)
+        base_dir = model_dir if kind == UNLEARN else evaluated_models_base(config, model_dir, bench)
         eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
         contexts = over_unlearning_contexts(prompt, bench, config)
-    run = RunFolder(config, extra=resolved_settings(model_dir, prompt, bench), kind=kind, fresh=fresh)
+    resolved = {**resolved_settings(model_dir, prompt, bench), **({"retain_base_dir": str(base_dir)} if base_dir != model_dir else {})}
+    run = RunFolder(config, extra=resolved, kind=kind, fresh=fresh)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
     with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
-        yield Job(config, bench, model_dir, prompt, eval_set, contexts, run, timer, placement, actors, started)
+        yield Job(config, bench, model_dir, base_dir, prompt, eval_set, contexts, run, timer, placement, actors, started)
 
 
 def fine_tune_target(job: Job) -> tuple[Path, bool]:
@@ -263,7 +267,7 @@ def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
         return None, None
     bench = job.bench
     fingerprint = hashlib.sha256(f"retain-only:{bench.fingerprint()}".encode()).hexdigest()
-    folder, _ = ensure_finetuned(job.model_dir, bench.retain, "retain", fingerprint, job.prompt, job.config,
+    folder, _ = ensure_finetuned(job.base_dir, bench.retain, "retain", fingerprint, job.prompt, job.config,
                                  job.placement)
     forget_only = EvalSet({"forget": job.eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
 
@@ -340,6 +344,21 @@ def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
     prompt = PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
     check_prompt_lengths(prompt, bench, config.engine.max_model_len, config.engine.max_new_tokens)
     return bench, model_dir, prompt
+
+
+def evaluated_models_base(config: RunConfig, model_dir: Path, bench: Benchmark) -> Path:
+    """The model an evaluated folder was made from, whose fine-tune on the retain split is the retain model: the
+    evaluated model itself has seen the forget set, so it cannot be the yardstick's start. `eval.retain_base`, or
+    the base_model its model card names; refused where neither says. The evaluated folder where no retain model
+    is asked for."""
+    if not config.eval.retain_model:
+        return model_dir
+    name = config.eval.retain_base or card_base_model(model_dir)
+    if name is None:
+        raise ConfigError(f"eval.retain_model: the retain model starts from the model the evaluated one was made "
+                          f"from, and {model_dir} has no model card naming its base_model: set "
+                          "eval.retain_base=<a model name or folder>")
+    return resolve_model(name, config.cache_dir, tokenizer_corpus=benchmark_texts(bench), progress=Progress)
 
 
 def resolved_settings(model_dir: Path, prompt: PromptFormat, bench: Benchmark) -> dict:

@@ -103,8 +103,7 @@ def test_recovered_share_and_privleak_set_a_state_against_the_target_and_the_ret
 
 def test_headline_picks_the_fewest_bits_and_the_largest_relearn():
     attacks = {"relearn": {"curve": curve(0.2, 0.7)},
-               "quantize": {"levels": {"full": {"forget_rouge_l": {"value": 0.1}},
-                                       "8": {"forget_rouge_l": {"value": 0.2}},
+               "quantize": {"levels": {"8": {"forget_rouge_l": {"value": 0.2}},
                                        "4": {"forget_rouge_l": {"value": 0.4}}}},
                "prompts": {"prefill": {"forget_rouge_l": {"value": 0.3}}}}
     assert headline(attacks) == {"relearned_forget_rouge_l": 0.7, "quantized_forget_rouge_l": 0.4, "privleak": None,

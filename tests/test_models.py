@@ -253,3 +253,31 @@ def test_a_scratch_folder_is_private_and_stale_ones_of_dead_processes_are_remove
         os.umask(old_umask)
     assert not scratch.exists() and not stale.exists()
     assert live.exists() and other.exists()  # a running process's, and another prefix's, stay
+
+
+def test_eval_fine_tunes_the_retain_model_from_the_base_the_model_card_names(tiny_model, small_bench, cache_dir,
+                                                                             tmp_path):
+    """`make eval` of an unlearned folder: its retain model starts from the base the folder was made from (its
+    model card's base_model, or eval.retain_base), never from the evaluated model, which saw the forget set."""
+    import shutil
+
+    from pmc_unlearning.configs import CONFIG_DIR, ConfigError, load_config
+    from pmc_unlearning.evaluation.model_card import card_base_model, write_model_card
+    from pmc_unlearning.orchestrator.pipeline import evaluated_models_base
+
+    evaluated = tmp_path / "unlearned"
+    shutil.copytree(tiny_model, evaluated)
+    settings = [f"cache_dir={cache_dir}", "allow_external_dirs=true", f"model={evaluated}"]
+    config = lambda *more: load_config(CONFIG_DIR / "smoke.yaml", [*settings, *more])
+
+    # No retain model: nothing to find.
+    assert evaluated_models_base(config("eval.retain_model=false"), evaluated, small_bench) == evaluated
+    with pytest.raises(ConfigError, match=r"has no model card naming its base_model: set eval\.retain_base="):
+        evaluated_models_base(config("eval.retain_model=true"), evaluated, small_bench)
+    write_model_card(evaluated, "tiny", "pmc", {"source": "builtin", "forget_split": "forget10"}, 4, {})
+    assert card_base_model(evaluated) == "tiny"
+    assert evaluated_models_base(config("eval.retain_model=true"), evaluated, small_bench) == tiny_model.resolve()
+    other = tmp_path / "other-base"
+    shutil.copytree(tiny_model, other)
+    assert evaluated_models_base(config("eval.retain_model=true", f"eval.retain_base={other}"), evaluated,
+                                 small_bench) == other.resolve()

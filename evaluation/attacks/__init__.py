@@ -73,7 +73,7 @@ def headline(attacks: dict) -> dict[str, float | None]:
     """The figures a comparison shows per method: held-out forget ROUGE-L after the largest relearn, forget
     ROUGE-L at the fewest bits, PrivLeak, extraction strength and prefill forget ROUGE-L (None where not run)."""
     relearn, quantize = attacks.get("relearn", {}), attacks.get("quantize", {})
-    fewest_bits = min((level for level in quantize.get("levels", {}) if level != "full"), key=int, default=None)
+    fewest_bits = min(quantize.get("levels", {}), key=int, default=None)
     value = lambda figure: None if figure is None else figure.get("value")
     return {
         "relearned_forget_rouge_l": value(relearn["curve"][-1]["forget_rouge_l"]) if relearn.get("curve") else None,

@@ -30,10 +30,9 @@ def attack_rows(attacks: dict[str, dict]) -> list[tuple[str, list]]:
     for results in models:
         levels += [level for level in results.get("quantize", {}).get("levels", {}) if level not in levels]
     for level in levels:
-        name = "full precision" if level == "full" else f"{level}-bit"
-        add(f"quantize {name}: forget ROUGE-L", lambda r, level=level: r["quantize"]["levels"][level]["forget_rouge_l"])
-        add(f"quantize {name}: leak share", lambda r, level=level: r["quantize"]["levels"][level]["leak_share"])
-        add(f"quantize {name}: retain ROUGE-L", lambda r, level=level: r["quantize"]["levels"][level]["retain_rouge_l"])
+        add(f"quantize {level}-bit: forget ROUGE-L", lambda r, level=level: r["quantize"]["levels"][level]["forget_rouge_l"])
+        add(f"quantize {level}-bit: leak share", lambda r, level=level: r["quantize"]["levels"][level]["leak_share"])
+        add(f"quantize {level}-bit: retain ROUGE-L", lambda r, level=level: r["quantize"]["levels"][level]["retain_rouge_l"])
     for attack, label in (("loss", "LOSS"), ("zlib", "ZLib"), ("min_k", "Min-K %"), ("min_k_plus_plus", "Min-K %++")):
         add(f"MIA AUC, forget vs holdout: {label}", lambda r, attack=attack: r["mia"]["auc"][attack])
     add("PrivLeak (the strongest MIA against the retain model's)", lambda r: r["mia"]["privleak"])
