@@ -72,3 +72,24 @@ def test_mia_is_absent_with_the_datas_reason_without_a_holdout_split(attacked):
 
     reason = "no holdout10 file in /some/folder"
     assert mia(model, AttackData(data.forget, data.retain, (), {"holdout": reason}), config) == {"absent": reason}
+
+
+def test_in_context_shows_as_many_retain_pairs_as_leave_room_for_an_answer(attacked):
+    """With too little room for all the pairs before some question, each prompt shows the most pairs that
+    leave `engine.max_new_tokens` free in `engine.max_model_len` (a chat prompt with three overflowed the smoke
+    engine on the TOFU copy), and the figure names the fewest shown."""
+    from pmc_unlearning.evaluation.attacks.prompts import in_context
+
+    model, data, config, _ = attacked
+    shots = [(row.question, row.answer) for row in data.retain[:config.eval.attacks.in_context]]
+    length = lambda question, count: len(model.prompt.prompt(question, shots[:count]))
+    # Room for two pairs before the longest question: the third no longer fits there.
+    longest = max(data.forget, key=lambda row: length(row.question, 3)).question
+    room = length(longest, 2)
+    tight = config.model_copy(update={"engine": config.engine.model_copy(
+        update={"max_model_len": room + config.engine.max_new_tokens})})
+    fitting = [max(k for k in range(len(shots) + 1) if length(row.question, k) <= room) for row in data.forget]
+
+    result = in_context(model, data, tight)
+    assert result["shots"] == min(fitting) == 2
+    assert 0 <= result["forget_rouge_l"]["value"] <= 1

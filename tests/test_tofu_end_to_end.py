@@ -20,7 +20,8 @@ def test_tofu_copy_runs_end_to_end_and_reports_every_metric(chat_tiny_model, off
     config = load_config(CONFIG_DIR / "smoke.yaml", [
         f"model={chat_tiny_model}", "data.source=tofu", f"data.tofu_path={TOFU_COPY}", "name=tofu",
         f"cache_dir={tmp_path / 'cache'}", f"runs_dir={tmp_path / 'runs'}", "allow_external_dirs=true",
-        "eval.retain_model=true", "target.epochs=8", "pmc.rounds=3", "eval.sampling_n=8"])
+        "eval.retain_model=true", "target.epochs=8", "pmc.rounds=3", "eval.sampling_n=8",
+        "eval.attacks.run=[]"])  # the attacks' TOFU-specific piece (in-context room) is tests/test_attacks_engine.py's
     folder = run_unlearning(config)
 
     resolved = json.loads((folder / "resolved.json").read_text())
