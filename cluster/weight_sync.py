@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import math
 
-from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
-
 from pmc_unlearning.cluster.actors import ActorProxy
 from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
 from pmc_unlearning.cluster.placement import SAMPLER, TRAINER
 from pmc_unlearning.telemetry.errors import JobError
-from pmc_unlearning.transfer.weight_transfer import BACKEND as SHARED_MEMORY
-from pmc_unlearning.transfer.weight_transfer import OBJECT_STORE, DirectClient
+from pmc_unlearning.transfer.backends import OBJECT_STORE, SHARED_MEMORY
 
 
 def set_up_weight_transfer(setting: str, trainers: TrainerGroup, samplers: SamplerGroup, placed: dict,
@@ -40,15 +37,9 @@ def set_up_weight_transfer(setting: str, trainers: TrainerGroup, samplers: Sampl
 def connect_weight_transfer(trainers: TrainerGroup, samplers: SamplerGroup, dtype: str, backend: str = SHARED_MEMORY,
                             engine_workers: int = 1) -> None:
     """From now on `sync_weights` pushes through vLLM's weight-transfer interface with `backend` to every
-    engine: one client over all of them, or for `nccl` one each (an NCCL group per engine)."""
-    engines = samplers.members
-    if isinstance(engines[0], ActorProxy):
-        handles = [engine.handle for engine in engines]
-        clients = ([RayVLLMWeightSyncClient([handle]) for handle in handles] if backend == "nccl"
-                   else [RayVLLMWeightSyncClient(handles)])
-    else:
-        clients = [DirectClient(engines)]
-    trainers.connect_engines(clients, dtype, backend, engine_workers)
+    engine (the trainer ranks make vLLM's clients: transfer/weight_transfer.py)."""
+    engines = [engine.handle if isinstance(engine, ActorProxy) else engine for engine in samplers.members]
+    trainers.connect_engines(engines, dtype, backend, engine_workers)
     trainers.pushes_weights = True
 
 

@@ -20,20 +20,18 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
-from vllm import LLM, SamplingParams
-from vllm.inputs import TokensPrompt
 
 from pmc_unlearning.configs import EngineConfig
 from pmc_unlearning.models.hardware import resolve_engine_dtype
 from pmc_unlearning.storage.files import private_scratch_folder, temporary_files_in
 from pmc_unlearning.telemetry.console import quiet_engine, verbose
-from pmc_unlearning.transfer.weight_transfer import (  # importing it registers the shm backend in this process
-    OBJECT_STORE,
-    engine_backend,
-)
+from pmc_unlearning.transfer.backends import OBJECT_STORE, engine_backend
+
+if TYPE_CHECKING:
+    from vllm import SamplingParams
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,12 @@ class Sampler:
     def __init__(self, model_dir: Path | str, config: EngineConfig = EngineConfig(), colocated: bool = False):
         """`colocated`: the engine shares its device with a trainer rank (on GPUs it then sleeps while the
         trainer steps, and receives pushes by CUDA IPC when `config.weight_transfer` is 'auto')."""
+        # vLLM is imported here and in the methods, in the engine's own process: the driver needs this class to
+        # start the actor, and starts seconds sooner without vLLM. The shm backend registers on import.
+        from vllm import LLM
+
+        import pmc_unlearning.transfer.weight_transfer  # noqa: F401
+
         if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0":
             raise RuntimeError("Sampler needs the in-process engine: set VLLM_ENABLE_V1_MULTIPROCESSING=0")
         cuda = torch.cuda.is_available()
@@ -117,6 +121,8 @@ class Sampler:
         `logprobs`: each candidate's `Completion.logprob` too. Only when asked: vLLM computes them with a
         `torch.compile`d kernel, which costs a compile on first use and needs a C++ compiler on the CPU.
         """
+        from vllm import SamplingParams
+
         seeds = seed if isinstance(seed, Sequence) else [seed] * len(prompts)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
@@ -126,11 +132,15 @@ class Sampler:
         return self._generate(prompts, params)
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
+        from vllm import SamplingParams
+
         params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_new_tokens)
         return [candidates[0] for candidates in self._generate(prompts, params)]
 
     def _generate(self, prompts: Sequence[Sequence[int]],
                   params: SamplingParams | Sequence[SamplingParams]) -> list[list[Completion]]:
+        from vllm.inputs import TokensPrompt
+
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[Completion(tuple(o.token_ids), o.text, o.cumulative_logprob) for o in out.outputs] for out in outputs]

@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import ray
 from transformers import AutoTokenizer
@@ -261,8 +261,8 @@ def fluency_judge(job: Job) -> Iterator[FluencyJudge]:
 
 def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
     """The retain model's (the base fine-tuned on the retain split only) forget-set truth ratios, for forget
-    quality, and its attack results, the yardstick of "as if never learned" (cached); (None, None) unless
-    eval.retain_model."""
+    quality, and its attack results, the yardstick of "as if never learned"; both cached, so that a job whose
+    retain model was measured before starts no actor for it; (None, None) unless eval.retain_model."""
     if not job.config.eval.retain_model:
         return None, None
     bench = job.bench
@@ -279,9 +279,16 @@ def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
         finally:
             job.release(sampler, trainer)
 
+    def truth_ratios() -> list[float]:
+        with scorer(job, folder, "retain-model scorer") as score:
+            return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"]
+
     attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}
-    with scorer(job, folder, "retain-model scorer") as score:
-        return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"], attacks
+    settings = {**evaluation_settings(job.prompt, job.config, exclude={"retain_model", "attacks"}),
+                "retain_model": fingerprint_folder(folder)}
+    ratios = cached_json(job.config.cache_dir / "evaluations" / settings_key(settings), "forget_truth_ratios.json",
+                         "retain model forget truth ratios", truth_ratios)
+    return ratios, attacks
 
 
 def retain_model_block(attacks: dict | None) -> dict:
@@ -309,7 +316,7 @@ def attack_once(job: Job, model_dir: Path, role: str, compute: Callable[[], dict
                        compute)
 
 
-def cached_json(folder: Path, file: str, what: str, compute: Callable[[], dict]) -> dict:
+def cached_json(folder: Path, file: str, what: str, compute: Callable[[], Any]) -> Any:
     """`compute()`'s result, kept as `folder`/`file` (built once when jobs need it at the same time)."""
     if folder.is_dir():
         show(f"{what}: cached at {folder}")

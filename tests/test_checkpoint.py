@@ -153,6 +153,9 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming after round {killed_at}" in resumed.stdout
+    # The retain model's truth ratios and attacks come from the smoke run's cache (no actor of its own): the
+    # numbers compared below show the cached ones equal those computed.
+    assert "retain model forget truth ratios: cached at" in resumed.stdout and "retain model attacks: cached at" in resumed.stdout
     run = tmp_path / "smoke"
     mine, theirs = (json.loads((folder / "eval.json").read_text()) for folder in (run, uninterrupted))
     assert mine["resumed_after_round"] == killed_at

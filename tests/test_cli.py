@@ -40,3 +40,13 @@ def test_bad_data_row_names_file_row_and_field(tmp_path):
     result = run_cli("--set", f"data.source={folder}", tmp_path=tmp_path)
     assert result.returncode == 2
     assert "forget10.jsonl, row 2: field 'answer' is empty" in result.stderr
+
+
+def test_the_driver_does_not_import_vllm():
+    """The driver only starts the engines: vLLM is imported in their processes (engine/sampler.py) and in the
+    trainer ranks that push to them, so that a job, and a refusal, start seconds sooner."""
+    modules = ["pmc_unlearning.orchestrator.__main__", "pmc_unlearning.orchestrator.pipeline",
+               "pmc_unlearning.orchestrator.batch", "pmc_unlearning.orchestrator.compare"]
+    script = f"import sys; import {', '.join(modules)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'vllm'))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

@@ -109,7 +109,7 @@ def test_a_trainer_state_resumes_on_another_number_of_ranks(saved_by, resumed_by
 # ---- the GPU paths, as far as a CPU machine checks them -------------------------------------------------
 
 def test_weight_transfer_backends_are_resolved_per_device_and_refused_where_they_cannot_work():
-    from pmc_unlearning.transfer.weight_transfer import engine_backend
+    from pmc_unlearning.transfer.backends import engine_backend
 
     assert engine_backend("auto", cuda=False, colocated=False) == engine_backend("auto", False, True) == "shm"
     assert engine_backend("auto", cuda=True, colocated=True) == "ipc"

@@ -381,13 +381,13 @@ class Trainer:
         """`fingerprint_weights` of what a push sends the engines (rank 0; every rank calls this)."""
         return fingerprint_weights(self.full_state_dict().items(), ENGINE_DTYPES[dtype])
 
-    def connect_engines(self, clients: list, dtype: str, backend: str, engine_workers: int = 1) -> None:
-        """Push weights from now on through vLLM's weight-transfer interface with `backend` to the engines
-        behind `clients` (vLLM's client protocol), whose weights are in `dtype` (see
-        engine.weight_transfer.connect). Every rank calls this and every push; rank 0 sends."""
+    def connect_engines(self, engines: list, dtype: str, backend: str, engine_workers: int = 1) -> None:
+        """Push weights from now on through vLLM's weight-transfer interface with `backend` to `engines` (Sampler
+        actors' handles, or Sampler objects in this process), whose weights are in `dtype` (see
+        transfer.weight_transfer.connect). Every rank calls this and every push; rank 0 sends."""
         from pmc_unlearning.transfer.weight_transfer import connect  # vLLM is imported only where engines are pushed to
 
-        self.weight_sender = connect(self.model, clients, dtype, backend, self.rank, engine_workers)
+        self.weight_sender = connect(self.model, engines, dtype, backend, self.rank, engine_workers)
 
     @property
     def pushes_weights(self) -> bool:

@@ -23,8 +23,9 @@ import mmap
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Sequence
 
+import ray
 import torch
 from vllm.distributed.weight_transfer.base import (
     ModuleSource,
@@ -42,10 +43,9 @@ from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory
 
 from pmc_unlearning.models.hardware import ENGINE_DTYPES
 from pmc_unlearning.storage.files import made_by_a_dead_process
+from pmc_unlearning.transfer.backends import SHARED_MEMORY
 from pmc_unlearning.transfer.rendezvous import free_port, node_ip
 
-BACKEND = "shm"
-OBJECT_STORE = "object_store"  # no backend: the engine takes state dicts (Sampler.load_weights) only
 SHM_DIR = "/dev/shm"
 
 
@@ -146,7 +146,7 @@ class StateDictSource(WeightSource):
 
 @dataclass
 class ShmTrainerInitInfo(TrainerInitInfo):
-    backend: ClassVar[str] = BACKEND
+    backend: ClassVar[str] = SHARED_MEMORY
     folder: str = SHM_DIR
     prefix: str = field(default="pmc-weights")
 
@@ -228,6 +228,17 @@ def remove_stale_files(folder: str, prefix: str) -> list[str]:
     return removed
 
 
+def clients_for(engines: Sequence, backend: str) -> list[VLLMWeightSyncClient]:
+    """vLLM's clients that drive a push into `engines`, Sampler actors' handles or Sampler objects in this
+    process: one over all of them, or for `nccl` one each (an NCCL group per engine)."""
+    if not isinstance(engines[0], ray.actor.ActorHandle):
+        return [DirectClient(engines)]
+    from vllm.distributed.weight_transfer.clients import RayVLLMWeightSyncClient
+
+    return ([RayVLLMWeightSyncClient([engine]) for engine in engines] if backend == "nccl"
+            else [RayVLLMWeightSyncClient(list(engines))])
+
+
 class DirectClient:
     """vLLM's client protocol over Sampler objects in this process (no Ray): what RayVLLMWeightSyncClient is
     for Sampler actors."""
@@ -252,17 +263,6 @@ class DirectClient:
             sampler.finish_weight_update(weight_version)
 
 
-def engine_backend(setting: str, cuda: bool, colocated: bool) -> str:
-    """The backend an engine is built for, from `engine.weight_transfer`: 'auto' is `ipc` for an engine that
-    shares its GPU with the trainer, `nccl` for one on GPUs of its own, `shm` on the CPU (the orchestrator
-    falls back to the object store when trainer and engine turn out to be on different nodes)."""
-    if setting == "auto":
-        return ("ipc" if colocated else "nccl") if cuda else BACKEND
-    if setting in ("ipc", "nccl") and not cuda:
-        raise ValueError(f"engine.weight_transfer {setting!r} needs CUDA; on the CPU use 'shm' or 'object_store'")
-    return setting
-
-
 class Senders:
     """A trainer rank's side of the pushes: one or more of vLLM's trainer-side transfer engines, sent in turn."""
 
@@ -280,7 +280,7 @@ def trainer_init_infos(backend: str, rank: int, engines: int, engine_workers: in
     trainer's rank 0 and that engine's `engine_workers`, its tensor-parallel size: vLLM gives every engine
     the same worker ranks in its group). The CUDA backends are written against vLLM's documented API and
     not yet run on a GPU."""
-    if backend == BACKEND:
+    if backend == SHARED_MEMORY:
         return [ShmTrainerInitInfo(rank=rank)]
     if backend == "ipc":
         from vllm.distributed.weight_transfer.ipc_engine import IPCTrainerInitInfo
@@ -293,12 +293,13 @@ def trainer_init_infos(backend: str, rank: int, engines: int, engine_workers: in
     raise ValueError(f"unknown weight-transfer backend {backend!r}")
 
 
-def connect(model: torch.nn.Module, clients: list[VLLMWeightSyncClient], dtype: str, backend: str, rank: int,
+def connect(model: torch.nn.Module, engines: Sequence, dtype: str, backend: str, rank: int,
             engine_workers: int = 1) -> Senders:
-    """Trainer rank `rank`'s senders to the engines behind `clients` (one client for `shm` and `ipc`, one per
-    engine for `nccl`), whose weights are in `dtype`. `shm` sends the state dict cast to `dtype`; the CUDA
+    """Trainer rank `rank`'s senders to `engines` (Sampler actors' handles or Sampler objects; one client over
+    them for `shm` and `ipc`, one per engine for `nccl`), whose weights are in `dtype`. `shm` sends the state dict cast to `dtype`; the CUDA
     backends send the parameters (`ModuleSource`: vLLM casts on load)."""
-    source = StateDictSource(model, ENGINE_DTYPES[dtype]) if backend == BACKEND else ModuleSource(model)
+    source = StateDictSource(model, ENGINE_DTYPES[dtype]) if backend == SHARED_MEMORY else ModuleSource(model)
+    clients = clients_for(engines, backend)
     infos = trainer_init_infos(backend, rank, len(clients), engine_workers)
     return Senders([WeightTransferTrainerFactory.trainer_init(info, client=client, source=source)
                     for info, client in zip(infos, clients, strict=True)])
@@ -306,10 +307,10 @@ def connect(model: torch.nn.Module, clients: list[VLLMWeightSyncClient], dtype: 
 
 def _register() -> None:
     """Both sides under `shm`, once per process (the factories refuse a name given twice)."""
-    if BACKEND not in WeightTransferEngineFactory._registry:
-        WeightTransferEngineFactory.register_engine(BACKEND, ShmWeightTransferEngine)
-    if BACKEND not in WeightTransferTrainerFactory._registry:
-        WeightTransferTrainerFactory.register_engine(BACKEND, ShmTrainerWeightTransferEngine)
+    if SHARED_MEMORY not in WeightTransferEngineFactory._registry:
+        WeightTransferEngineFactory.register_engine(SHARED_MEMORY, ShmWeightTransferEngine)
+    if SHARED_MEMORY not in WeightTransferTrainerFactory._registry:
+        WeightTransferTrainerFactory.register_engine(SHARED_MEMORY, ShmTrainerWeightTransferEngine)
 
 
 _register()
