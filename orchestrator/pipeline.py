@@ -133,13 +133,12 @@ def _run_evaluation(config: RunConfig) -> Path:
     with open_job(config, EVALUATE, fresh=True) as job:
         with job.timer("retain_model"):
             retain_ratios, retain_attacks = retain_model_state(job)
+        with job.timer("engine_start"):  # connected for pushes as a run's: the attacks push weights
+            sampler, trainer, engine_dtype = start_engine_and_trainer(job, job.model_dir)
         with job.timer("evaluation"):
-            sampler = job.add(start_samplers(job.model_dir, config, job.placement))
-            trainer = job.add(start_trainers(job.model_dir, config, job.placement, seed=0))
-            job.run.write_json("placement.json", job.placement.record(job.actors))
             measured = measure(job, sampler, trainer, "evaluation")
         with job.timer("attacks"):
-            attacks = judge_attacks(attack(job, sampler, trainer, sampler.weight_dtype()), {}, retain_attacks)
+            attacks = judge_attacks(attack(job, sampler, trainer, engine_dtype), {}, retain_attacks)
             model = evaluate_state(measured, retain_ratios, attacks=attacks)
     log_state("model", model.metrics)
     evaluation = {"model": model.metrics, **retain_model_block(retain_attacks), **job.times(),
