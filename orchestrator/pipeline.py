@@ -283,10 +283,8 @@ def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
             return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"]
 
     attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}
-    settings = {**evaluation_settings(job.prompt, job.config, exclude={"retain_model", "attacks"}),
-                "retain_model": fingerprint_folder(folder)}
-    ratios = cached_json(job.config.cache_dir / "evaluations" / settings_key(settings), "forget_truth_ratios.json",
-                         "retain model forget truth ratios", truth_ratios)
+    ratios = cached_json(measurement_folder(job.prompt, job.config, "retain_model", folder),
+                         "forget_truth_ratios.json", "retain model forget truth ratios", truth_ratios)
     return ratios, attacks
 
 
@@ -444,11 +442,16 @@ def measure_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfi
     `make compare` and repeated runs measure the same target once (each run judges it for itself). Exact, not
     approximate: greedy answers and scores are deterministic and the evaluation's sampling is seeded per
     request."""
-    settings = {**evaluation_settings(prompt, config, exclude={"retain_model", "attacks"}),  # judged by each run
-                "target": fingerprint_folder(target_dir)}
-    folder = config.cache_dir / "evaluations" / settings_key(settings)
-    return Measurement.from_json(cached_json(folder, "state.json", "target model evaluation",
-                                            lambda: measure().to_json()))
+    return Measurement.from_json(cached_json(measurement_folder(prompt, config, "target", target_dir), "state.json",
+                                             "target model evaluation", lambda: measure().to_json()))
+
+
+def measurement_folder(prompt: PromptFormat, config: RunConfig, role: str, model_dir: Path) -> Path:
+    """Where the measurement of the model in `model_dir` (`role`: the target, the retain model) is cached: under a
+    key of everything it depends on but what each run judges it by (the retain model, the attacks)."""
+    settings = {**evaluation_settings(prompt, config, exclude={"retain_model", "attacks"}),
+                role: fingerprint_folder(model_dir)}
+    return config.cache_dir / "evaluations" / settings_key(settings)
 
 
 def greedy_answerer(sampler, prompt: PromptFormat):

@@ -296,8 +296,8 @@ def trainer_init_infos(backend: str, rank: int, engines: int, engine_workers: in
 def connect(model: torch.nn.Module, engines: Sequence, dtype: str, backend: str, rank: int,
             engine_workers: int = 1) -> Senders:
     """Trainer rank `rank`'s senders to `engines` (Sampler actors' handles or Sampler objects; one client over
-    them for `shm` and `ipc`, one per engine for `nccl`), whose weights are in `dtype`. `shm` sends the state dict cast to `dtype`; the CUDA
-    backends send the parameters (`ModuleSource`: vLLM casts on load)."""
+    them for `shm` and `ipc`, one per engine for `nccl`), whose weights are in `dtype`. `shm` sends the state
+    dict cast to `dtype`; the CUDA backends send the parameters (`ModuleSource`: vLLM casts on load)."""
     source = StateDictSource(model, ENGINE_DTYPES[dtype]) if backend == SHARED_MEMORY else ModuleSource(model)
     clients = clients_for(engines, backend)
     infos = trainer_init_infos(backend, rank, len(clients), engine_workers)
