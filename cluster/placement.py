@@ -24,7 +24,7 @@ from ray.util.placement_group import (
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from pmc_unlearning.cluster.bundles import job_bundles, refuse_more_than
-from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.configs import RunConfig, machine_threads
 from pmc_unlearning.telemetry.errors import JobError
 
 SAMPLER = "sampler"
@@ -57,7 +57,7 @@ class Placement:
     def threads(self, members: int) -> int:
         """Threads for each of `members` actors that run at once (the engines sample together, the ranks train
         together; engines and trainers alternate): the node's cores (or `threads`) shared among them."""
-        return max(1, (self.config.threads or os.cpu_count() or 1) // members)
+        return max(1, (self.config.threads or machine_threads()) // members)
 
     def members(self, role: str) -> int:
         return {SAMPLER: self.config.ray.sampler_replicas, TRAINER: self.config.ray.trainer_workers}.get(role, 1)

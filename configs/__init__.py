@@ -17,6 +17,7 @@ from pmc_unlearning.configs.schema import (
     RunConfig,
     load_config,
     load_method_config,
+    machine_threads,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "RunConfig",
     "load_config",
     "load_method_config",
+    "machine_threads",
 ]

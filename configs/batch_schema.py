@@ -19,7 +19,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from pmc_unlearning.configs.schema import (
     folder_problem,
     length_at_most,
     load_method_config,
+    machine_threads,
     read_mapping,
     validated,
 )
@@ -167,7 +167,7 @@ def make_batch(batch: BatchConfig, source: str) -> Batch:
     runs_dir = (preset.runs_dir if preset.runs_dir.is_absolute() else PROJECT_DIR / preset.runs_dir) / batch.name
     cache_dir = preset.cache_dir if preset.cache_dir.is_absolute() else PROJECT_DIR / preset.cache_dir
     # Concurrent trials whose actors each took every core would slow each other down more than they gain.
-    threads = preset.threads or batch.threads_per_trial or max(1, (os.cpu_count() or 1) // batch.max_concurrent_trials)
+    threads = preset.threads or batch.threads_per_trial or max(1, machine_threads() // batch.max_concurrent_trials)
     trials = expand(batch, [f"threads={threads}"], [f"runs_dir={runs_dir}", f"cache_dir={cache_dir}", "allow_external_dirs=true"])
     configs = {}
     for trial in trials:  # every trial's config, checked now rather than when its turn comes

@@ -10,6 +10,7 @@ import copy
 import io
 import json
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -104,6 +105,14 @@ def length_at_most(limit: int, why: str) -> AfterValidator:
 FolderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 RunName = Annotated[FolderName, length_at_most(
     MAX_NAME_LENGTH, "the run folder's name takes suffixes such as .partial, and a file name holds 255 bytes")]
+
+
+def machine_threads() -> int:
+    """The CPU threads a job's actors share where `threads` is unset: OMP_NUM_THREADS where it is set (how jobs
+    that share a machine are told their share: OpenMP threads beyond the cores spin against each other), else
+    the cores this process may run on (a container's or taskset's share, not the machine's count)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))
 
 
 def folder_problem(key: str, folder: Path, allow_external: bool) -> str | None:
@@ -353,7 +362,8 @@ class RunConfig(Strict):
                             "the model is an instruct model, else plain)")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="training compute type, master weights stay fp32 (auto: bf16 where the hardware has it)")
-    threads: WholeInt | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: all cores)")
+    threads: WholeInt | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: OMP_NUM_THREADS "
+                                                             "where it is set, else every core this process may use)")
     cache_dir: Folder = Path(".cache")
     runs_dir: Folder = Path("runs")
     allow_external_dirs: bool = Field(False, description="runs_dir/cache_dir may lie outside the project folder")

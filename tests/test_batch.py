@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pmc_unlearning.configs import ConfigError
+from pmc_unlearning.configs import ConfigError, machine_threads
 from pmc_unlearning.configs.batch_schema import load_batch
 from pmc_unlearning.evaluation.batch_report import summary, write_batch_report
 
@@ -39,7 +39,7 @@ def test_a_batch_is_every_variant_times_every_grid_point_times_every_seed(tmp_pa
     config = batch.trial_config(trial)
     assert (config.method, config.pmc.lr, config.pmc.rounds, config.pmc.seed, config.target.seed) == ("npo", 3e-4, 3, 1, 1)
     # Two trials at a time share the machine's cores: each trial's actors take half of them
-    assert config.threads == max(1, os.cpu_count() // 2)
+    assert config.threads == max(1, machine_threads() // 2)
     threaded = load_batch(batch_file(tmp_path, name="threads", grid={"threads": [3]}))
     assert threaded.trial_config(threaded.trials[0]).threads == 3  # the batch's own settings win
     assert config.name == trial.name and config.runs_dir == PROJECT / "runs" / "study"
