@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Union, get_args, get_origin
@@ -319,3 +320,24 @@ def test_the_methods_a_config_takes_are_the_registrys_and_their_settings_are_che
         load_config(None, ["baseline.dpo_gamma=1"])
     with pytest.raises(ConfigError, match=r"pmc\.epochs: Extra inputs are not permitted"):  # now pmc.rounds
         load_config(None, ["pmc.epochs=3"])
+
+
+def test_threads_left_unset_are_omp_num_threads_else_the_cores_this_process_may_use(monkeypatch):
+    from pmc_unlearning.cluster.placement import Placement
+    from pmc_unlearning.configs import machine_threads
+
+    allowed = os.sched_getaffinity(0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "6")
+    assert machine_threads() == 6
+    # Two trainer ranks share the six; a job's own setting wins over the variable.
+    assert Placement(None, 0, load_config(CONFIG_DIR / "smoke.yaml")).threads(2) == 3
+    assert Placement(None, 0, load_config(CONFIG_DIR / "smoke.yaml", ["threads=4"])).threads(2) == 2
+    for unusable in ("0", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert machine_threads() == len(allowed)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    os.sched_setaffinity(0, {min(allowed)})  # as taskset or a container's cpuset leaves it: not os.cpu_count()
+    try:
+        assert machine_threads() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
