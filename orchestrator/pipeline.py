@@ -270,21 +270,32 @@ def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
                                  job.placement)
     forget_only = EvalSet({"forget": job.eval_set.rows["forget"], "retain": (), "world_facts": (), "real_authors": ()})
 
-    def attacked() -> dict:  # an engine and a trainer of its own, in the bundles the job's take later
+    trainers: list[TrainerGroup] = []
+
+    def retain_trainer() -> TrainerGroup:  # one for both, started only if one of them is not cached
+        if not trainers:
+            trainers.append(job.add(start_trainers(folder, job.config, job.placement, seed=0,
+                                                   role="retain model trainer")))
+        return trainers[0]
+
+    def attacked() -> dict:  # the attacks give the trainer back as they found it, for the truth ratios
         sampler = job.add(start_samplers(folder, job.config, job.placement, label="retain model sampler"))
-        trainer = job.add(start_trainers(folder, job.config, job.placement, seed=0, role="retain model trainer"))
         try:
-            return attack(job, sampler, trainer, sampler.weight_dtype())
+            return attack(job, sampler, retain_trainer(), sampler.weight_dtype())
         finally:
-            job.release(sampler, trainer)
+            job.release(sampler)
 
     def truth_ratios() -> list[float]:
-        with scorer(job, folder, "retain-model scorer") as score:
-            return logprob_metrics(forget_only, job.prompt, score)["forget_truth_ratios"]
+        trainer = retain_trainer()
+        return logprob_metrics(forget_only, job.prompt,
+                               lambda examples: trainer.score(examples, job.config.eval.score_batch_size))["forget_truth_ratios"]
 
-    attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}
-    ratios = cached_json(measurement_folder(job.prompt, job.config, "retain_model", folder),
-                         "forget_truth_ratios.json", "retain model forget truth ratios", truth_ratios)
+    try:
+        attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}
+        ratios = cached_json(measurement_folder(job.prompt, job.config, "retain_model", folder),
+                             "forget_truth_ratios.json", "retain model forget truth ratios", truth_ratios)
+    finally:
+        job.release(*trainers)
     return ratios, attacks
 
 
