@@ -53,8 +53,8 @@ tune: $(VENV_STAMP)
 report: $(VENV_STAMP)
 	$(PYTHON) -m pmc_unlearning.evaluation.side_by_side $(RUNS)
 
-# Two workers, a test file each at a time: the suite mostly waits (engines and Ray starting, jobs' processes), so
-# two share the cores well; the session's smoke job is made once for both (tests/conftest.py).
+# Two workers, a test file each at a time, each (and every job it starts) with its share of the cores' threads;
+# the session's smoke job is made once for both (tests/conftest.py).
 test: $(VENV_STAMP)
 	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
