@@ -25,7 +25,11 @@ from pmc_unlearning.trainer import Trainer
 
 pytestmark = pytest.mark.heavy  # engines, Ray or whole jobs: not in make test-quick
 
-LOSS_TOLERANCE = 2e-3  # relative; measured: 1e-6 after one round, up to 4e-4 after 20
+# Two ranks reduce in another order than one: the same to rounding at first, then drifting as the rounds compound
+# it (relative, measured: under 1e-5 through round 8, then up to 2.8e-3 by round 20 with one thread per actor and
+# torch's AVX2 kernels, OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=avx2; 3e-5 with two threads). A sharding fault shows
+# in the first rounds.
+EARLY_ROUNDS, EARLY_TOLERANCE, LOSS_TOLERANCE = 8, 1e-4, 1e-2
 
 
 def test_split_covers_every_prompt_once_in_order():
@@ -51,7 +55,8 @@ def test_two_trainer_ranks_and_two_engines_unlearn_as_one_of_each(smoke_run, ray
         for key in ("sampled_questions", "selected_score_mean", "selected_score_max", "questions_at_zero"):
             assert single[key] == grouped[key], (single["round"], key)
         for key in ("loss", "forget_loss", "retain_nll"):
-            assert grouped[key] == pytest.approx(single[key], rel=LOSS_TOLERANCE), (single["round"], key)
+            tolerance = EARLY_TOLERANCE if single["round"] <= EARLY_ROUNDS else LOSS_TOLERANCE
+            assert grouped[key] == pytest.approx(single[key], rel=tolerance), (single["round"], key)
 
     answers = [json.loads((f / "answers.json").read_text())["after"] for f in (one_folder, folder)]
     assert answers[0] == answers[1]
