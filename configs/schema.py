@@ -107,12 +107,25 @@ RunName = Annotated[FolderName, length_at_most(
     MAX_NAME_LENGTH, "the run folder's name takes suffixes such as .partial, and a file name holds 255 bytes")]
 
 
+THREADS_ENV = "PMC_THREADS"  # the default of `threads`, see threads_from_environment
+
+
 def machine_threads() -> int:
-    """The CPU threads a job's actors share where `threads` is unset: OMP_NUM_THREADS where it is set (how jobs
-    that share a machine are told their share: OpenMP threads beyond the cores spin against each other), else
-    the cores this process may run on (a container's or taskset's share, not the machine's count)."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))
+    """The threads a job's actors share where `threads` is unset: the cores this process may run on (a
+    container's or taskset's share, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def threads_from_environment(config: RunConfig) -> RunConfig:
+    """`config` with `threads` from PMC_THREADS where the preset and the overrides leave it unset: how jobs that
+    share a machine are given their share (OpenMP threads beyond the cores spin against each other). Not
+    OMP_NUM_THREADS: Ray sets that to 1 in every process it starts, a submitted job's driver included."""
+    value = os.environ.get(THREADS_ENV)
+    if value is None or config.threads is not None:
+        return config
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{THREADS_ENV}={value!r}: the default of `threads` must be a whole number, 1 or more")
+    return config.model_copy(update={"threads": int(value)})
 
 
 def folder_problem(key: str, folder: Path, allow_external: bool) -> str | None:
@@ -362,7 +375,7 @@ class RunConfig(Strict):
                             "the model is an instruct model, else plain)")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="training compute type, master weights stay fp32 (auto: bf16 where the hardware has it)")
-    threads: WholeInt | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: OMP_NUM_THREADS "
+    threads: WholeInt | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: PMC_THREADS "
                                                              "where it is set, else every core this process may use)")
     cache_dir: Folder = Path(".cache")
     runs_dir: Folder = Path("runs")
@@ -411,7 +424,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> Ru
     `method_settings` are checked too, so a comparison cannot fail at its fourth method."""
     preset = read_mapping(Path(path)) if path else {}
     source = f"{path or 'defaults'} (with overrides {list(overrides)})"
-    config = validated(_with_overrides(preset, overrides), source)
+    config = threads_from_environment(validated(_with_overrides(preset, overrides), source))
     for method, settings in config.method_settings.items():
         _check_method_settings(preset, overrides, method, settings)
     return config

@@ -29,7 +29,8 @@ def batch_file(tmp_path: Path, **fields) -> Path:
     return path
 
 
-def test_a_batch_is_every_variant_times_every_grid_point_times_every_seed(tmp_path):
+def test_a_batch_is_every_variant_times_every_grid_point_times_every_seed(tmp_path, monkeypatch):
+    monkeypatch.delenv("PMC_THREADS", raising=False)  # make test's share for its own jobs: the preset's default here
     batch = load_batch(batch_file(tmp_path, name="study", grid={"method": ["pmc", "npo"], "pmc.lr": [1.0e-4, 3.0e-4]},
                                   variants=[{}, {"pmc.rounds": 3}], repeats=2, seed_keys=["pmc.seed", "target.seed"]))
     assert len(batch.trials) == 2 * 2 * 2 * 2

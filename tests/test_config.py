@@ -17,7 +17,8 @@ def test_presets_validate():
     assert load_config(CONFIG_DIR / "smoke.yaml").model == "tiny"
 
 
-def test_defaults_run_without_a_file():
+def test_defaults_run_without_a_file(monkeypatch):
+    monkeypatch.delenv("PMC_THREADS", raising=False)  # make test's share for its own jobs
     assert load_config(None) == RunConfig()
 
 
@@ -322,20 +323,24 @@ def test_the_methods_a_config_takes_are_the_registrys_and_their_settings_are_che
         load_config(None, ["pmc.epochs=3"])
 
 
-def test_threads_left_unset_are_omp_num_threads_else_the_cores_this_process_may_use(monkeypatch):
+def test_threads_left_unset_are_pmc_threads_else_the_cores_this_process_may_use(monkeypatch):
     from pmc_unlearning.cluster.placement import Placement
     from pmc_unlearning.configs import machine_threads
 
     allowed = os.sched_getaffinity(0)
-    monkeypatch.setenv("OMP_NUM_THREADS", "6")
-    assert machine_threads() == 6
-    # Two trainer ranks share the six; a job's own setting wins over the variable.
-    assert Placement(None, 0, load_config(CONFIG_DIR / "smoke.yaml")).threads(2) == 3
-    assert Placement(None, 0, load_config(CONFIG_DIR / "smoke.yaml", ["threads=4"])).threads(2) == 2
-    for unusable in ("0", "two", ""):
-        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
-        assert machine_threads() == len(allowed)
-    monkeypatch.delenv("OMP_NUM_THREADS")
+    smoke = CONFIG_DIR / "smoke.yaml"
+    monkeypatch.setenv("PMC_THREADS", "6")
+    assert load_config(smoke).threads == 6
+    assert Placement(None, 0, load_config(smoke)).threads(2) == 3  # two trainer ranks share the six
+    assert load_config(smoke, ["threads=4"]).threads == 4  # a job's own setting wins
+    monkeypatch.setenv("PMC_THREADS", "two")
+    with pytest.raises(ConfigError, match="PMC_THREADS='two': the default of `threads` must be a whole number"):
+        load_config(smoke)
+    # Not OMP_NUM_THREADS, which Ray sets to 1 in the processes it starts (a submitted job's driver too).
+    monkeypatch.delenv("PMC_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert load_config(smoke).threads is None
+    assert Placement(None, 0, load_config(smoke)).threads(1) == machine_threads() == len(allowed)
     os.sched_setaffinity(0, {min(allowed)})  # as taskset or a container's cpuset leaves it: not os.cpu_count()
     try:
         assert machine_threads() == 1

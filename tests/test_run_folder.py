@@ -131,7 +131,8 @@ def test_resumable_work_of_other_settings_is_refused_naming_the_keys_and_kept(tm
     assert fresh.resumed is None and not (partial / "checkpoint").exists()
 
 
-def test_settings_that_cannot_change_training_do_not_block_a_resume(tmp_path, capsys):
+def test_settings_that_cannot_change_training_do_not_block_a_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PMC_THREADS", raising=False)  # make test's share for its own jobs: threads=1 would be no change
     partial = with_checkpoint(tmp_path, round_=3)
     changed = config_of(tmp_path, "eval.sampling_n=8", "threads=1", "checkpoint.full_state_every_s=5")
     run = RunFolder(changed, extra={"prompt": "plain"})
