@@ -51,7 +51,7 @@ tune: $(VENV_STAMP)
 	$(PYTHON) scripts/tune_baselines.py --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
 report: $(VENV_STAMP)
-	$(PYTHON) -m pmc_unlearning.evaluation.side_by_side $(RUNS)
+	$(PYTHON) -m pmc_unlearning.reporting.side_by_side $(RUNS)
 
 # Two workers, a test file each at a time, each (and every job it starts) with its share of the cores' threads;
 # the session's smoke job is made once for both (tests/conftest.py).

@@ -42,8 +42,8 @@ RUN_IDENTITY_KEYS = ("method", "name", "method_settings")
 MAX_NAME_LENGTH = 100
 # Where the project's code, history and environment live: run and cache folders are replaced and deleted
 # wholesale, so neither may be the project folder or lie in one of these, whatever allow_external_dirs says.
-CODE_FOLDERS = ("cluster", "configs", "data", "engine", "evaluation", "methods", "models", "orchestrator", "storage",
-                "telemetry", "trainer", "transfer", "scripts", "tests", "docker", "docs", ".git", ".venv")
+CODE_FOLDERS = ("cluster", "configs", "data", "engine", "evaluation", "methods", "models", "orchestrator", "reporting",
+                "storage", "telemetry", "trainer", "transfer", "scripts", "tests", "docker", "docs", ".git", ".venv")
 
 
 class ConfigError(ValueError):

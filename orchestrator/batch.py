@@ -26,11 +26,11 @@ from pmc_unlearning.cluster.placement import cluster_has_gpus
 from pmc_unlearning.cluster.session import ray_session
 from pmc_unlearning.configs import ConfigError, load_method_config
 from pmc_unlearning.configs.batch_schema import Batch, Trial
-from pmc_unlearning.evaluation.batch_report import write_batch_report
 from pmc_unlearning.models.fingerprint import TRAINING_CODE, fingerprint_code
 from pmc_unlearning.orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
 from pmc_unlearning.orchestrator.pipeline import run_unlearning
 from pmc_unlearning.orchestrator.run_folder import finished_run
+from pmc_unlearning.reporting.batch_report import write_batch_report
 from pmc_unlearning.storage.files import settings_key
 from pmc_unlearning.telemetry.errors import JobError
 

@@ -28,10 +28,7 @@ from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 from pmc_unlearning.evaluation.fluency import FluencyJudge
 from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
 from pmc_unlearning.evaluation.logprobs import Scorer, logprob_metrics
-from pmc_unlearning.evaluation.model_card import card_base_model, write_model_card
 from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids
-from pmc_unlearning.evaluation.plots import write_plots
-from pmc_unlearning.evaluation.report import attacked_models, write_report
 from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
 from pmc_unlearning.evaluation.suite import evaluate_state, measure_state
 from pmc_unlearning.methods import make_method
@@ -45,6 +42,9 @@ from pmc_unlearning.models.prompting import PromptFormat, resolve_style
 from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_benchmark
 from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
 from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders, package_versions
+from pmc_unlearning.reporting.model_card import card_base_model, write_model_card
+from pmc_unlearning.reporting.plots import write_plots
+from pmc_unlearning.reporting.report import attacked_models, write_report
 from pmc_unlearning.storage.files import build_folder_once, building, settings_key
 from pmc_unlearning.telemetry.console import Progress, captured, keep_log, log_state, show
 from pmc_unlearning.telemetry.errors import JobError

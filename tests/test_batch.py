@@ -17,7 +17,7 @@ import yaml
 
 from pmc_unlearning.configs import ConfigError, machine_threads
 from pmc_unlearning.configs.batch_schema import load_batch
-from pmc_unlearning.evaluation.batch_report import summary, write_batch_report
+from pmc_unlearning.reporting.batch_report import summary, write_batch_report
 
 PROJECT = Path(__file__).resolve().parents[1]
 SMOKE = PROJECT / "configs" / "smoke.yaml"
@@ -104,7 +104,7 @@ def test_a_shares_interval_from_two_seeds_stays_inside_0_to_1():
 
 
 def test_the_fourth_takeaway_compares_each_attack_per_baseline_and_reads_privleak_as_a_distance_from_0():
-    from pmc_unlearning.evaluation.side_by_side import paper_takeaways
+    from pmc_unlearning.reporting.side_by_side import paper_takeaways
 
     states = {"pmc": metrics(0.1, 40.0, privleak=-0.2), "npo": metrics(0.3, 30.0, privleak=0.5),
               "idk": metrics(0.05, 30.0, privleak=0.1)}

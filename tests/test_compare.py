@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pmc_unlearning.evaluation.side_by_side import paper_takeaways, write_comparison
+from pmc_unlearning.reporting.side_by_side import paper_takeaways, write_comparison
 
 
 def state(forget, utility, max_rouge, leak, halved):

@@ -262,8 +262,8 @@ def test_eval_fine_tunes_the_retain_model_from_the_base_the_model_card_names(tin
     import shutil
 
     from pmc_unlearning.configs import CONFIG_DIR, ConfigError, load_config
-    from pmc_unlearning.evaluation.model_card import card_base_model, write_model_card
     from pmc_unlearning.orchestrator.pipeline import evaluated_models_base
+    from pmc_unlearning.reporting.model_card import card_base_model, write_model_card
 
     evaluated = tmp_path / "unlearned"
     shutil.copytree(tiny_model, evaluated)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def write_plots(folder: Path, states: dict[str, dict], rounds: list[dict],
                 attacks: dict[str, dict] | None = None) -> dict[str, str]:
     """Draw every figure the data allows; returns {figure: file name} for the report. `attacks`: the attacked
-    models' results by column title (evaluation/report.py attacked_models)."""
+    models' results by column title (reporting/report.py attacked_models)."""
     plots = {}
     if attacks and any("curve" in a.get("relearn", {}) or "levels" in a.get("quantize", {}) for a in attacks.values()):
         plots["attacks"] = _save(_attacks_figure(attacks), folder / "attacks.png")

@@ -2,7 +2,7 @@
 
 Trials that differ only by their seed form a group; each headline metric of the unlearned model gets the
 group's mean, standard deviation and a 95 % interval for the mean (Student's t, from the seeds' spread).
-Where groups differ by method alone, the paper's takeaways (evaluation/side_by_side.py) are checked on the
+Where groups differ by method alone, the paper's takeaways (reporting/side_by_side.py) are checked on the
 group means, with the spread beside each figure. Failed trials are listed with their error.
 
 A trial record (made by orchestrator/batch.py): name, group, settings, seed, status ("finished", "failed",
@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from pmc_unlearning.evaluation.side_by_side import COLUMNS, paper_takeaways, plot  # noqa: E402
+from pmc_unlearning.reporting.side_by_side import COLUMNS, paper_takeaways, plot  # noqa: E402
 
 CONFIDENCE = 0.95
 

@@ -1,6 +1,6 @@
 """`make report RUNS="runs/a runs/b ..."`: finished runs side by side, one table and one figure.
 
-    python -m pmc_unlearning.evaluation.side_by_side runs/a runs/b [--out runs/comparison]
+    python -m pmc_unlearning.reporting.side_by_side runs/a runs/b [--out runs/comparison]
 
 Each run contributes its final model state (`after` for unlearning runs, `model` for evaluations).
 """
