@@ -1,1 +1,1 @@
-"""The driver: the PMC loop (pmc.py), the Ray actors around the plain workers, the command line."""
+"""The command line, the job recipe (pipeline.py), batches on Ray Tune, the run folder and who owns it."""
