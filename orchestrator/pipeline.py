@@ -230,8 +230,13 @@ def measure(job: Job, sampler, trainer, label: str) -> Measurement:
     """The measurement of the model state the two actors hold now (they hold the same weights); `label` names
     it on the console."""
     return measure_state(job.eval_set, job.prompt, greedy_answerer(sampler, job.prompt), sampler,
-                         lambda examples: trainer.score(examples, job.config.eval.score_batch_size), job.contexts,
+                         scoring(job, trainer), job.contexts,
                          job.config.eval, label)
+
+
+def scoring(job: Job, trainer: TrainerGroup) -> Scorer:
+    """The log-probabilities of `trainer`'s model, in the evaluation's batches."""
+    return lambda examples: trainer.score(examples, job.config.eval.score_batch_size)
 
 
 def save_model(job: Job, trainer) -> None:
@@ -246,7 +251,7 @@ def scorer(job: Job, model_dir: Path, role: str, precision: str | None = None) -
     the job as any actor's does; released when the block is done."""
     group = job.add(start_trainers(model_dir, job.config, job.placement, seed=0, role=role, ranks=1,
                                    precision=precision))
-    yield lambda examples: group.score(examples, job.config.eval.score_batch_size)
+    yield scoring(job, group)
     job.release(group)
 
 
@@ -286,9 +291,7 @@ def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
             job.release(sampler)
 
     def truth_ratios() -> list[float]:
-        trainer = retain_trainer()
-        return logprob_metrics(forget_only, job.prompt,
-                               lambda examples: trainer.score(examples, job.config.eval.score_batch_size))["forget_truth_ratios"]
+        return logprob_metrics(forget_only, job.prompt, scoring(job, retain_trainer()))["forget_truth_ratios"]
 
     try:
         attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}

@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pmc_unlearning.configs import machine_threads  # imports neither torch nor Ray
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 # The workers of `make test` share the cores: each worker's own torch and vLLM (OMP_NUM_THREADS), and every job it
 # starts (PMC_THREADS, the default of the `threads` setting), get their share. Beyond the cores, OpenMP threads
 # spin against each other: two jobs side by side took three times as long with every core each as with one each.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    _SHARE = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+    _SHARE = str(max(1, machine_threads() // _WORKERS))
     os.environ.setdefault("OMP_NUM_THREADS", _SHARE)
     os.environ.setdefault("PMC_THREADS", _SHARE)
 # Before Ray is imported, as the command line does it.
