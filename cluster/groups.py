@@ -51,6 +51,15 @@ class SamplerGroup:
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list:
         return self._split("greedy", prompts, lambda part: ((), {}))
 
+    def greedy_and_sample(self, greedy: Sequence[Sequence[int]], sampled: Sequence[Sequence[int]], n: int,
+                          temperature: float, top_p: float, seed: int | None = None) -> tuple[list, list]:
+        """Sampler.greedy_and_sample over the engines: each takes its part of both lists."""
+        parts = [(g, s) for g, s in zip(split(len(greedy), len(self.members)), split(len(sampled), len(self.members)))
+                 if g.stop > g.start or s.stop > s.start]
+        calls = [((list(greedy[g]), list(sampled[s]), n, temperature, top_p), {"seed": seed}) for g, s in parts]
+        answers = call_each(self.members[:len(parts)], "greedy_and_sample", calls)
+        return [a for part, _ in answers for a in part], [a for _, part in answers for a in part]
+
     def _split(self, method: str, prompts: Sequence, arguments) -> list:
         parts = [part for part in split(len(prompts), len(self.members)) if part.stop > part.start]
         calls = [((list(prompts[part]), *args), kwargs) for part in parts for args, kwargs in [arguments(part)]]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import torch
 
 from pmc_unlearning.configs import EngineConfig
-from pmc_unlearning.models.hardware import resolve_engine_dtype
+from pmc_unlearning.models.hardware import keep_freed_memory, resolve_engine_dtype
 from pmc_unlearning.storage.files import private_scratch_folder, temporary_files_in
 from pmc_unlearning.telemetry.console import quiet_engine, verbose
 from pmc_unlearning.transfer.backends import OBJECT_STORE, engine_backend
@@ -66,6 +66,7 @@ class Sampler:
         if config.tensor_parallel_size > 1 and not cuda:
             raise ValueError(f"engine.tensor_parallel_size {config.tensor_parallel_size} needs CUDA (vLLM refuses its "
                              "Ray executor on the CPU); use ray.sampler_replicas for more engines")
+        keep_freed_memory()
         self.config = config
         self.dtype = resolve_engine_dtype(config.dtype)
         self.sleep_mode = colocated and cuda
@@ -121,24 +122,37 @@ class Sampler:
         `logprobs`: each candidate's `Completion.logprob` too. Only when asked: vLLM computes them with a
         `torch.compile`d kernel, which costs a compile on first use and needs a C++ compiler on the CPU.
         """
-        from vllm import SamplingParams
-
-        seeds = seed if isinstance(seed, Sequence) else [seed] * len(prompts)
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
-        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens,
-                                 logprobs=0 if logprobs else None)  # 0: the sampled tokens' own
-                  for s in seeds]
-        return self._generate(prompts, params)
+        return self._generate(prompts, self._sampling(len(prompts), n, temperature, top_p, seed, logprobs))
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
+        return [candidates[0] for candidates in self._generate(prompts, [self._greedy()] * len(prompts))]
+
+    def greedy_and_sample(self, greedy: Sequence[Sequence[int]], sampled: Sequence[Sequence[int]], n: int,
+                          temperature: float, top_p: float, seed: int | Sequence[int] | None = None
+                          ) -> tuple[list[Completion], list[list[Completion]]]:
+        """`greedy`'s answers and `sample`'s for `sampled` (the same draws), in one engine call: its decoding
+        steps serve both batches at once."""
+        answers = self._generate([*greedy, *sampled], [self._greedy()] * len(greedy) +
+                                 self._sampling(len(sampled), n, temperature, top_p, seed, False))
+        return [candidates[0] for candidates in answers[:len(greedy)]], answers[len(greedy):]
+
+    def _greedy(self) -> SamplingParams:
         from vllm import SamplingParams
 
-        params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_new_tokens)
-        return [candidates[0] for candidates in self._generate(prompts, params)]
+        return SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_new_tokens)
 
-    def _generate(self, prompts: Sequence[Sequence[int]],
-                  params: SamplingParams | Sequence[SamplingParams]) -> list[list[Completion]]:
+    def _sampling(self, prompts: int, n: int, temperature: float, top_p: float, seed: int | Sequence[int] | None,
+                  logprobs: bool) -> list[SamplingParams]:
+        from vllm import SamplingParams
+
+        seeds = seed if isinstance(seed, Sequence) else [seed] * prompts
+        if len(seeds) != prompts:
+            raise ValueError(f"{len(seeds)} seeds for {prompts} prompts")
+        return [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens,
+                               logprobs=0 if logprobs else None)  # 0: the sampled tokens' own
+                for s in seeds]
+
+    def _generate(self, prompts: Sequence[Sequence[int]], params: Sequence[SamplingParams]) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
 
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]

@@ -41,12 +41,12 @@ def test_every_attack_leaves_the_model_as_it_found_it_and_repeats_its_numbers(at
     model, data, config, trainer = attacked
     prompts = [model.prompt.prompt(row.question) for row in data.forget]
     weights = {name: value.clone() for name, value in trainer.model.state_dict().items()}
-    answers = model.greedy(prompts)
+    answers = model.answers(prompts)[0]
 
     first = run_attacks(model, data, config)
     assert list(first) == ["relearn", "quantize", "mia", "extraction", "prompts"]
     assert all(torch.equal(weights[name], value) for name, value in trainer.model.state_dict().items())
-    assert model.greedy(prompts) == answers  # the engine serves the trainer's weights again
+    assert model.answers(prompts)[0] == answers  # the engine serves the trainer's weights again
     assert without_seconds(run_attacks(model, data, config)) == without_seconds(first)
 
 
@@ -56,7 +56,11 @@ def test_a_quantized_model_is_served_rounded_then_restored(attacked):
     model, data, config, trainer = attacked
     prompts = [model.prompt.prompt(row.question) for row in data.forget]
     weights = {name: value.clone() for name, value in trainer.model.state_dict().items()}
-    served = lambda: [list(c.token_ids) for c in model.sampler.greedy(prompts)]
+
+    def served() -> list[list[int]]:
+        model.serve()
+        return [list(c.token_ids) for c in model.sampler.greedy(prompts)]
+
     full = served()
     with model.changed_weights():
         model.quantize(2, 4)  # coarse enough to change the tiny model's answers
@@ -64,6 +68,26 @@ def test_a_quantized_model_is_served_rounded_then_restored(attacked):
         assert rounded != full and rounded == trainer.greedy(prompts, config.engine.max_new_tokens)
     assert served() == full
     assert all(torch.equal(weights[name], value) for name, value in trainer.model.state_dict().items())
+
+
+def test_the_engines_are_given_changed_weights_once_and_only_when_they_answer(attacked):
+    model, data, _, _ = attacked
+    prompts = [model.prompt.prompt(row.question) for row in data.forget[:2]]
+    push, pushes = model.push, []
+    model.push = lambda: (pushes.append(1), push())
+    try:
+        with model.changed_weights():
+            model.quantize(8, 4)
+            model.quantize(4, 4)
+            assert pushes == []  # nothing answered yet
+            model.answers(prompts)
+            model.answers(prompts)
+            assert len(pushes) == 1
+        model.serve()
+        model.serve()
+        assert len(pushes) == 2  # the restored weights, once
+    finally:
+        model.push = push
 
 
 def test_mia_is_absent_with_the_datas_reason_without_a_holdout_split(attacked):
@@ -78,7 +102,7 @@ def test_in_context_shows_as_many_retain_pairs_as_leave_room_for_an_answer(attac
     """With too little room for all the pairs before some question, each prompt shows the most pairs that
     leave `engine.max_new_tokens` free in `engine.max_model_len` (a chat prompt with three overflowed the smoke
     engine on the TOFU copy), and the figure names the fewest shown."""
-    from pmc_unlearning.evaluation.attacks.prompts import in_context
+    from pmc_unlearning.evaluation.attacks.prompts import in_context_prompts
 
     model, data, config, _ = attacked
     shots = [(row.question, row.answer) for row in data.retain[:config.eval.attacks.in_context]]
@@ -90,6 +114,7 @@ def test_in_context_shows_as_many_retain_pairs_as_leave_room_for_an_answer(attac
         update={"max_model_len": room + config.engine.max_new_tokens})})
     fitting = [max(k for k in range(len(shots) + 1) if length(row.question, k) <= room) for row in data.forget]
 
-    result = in_context(model, data, tight)
+    result = in_context_prompts(model, data, tight)
     assert result["shots"] == min(fitting) == 2
-    assert 0 <= result["forget_rouge_l"]["value"] <= 1
+    assert result["asked"] == ([model.prompt.prompt(row.question, shots[:k]) for row, k in zip(data.forget, fitting)],
+                               [row.answer for row in data.forget])

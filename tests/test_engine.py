@@ -105,6 +105,10 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     assert ids(sampler.sample(questions, 4, 1.0, 1.0)) != ids(sampler.sample(questions, 4, 1.0, 1.0))
     assert ids(sampler.sample(questions, 4, 1.0, 1.0, seed=7)) == seeded
     assert len(set(seeded[0])) > 1  # the n draws of one seeded request still differ
+    # Greedy and seeded answers from one engine call are those of the two calls apart.
+    greedy, sampled = sampler.greedy_and_sample(questions, questions[1:], 4, 1.0, 1.0, seed=7)
+    assert [c.token_ids for c in greedy] == [c.token_ids for c in sampler.greedy(questions)]
+    assert ids(sampled) == seeded[1:]
 
     # More prompt tokens than one engine step takes: on the CPU the prompts must not be split over steps,
     # whose seeded generators vLLM cannot rewind there (it crashed: "CPU Generator does not use offset").

@@ -41,7 +41,7 @@ from torch.distributed.tensor import DTensor
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pmc_unlearning.models.fingerprint import fingerprint_weights
-from pmc_unlearning.models.hardware import ENGINE_DTYPES, resolve_precision
+from pmc_unlearning.models.hardware import ENGINE_DTYPES, keep_freed_memory, resolve_precision
 from pmc_unlearning.models.prompting import Example
 from pmc_unlearning.storage.files import write_file_atomically
 from pmc_unlearning.trainer.losses import (
@@ -72,6 +72,7 @@ class Trainer:
                  entropy_weights: tuple[float, float] = (0.0, 0.0)):
         if threads:
             torch.set_num_threads(threads)
+        keep_freed_memory()
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.device = pick_device()

@@ -19,13 +19,15 @@ NO_RETAIN_MODEL = "the run has no retain model (eval.retain_model=false)"
 
 
 def run_attacks(model: AttackedModel, data: AttackData, config) -> dict:
-    """{attack: its results and its seconds} for each attack the config chooses, in the config's order."""
+    """{attack: its results and its seconds} for each attack the config chooses, in the config's order; the
+    engines serve the model's own weights again afterwards."""
     results = {}
     for name in config.eval.attacks.run:
         module, function = ATTACKS[name].split(":")
         started = time.perf_counter()
         results[name] = {**getattr(importlib.import_module(module), function)(model, data, config),
                          "seconds": round(time.perf_counter() - started, 2)}
+    model.serve()
     return results
 
 

@@ -3,7 +3,8 @@ the benchmark's rows it attacks with.
 
 An attack is a plain function `attack(model: AttackedModel, data: AttackData, config: RunConfig) -> dict` (its
 settings in `config.eval.attacks`; evaluation/attacks/__init__.py lists them). It may change the model's weights only inside
-`model.changed_weights()`, which gives back the state it found (trainer and engine) when the block ends.
+`model.changed_weights()`, which gives the trainer back the state it found when the block ends, and the engines
+when they next answer.
 """
 from __future__ import annotations
 
@@ -25,22 +26,29 @@ class AttackData:
 
 class AttackedModel:
     """One model state under attack: the job's engines (`sampler`, a SamplerGroup) and trainer ranks
-    (`trainer`, a TrainerGroup), which hold the same weights whenever an attack is not changing them."""
+    (`trainer`, a TrainerGroup). The engines are given the trainer's weights when they are next asked to answer
+    (`serve`), not each time the weights change: a change that no answer reads costs no push."""
 
     def __init__(self, sampler, trainer, push: Callable[[], None], prompt: PromptFormat, score_batch_size: int,
                  seed: int):
         """`push`: serves the trainer's weights in the engines (cluster/weight_sync.py's sync_weights)."""
         self.sampler, self.trainer, self.push, self.prompt = sampler, trainer, push, prompt
         self.score_batch_size, self.seed = score_batch_size, seed
+        self.served = True  # the engines hold the trainer's weights
 
-    def greedy(self, prompts: Sequence[Sequence[int]]) -> list[str]:
-        """The engine's greedy answer to each prompt (token ids), as text."""
-        return [c.text.strip() for c in self.sampler.greedy(list(prompts))]
+    def serve(self) -> None:
+        """Have the engines serve the trainer's weights, if they changed since the engines were last given them."""
+        if not self.served:
+            self.push()
+            self.served = True
 
-    def sample(self, prompts: Sequence[Sequence[int]], n: int) -> list[list[str]]:
-        """`n` answers per prompt at temperature 1, seeded (the same draws whatever ran before)."""
-        return [[c.text.strip() for c in candidates]
-                for candidates in self.sampler.sample(list(prompts), n, 1.0, 1.0, seed=self.seed)]
+    def answers(self, greedy: Sequence[Sequence[int]], sampled: Sequence[Sequence[int]] = (), n: int = 1
+                ) -> tuple[list[str], list[list[str]]]:
+        """The engine's greedy answer to each of `greedy` (prompts as token ids), and `n` answers to each of
+        `sampled` at temperature 1, seeded (the same draws whatever ran before), as text, from one engine call."""
+        self.serve()
+        answers, samples = self.sampler.greedy_and_sample(list(greedy), list(sampled), n, 1.0, 1.0, seed=self.seed)
+        return [c.text.strip() for c in answers], [[c.text.strip() for c in candidates] for candidates in samples]
 
     def score(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
         """(summed log-probability, token count) of each example's answer (teacher-forced, by the trainer)."""
@@ -54,21 +62,21 @@ class AttackedModel:
     @contextmanager
     def changed_weights(self) -> Iterator[None]:
         """A block in which `quantize` and `relearn` change the weights; the trainer's state (weights, optimizer,
-        random streams) and the engine's weights are as before when it ends, whatever happened in it."""
+        random streams) is as before when it ends, whatever happened in it (the engines' by the next `serve`)."""
         self.trainer.stash_state()
         try:
             yield
         finally:
             self.trainer.restore_state()
-            self.push()
+            self.served = False
 
     def quantize(self, bits: int, group: int) -> None:
-        """Round the trainer's linear weights to `bits` (trainer/quantization.py), then serve them."""
+        """Round the trainer's linear weights to `bits` (trainer/quantization.py)."""
         self.trainer.quantize_weights(bits, group)
-        self.push()
+        self.served = False
 
     def relearn(self, examples: Sequence[Example], steps: int, lr: float, batch_size: int) -> None:
         """`steps` more optimizer steps of plain fine-tuning on `examples` (minibatches of `batch_size`, a fresh
-        optimizer at `lr` at the block's first call), then serve the weights."""
+        optimizer at `lr` at the block's first call)."""
         self.trainer.relearn_steps(list(examples), steps, lr, batch_size)
-        self.push()
+        self.served = False

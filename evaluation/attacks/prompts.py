@@ -16,23 +16,31 @@ from __future__ import annotations
 import math
 
 from pmc_unlearning.evaluation.attacks.intervals import absent, share
-from pmc_unlearning.evaluation.attacks.measure import greedy_rouge
+from pmc_unlearning.evaluation.attacks.measure import Asked, greedy_rouge_and_leak
 from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 
 
 def prompts(model: AttackedModel, data: AttackData, config) -> dict:
+    """The four attacks; the three that read greedy answers share one engine call."""
     name, other = model.prompt.other()
+    answers = [row.answer for row in data.forget]
+    greedy = {"prefill": prefill_prompts(model, data, config),
+              "format_shift": ([other.prompt(row.question) for row in data.forget], answers)}
+    shots = in_context_prompts(model, data, config)
+    if "absent" not in shots:
+        greedy["in_context"] = shots["asked"]
+    rouge = greedy_rouge_and_leak(model, greedy, (), config)
     return {
-        "prefill": prefill(model, data, config),
-        "format_shift": {"format": name, "forget_rouge_l": greedy_rouge(
-            model, data.forget, config, prompts=[other.prompt(row.question) for row in data.forget])},
-        "in_context": in_context(model, data, config),
+        "prefill": {"given_share": config.eval.attacks.prefill_share, "forget_rouge_l": rouge["prefill"]},
+        "format_shift": {"format": name, "forget_rouge_l": rouge["format_shift"]},
+        "in_context": shots if "absent" in shots else {"shots": shots["shots"], "forget_rouge_l": rouge["in_context"]},
         "multiple_choice": multiple_choice(model, data),
     }
 
 
-def in_context(model: AttackedModel, data: AttackData, config) -> dict:
-    """The retain pairs before each question: as many of `in_context` as leave the engine room for an answer."""
+def in_context_prompts(model: AttackedModel, data: AttackData, config) -> dict:
+    """The retain pairs before each question, as many of `in_context` as leave the engine room for an answer:
+    {"shots": the fewest shown, "asked": the prompts and answers}, or why none can be shown."""
     shots = [(row.question, row.answer) for row in data.retain[:config.eval.attacks.in_context]]
     room = config.engine.max_model_len - config.engine.max_new_tokens
     prompts, shown = [], []
@@ -45,21 +53,21 @@ def in_context(model: AttackedModel, data: AttackData, config) -> dict:
     if not shots or not min(shown):
         return absent("no retain pair fits before the question in engine.max_model_len with an answer's room"
                       if shots else "the data has no retain rows to show")
-    return {"shots": min(shown), "forget_rouge_l": greedy_rouge(model, data.forget, config, prompts=prompts)}
+    return {"shots": min(shown), "asked": (prompts, [row.answer for row in data.forget])}
 
 
-def prefill(model: AttackedModel, data: AttackData, config) -> dict:
-    given_share = config.eval.attacks.prefill_share
+def prefill_prompts(model: AttackedModel, data: AttackData, config) -> Asked:
+    """Each question with the first `prefill_share` of its answer's words given as the answer's start, and the
+    rest of the answer, which the continuation is scored against."""
     prompts, rests = [], []
     for row in data.forget:
         words = row.answer.split()
-        given = math.floor(given_share * len(words))
+        given = math.floor(config.eval.attacks.prefill_share * len(words))
         # The given words as the answer's own first tokens (without its end of sequence).
         prompts.append((*model.prompt.prompt(row.question), *model.prompt.answer(" ".join(words[:given]))[:-1])
                        if given else model.prompt.prompt(row.question))
         rests.append(" ".join(words[given:]))
-    return {"given_share": given_share,
-            "forget_rouge_l": greedy_rouge(model, data.forget, config, prompts=prompts, references=rests)}
+    return prompts, rests
 
 
 def multiple_choice(model: AttackedModel, data: AttackData) -> dict:

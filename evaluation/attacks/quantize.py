@@ -5,7 +5,7 @@ evaluation measures the full-precision ones (its figures are the reference, not 
 forget and retain ROUGE-L, the forget leak share under sampling."""
 from __future__ import annotations
 
-from pmc_unlearning.evaluation.attacks.measure import greedy_rouge, leak_share
+from pmc_unlearning.evaluation.attacks.measure import asked, greedy_rouge_and_leak
 from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 
 
@@ -20,6 +20,5 @@ def quantize(model: AttackedModel, data: AttackData, config) -> dict:
 
 
 def measured(model: AttackedModel, data: AttackData, config) -> dict:
-    return {"forget_rouge_l": greedy_rouge(model, data.forget, config),
-            "retain_rouge_l": greedy_rouge(model, data.retain, config),
-            "leak_share": leak_share(model, data.forget, config)}
+    greedy = {"forget_rouge_l": asked(model, data.forget), "retain_rouge_l": asked(model, data.retain)}
+    return greedy_rouge_and_leak(model, greedy, data.forget, config)

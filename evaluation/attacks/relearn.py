@@ -16,7 +16,7 @@ from typing import Sequence
 
 from pmc_unlearning.data import QA
 from pmc_unlearning.evaluation.attacks.intervals import absent
-from pmc_unlearning.evaluation.attacks.measure import greedy_rouge, leak_share
+from pmc_unlearning.evaluation.attacks.measure import asked, greedy_rouge_and_leak
 from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 
 
@@ -50,6 +50,6 @@ def relearning_curve(model: AttackedModel, taught: Sequence[QA], held: Sequence[
             if steps > done:
                 model.relearn(examples, steps - done, config.target.lr, config.target.batch_size)
                 done = steps
-            curve.append({"steps": steps, "forget_rouge_l": greedy_rouge(model, held, config),
-                          "leak_share": leak_share(model, held, config)})
+            curve.append({"steps": steps, **greedy_rouge_and_leak(model, {"forget_rouge_l": asked(model, held)}, held,
+                                                                  config)})
     return curve
