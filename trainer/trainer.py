@@ -346,12 +346,16 @@ class Trainer:
     def relearn_steps(self, examples: Sequence[Example], steps: int, lr: float, batch_size: int) -> None:
         """`steps` steps of plain fine-tuning of every parameter on `examples`, in minibatches of `batch_size`
         drawn in a fixed order, with an AdamW of its own (made at the first call after `stash_state`, kept by
-        later calls, so that 5 then 5 more steps are 10 steps)."""
+        later calls, so that 5 then 5 more steps are 10 steps).
+
+        The attacker's AdamW is torch's fused kernel: one pass over the weights and moments instead of the default
+        kernel-per-operation loop, a sizeable share of a CPU step (docs/performance.md). (Unlearning keeps the default: its
+        figures were recorded with it, and the two round differently.)"""
         if self.relearning is None:
             self.model.requires_grad_(True)
             order = list(range(len(examples)))
             random.Random(0).shuffle(order)
-            self.relearning = (torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.0),
+            self.relearning = (torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.0, fused=True),
                                itertools.cycle(order))
         optimizer, order = self.relearning
         for _ in range(steps):

@@ -35,6 +35,7 @@ class AttackedModel:
         self.sampler, self.trainer, self.push, self.prompt = sampler, trainer, push, prompt
         self.score_batch_size, self.seed = score_batch_size, seed
         self.served = True  # the engines hold the trainer's weights
+        self.statistics: dict[tuple, list] = {}  # token_statistics under the trainer's weights as they are now
 
     def serve(self) -> None:
         """Have the engines serve the trainer's weights, if they changed since the engines were last given them."""
@@ -56,8 +57,12 @@ class AttackedModel:
 
     def token_statistics(self, examples: Sequence[Example]) -> list:
         """Per answer token of each example: its log-probability, the vocabulary's mean and standard deviation of
-        log-probabilities at that position, and whether it is the most likely token (trainer/token_statistics.py)."""
-        return self.trainer.token_statistics(list(examples), self.score_batch_size)
+        log-probabilities at that position, and whether it is the most likely token (trainer/token_statistics.py).
+        Computed once per examples and weights (the membership and extraction attacks read the same)."""
+        key = tuple(examples)
+        if key not in self.statistics:
+            self.statistics[key] = self.trainer.token_statistics(list(examples), self.score_batch_size)
+        return self.statistics[key]
 
     @contextmanager
     def changed_weights(self) -> Iterator[None]:
@@ -68,15 +73,19 @@ class AttackedModel:
             yield
         finally:
             self.trainer.restore_state()
-            self.served = False
+            self.weights_changed()
 
     def quantize(self, bits: int, group: int) -> None:
         """Round the trainer's linear weights to `bits` (trainer/quantization.py)."""
         self.trainer.quantize_weights(bits, group)
-        self.served = False
+        self.weights_changed()
 
     def relearn(self, examples: Sequence[Example], steps: int, lr: float, batch_size: int) -> None:
         """`steps` more optimizer steps of plain fine-tuning on `examples` (minibatches of `batch_size`, a fresh
         optimizer at `lr` at the block's first call)."""
         self.trainer.relearn_steps(list(examples), steps, lr, batch_size)
+        self.weights_changed()
+
+    def weights_changed(self) -> None:
         self.served = False
+        self.statistics.clear()
