@@ -288,9 +288,9 @@ FAULTS_OF_A_SECOND_ALLOCATION = """
 import resource, sys, torch
 from pmc_unlearning.models.hardware import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
-torch.ones(2**26).sum(); torch.ones(2**26).sum()  # 256 MB, made and freed twice, as a training step's gradients
+torch.ones(2**27).sum(); torch.ones(2**27).sum()  # 512 MB made and freed, as a training step's tensors
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-torch.ones(2**26).sum()
+torch.ones(2**26).sum()  # 256 MB: fits in what was freed, whatever alignment the allocator asks of it
 print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 

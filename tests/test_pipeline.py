@@ -142,7 +142,9 @@ def test_the_attacks_run_on_the_target_the_unlearned_and_the_retain_model_and_te
     target, unlearned = evaluation["before"]["attacks"], evaluation["after"]["attacks"]
     retain = evaluation["retain_model"]["attacks"]
     for results in (target, unlearned, retain):
-        assert list(results) == list(ATTACK_NAMES) and all(results[name]["seconds"] > 0 for name in ATTACK_NAMES)
+        assert list(results) == list(ATTACK_NAMES) and all(results[name]["seconds"] >= 0 for name in ATTACK_NAMES)
+        # Each attack's own work takes time; extraction reads the token statistics the membership attack computed.
+        assert all(results[name]["seconds"] > 0 for name in ATTACK_NAMES if name != "extraction")
     # The target was trained on the forget rows, the retain model never: every attack must see the difference.
     value = lambda figure: figure["value"]
     differs = {
