@@ -77,16 +77,18 @@ def test_a_local_ray_instance_is_closed_to_the_network_unless_the_user_chose(add
 
 
 LOCAL_INSTANCE = """
-import os, sys
+import os, shutil, sys, tempfile
 from pmc_unlearning.cluster.local_ray import close_local_ray
 close_local_ray()
 import ray
 
-ray.init(address="local", num_cpus=1, include_dashboard=False)
+session = tempfile.mkdtemp(prefix="pmc-test-ray-")  # not Ray's /tmp/ray, which would keep it
+ray.init(address="local", num_cpus=1, include_dashboard=False, _temp_dir=session)
 assert ray.get(ray.remote(lambda: os.getpid()).remote()) != os.getpid()  # a worker runs
 print("ready", flush=True)
 sys.stdin.readline()
 ray.shutdown()
+shutil.rmtree(session, ignore_errors=True)
 """
 
 
