@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -179,10 +178,8 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
                       max_concurrent_trials=2, max_failures=1)
     base, keep, failing = (t.name for t in load_batch(path).trials)
     runs = tmp_path / "runs" / "cluster"
-    session = tempfile.mkdtemp(prefix="pmc-test-ray-")  # the two nodes' session files, not in Ray's /tmp/ray
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 1, "object_store_memory": 200 * 2**20,
-                                                            "temp_dir": session})
-    cluster.add_node(num_cpus=3, num_gpus=1, object_store_memory=200 * 2**20, temp_dir=session)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 1, "object_store_memory": 200 * 2**20})
+    cluster.add_node(num_cpus=3, num_gpus=1, object_store_memory=200 * 2**20)
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [sys.executable, "-m", "pmc_unlearning.orchestrator", "batch", str(path)]
     try:
@@ -211,7 +208,6 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
         again = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
     finally:
         cluster.shutdown()
-        shutil.rmtree(session, ignore_errors=True)
     (tmp_path / "second.log").write_text(again.stdout + again.stderr)
     # The failing trial fails the batch (exit 1, one line naming it); the report has everything.
     assert again.returncode == 1, again.stderr[-3000:]
