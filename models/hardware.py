@@ -7,7 +7,6 @@ step under bf16 autocast is ~25x *slower* than fp32 (measured on an AVX2-only EP
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,18 +43,18 @@ def resolve_engine_dtype(dtype: str) -> str:
     return dtype
 
 
+@lru_cache(maxsize=1)
 def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed blocks for reuse instead of handing them back to the system (call once per
-    process that trains or samples; False where the C library is not glibc, which is left as it is).
+    """Have glibc's malloc keep freed blocks for reuse instead of handing them back to the system (in each process
+    that trains or samples; it acts once per process; False where the C library is not glibc, left as it is).
 
     By default glibc serves every block above a few MB (a gradient, an activation, AdamW's temporaries) with a
     fresh mmap and unmaps it when freed, so each training step faults in and zeroes its gigabyte of new pages
     again, while the same numbers are computed either way (the cost: docs/performance.md). Peak memory stays
     as it was: a step reuses what the step before it freed.
     """
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+    libc = ctypes.CDLL(None)  # the process's own symbols: those of the C library it runs on
+    if not hasattr(libc, "gnu_get_libc_version"):
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BLOCKS_UP_TO)) and bool(
         libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREE_TOP_UP_TO))
