@@ -40,13 +40,15 @@ class SamplerGroup:
         self.members = list(members)
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
-               seed: int | Sequence[int] | None = None, logprobs: bool = False) -> list:
+               seed: int | Sequence[int] | None = None, logprobs: bool = False,
+               banned: Sequence[Sequence[int]] | None = None) -> list:
         """Sampler.sample over the engines. Without a seed each engine draws from its own stream."""
         seeds = list(seed) if isinstance(seed, Sequence) else [seed] * len(prompts)
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
-        return self._split("sample", prompts,
-                           lambda part: ((n, temperature, top_p), {"seed": seeds[part], "logprobs": logprobs}))
+        banned = [()] * len(prompts) if banned is None else list(banned)
+        if len(seeds) != len(prompts) or len(banned) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds and {len(banned)} banned lists for {len(prompts)} prompts")
+        return self._split("sample", prompts, lambda part: ((n, temperature, top_p), {
+            "seed": seeds[part], "logprobs": logprobs, "banned": banned[part]}))
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list:
         return self._split("greedy", prompts, lambda part: ((), {}))

@@ -207,7 +207,8 @@ class JudgeConfig(Strict):
     out unless none is under it."""
 
     candidates: WholeInt = Field(0, ge=0, description="the least similar candidates of each question that the judge "
-                                                      "scores (0: no judge, as the paper)")
+                                                      "scores (0: no judge, as the paper); one cut at max_new_tokens "
+                                                      "counts as the least fluent")
     cap: bool = Field(False, description="leave out judged candidates above the threshold (the highest NLL per token "
                                          "of the retain answers under the judge) unless none is under it")
 
@@ -226,6 +227,11 @@ class PMCConfig(Strict):
         "recall", description="a candidate's score: ROUGE-L recall of the original answer ('recall', the paper) or of "
                               "its content beyond the question, without the question's words and stop words "
                               "('content': a fluent answer that changes the fact can reach 0)")
+    avoid_original: bool = Field(
+        False, description="sample candidates without the tokens of the original answer's words (as written, lower-case "
+                           "and capitalised, with and without a leading space), so that candidates which share no word "
+                           "with it, fluent ones among them, are common; what is scored and selected is unchanged "
+                           "(false: as the paper)")
     judge: JudgeConfig = JudgeConfig()
     min_len: WholeInt = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
     resample_every: WholeInt = Field(1, ge=1, description="rounds from one sampling of candidates to the next")

@@ -41,6 +41,7 @@ class Completion:
     # Summed log-probability of token_ids under the model that sampled them, before temperature and top-p
     # (vLLM's raw logprobs): what PMC's fluent selection ranks candidates by. None where not asked for.
     logprob: float | None = None
+    finished: bool = True  # False: cut at max_new_tokens before the answer ended
 
     @property
     def nll_per_token(self) -> float:
@@ -111,7 +112,8 @@ class Sampler:
         return self.transfer
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
-               seed: int | Sequence[int] | None = None, logprobs: bool = False) -> list[list[Completion]]:
+               seed: int | Sequence[int] | None = None, logprobs: bool = False,
+               banned: Sequence[Sequence[int]] | None = None) -> list[list[Completion]]:
         """`n` candidates for every prompt, in one batched engine call.
 
         With a `seed` (one for all prompts, or one per prompt) the draws do not depend on what the engine
@@ -121,8 +123,10 @@ class Sampler:
 
         `logprobs`: each candidate's `Completion.logprob` too. Only when asked: vLLM computes them with a
         `torch.compile`d kernel, which costs a compile on first use and needs a C++ compiler on the CPU.
+
+        `banned`: per prompt, token ids its candidates never contain (vLLM's logit bias at its floor).
         """
-        return self._generate(prompts, self._sampling(len(prompts), n, temperature, top_p, seed, logprobs))
+        return self._generate(prompts, self._sampling(len(prompts), n, temperature, top_p, seed, logprobs, banned))
 
     def greedy(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
         return [candidates[0] for candidates in self._generate(prompts, [self._greedy()] * len(prompts))]
@@ -133,7 +137,7 @@ class Sampler:
         """`greedy`'s answers and `sample`'s for `sampled` (the same draws), in one engine call: its decoding
         steps serve both batches at once."""
         answers = self._generate([*greedy, *sampled], [self._greedy()] * len(greedy) +
-                                 self._sampling(len(sampled), n, temperature, top_p, seed, False))
+                                 self._sampling(len(sampled), n, temperature, top_p, seed, False, None))
         return [candidates[0] for candidates in answers[:len(greedy)]], answers[len(greedy):]
 
     def _greedy(self) -> SamplingParams:
@@ -142,22 +146,26 @@ class Sampler:
         return SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_new_tokens)
 
     def _sampling(self, prompts: int, n: int, temperature: float, top_p: float, seed: int | Sequence[int] | None,
-                  logprobs: bool) -> list[SamplingParams]:
+                  logprobs: bool, banned: Sequence[Sequence[int]] | None) -> list[SamplingParams]:
         from vllm import SamplingParams
 
         seeds = seed if isinstance(seed, Sequence) else [seed] * prompts
-        if len(seeds) != prompts:
-            raise ValueError(f"{len(seeds)} seeds for {prompts} prompts")
+        banned = [()] * prompts if banned is None else banned
+        if len(seeds) != prompts or len(banned) != prompts:
+            raise ValueError(f"{len(seeds)} seeds and {len(banned)} banned lists for {prompts} prompts")
         return [SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=s, max_tokens=self.config.max_new_tokens,
-                               logprobs=0 if logprobs else None)  # 0: the sampled tokens' own
-                for s in seeds]
+                               logprobs=0 if logprobs else None,  # 0: the sampled tokens' own
+                               # vLLM's floor: exp(-100) next to any real logit, a ban at every temperature
+                               logit_bias={token: -100.0 for token in ids} or None)
+                for s, ids in zip(seeds, banned)]
 
     def _generate(self, prompts: Sequence[Sequence[int]], params: Sequence[SamplingParams]) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
 
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [[Completion(tuple(o.token_ids), o.text, o.cumulative_logprob) for o in out.outputs] for out in outputs]
+        return [[Completion(tuple(o.token_ids), o.text, o.cumulative_logprob, o.finish_reason != "length")
+                 for o in out.outputs] for out in outputs]
 
     def rest(self) -> None:
         """Free the GPU for the trainer while it steps (with `sleep_mode`; else nothing to do)."""

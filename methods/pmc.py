@@ -4,7 +4,8 @@ Read top to bottom, this is the algorithm of Scholten et al. (and of their refer
 
     originals <- the target model's greedy answers to the forget questions
     repeat for `rounds` passes over the forget set:
-        1. sample `num_samples` answers from the CURRENT model for every question not yet at score 0
+        1. sample `num_samples` answers from the CURRENT model for every question not yet at score 0 (with
+           `avoid_original`: none holding a token of the original answer's words)
         2. score each candidate: ROUGE-L recall of the original answer in it (+ optional length penalty;
            with `score: content`, of the original's content beyond the question)
         3. select the lowest-scoring candidate (with `fluent_max_nll`: among the fluent ones; with a `judge`:
@@ -24,6 +25,8 @@ or fresh evaluation, a resumed job): with checkpoints, a killed job resumes afte
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -47,6 +50,8 @@ class PMC(Method):
         self.forget_prompts = [task.prompt.prompt(row.question) for row in task.forget]
         self.cache = SelectionCache(task.originals, self.settings.min_len, self.settings.fluent_max_nll,
                                     [row.question for row in task.forget] if self.settings.score == "content" else None)
+        self.banned = ([word_tokens(task.prompt.tokenizer, original) for original in task.originals]
+                       if self.settings.avoid_original else None)
         self.held = 0  # rounds in a row that passed the stop rule's check
         self.stages = (STAGES + (("judging",) if self.settings.judge.candidates else ())
                        + (("stop_check",) if self.settings.stop.patience else ()))
@@ -73,7 +78,9 @@ class PMC(Method):
             candidates = sampler.sample([self.forget_prompts[i] for i in pending], settings.num_samples,
                                         settings.temperature, settings.top_p,
                                         seed=[sampling_seed(settings.seed, round_, i) for i in pending],
-                                        logprobs=settings.fluent_max_nll is not None) if pending else []
+                                        logprobs=settings.fluent_max_nll is not None,
+                                        banned=None if self.banned is None else [self.banned[i] for i in pending]
+                                        ) if pending else []
         with timer("scoring"):  # 2.
             scores = [self.cache.score(question, question_candidates)
                       for question, question_candidates in zip(pending, candidates)]
@@ -106,10 +113,14 @@ class PMC(Method):
         if not count:
             return [None] * len(pending)
         chosen = [least_similar(question_scores, count) for question_scores in scores]
-        examples = [Example(self.forget_prompts[question], question_candidates[i].token_ids)
-                    for question, question_candidates, indices in zip(pending, candidates, chosen) for i in indices]
-        nll = iter(judged_nll(trainer, examples))
-        return [{i: next(nll) for i in indices} for indices in chosen]
+        # A candidate cut at max_new_tokens is no answer (often a loop, which reads as fluent per token): it is
+        # not judged and counts as the least fluent.
+        judged = [dict.fromkeys(indices, math.inf) for indices in chosen]
+        finished = [(k, i) for k, indices in enumerate(chosen) for i in indices if candidates[k][i].finished]
+        examples = [Example(self.forget_prompts[pending[k]], candidates[k][i].token_ids) for k, i in finished]
+        for (k, i), nll in zip(finished, judged_nll(trainer, examples, shared_prompts=True)):
+            judged[k][i] = nll
+        return judged
 
     def train(self, trainer) -> dict:
         return trainer.unlearn_round(training_examples(self.forget_prompts, self.cache), self.task.retain,
@@ -148,9 +159,20 @@ def greedy_forget_score(sampler, forget_prompts: Sequence[tuple[int, ...]], orig
     return sum(rouge_l_recall(original, answer.text) for original, answer in zip(originals, answers)) / len(originals)
 
 
-def judged_nll(trainer, examples: Sequence[Example]) -> list[float]:
-    """The judge's (Trainer.load_judge) NLL per token of each example's answer (its end-of-sequence too)."""
-    return [-logprob / count for logprob, count in trainer.score(examples, JUDGE_BATCH, judge=True)]
+def judged_nll(trainer, examples: Sequence[Example], shared_prompts: bool = False) -> list[float]:
+    """The judge's (Trainer.load_judge) NLL per token of each example's answer (its end-of-sequence too);
+    `shared_prompts`: consecutive examples of one question read it once (Trainer.score)."""
+    return [-logprob / count for logprob, count in trainer.score(examples, JUDGE_BATCH, judge=True,
+                                                                 shared_prompts=shared_prompts)]
+
+
+def word_tokens(tokenizer, text: str) -> tuple[int, ...]:
+    """The tokens of every word of `text` as written, lower-case and capitalised, each with and without a leading
+    space: banned while sampling (`avoid_original`), a word of `text` can only come out spelt from other pieces,
+    which the score still catches."""
+    forms = {form for word in re.findall(r"[^\W_]+", text) for form in (word, word.lower(), word.capitalize())}
+    return tuple(sorted({token for form in forms for spaced in (form, " " + form)
+                         for token in tokenizer.encode(spaced, add_special_tokens=False)}))
 
 
 def training_examples(forget_prompts: Sequence[tuple[int, ...]], cache: SelectionCache) -> list[Example]:

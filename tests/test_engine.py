@@ -88,8 +88,10 @@ def test_sampling_returns_n_candidates_with_token_ids_and_text_and_seeds_them(ti
     questions = prompts(trainer, small_bench, 3)
     candidates = sampler.sample(questions, n=5, temperature=1.5, top_p=1.0, logprobs=True)
     assert [len(c) for c in candidates] == [5, 5, 5]
-    for completion in candidates[0]:
+    for completion in [c for cands in candidates for c in cands]:
         assert 1 <= len(completion.token_ids) <= ENGINE.max_new_tokens
+        # finished: ended on end-of-sequence, not cut at max_new_tokens
+        assert completion.finished == (completion.token_ids[-1] == trainer.tokenizer.eos_token_id)
         # vLLM holds back a trailing incomplete UTF-8 byte sequence, which decode() shows as U+FFFD
         assert completion.text == trainer.tokenizer.decode(completion.token_ids, skip_special_tokens=True).rstrip("\ufffd")
     assert len({c.token_ids for c in candidates[0]}) > 1  # temperature 1.5 on a random model: diverse

@@ -12,7 +12,7 @@ from pmc_unlearning.methods.npo import npo_loss
 from pmc_unlearning.methods.rmu import activation_distance, random_unit_vector, steered_layer
 from pmc_unlearning.methods.simnpo import simnpo_loss
 from pmc_unlearning.models.prompting import Example
-from pmc_unlearning.trainer.losses import answer_nll, mean_token_entropy, nll, pack, sequence_logprobs
+from pmc_unlearning.trainer.losses import answer_nll, mean_token_entropy, nll, pack, pack_shared, sequence_logprobs
 
 EXAMPLES = [Example(prompt_ids=(5, 6, 7), answer_ids=(8, 9)), Example(prompt_ids=(5,), answer_ids=(3, 4, 2))]
 
@@ -26,6 +26,21 @@ def test_pack_puts_examples_in_one_row_with_their_own_positions_and_answer_targe
     assert batch.targets.tolist() == [8, 9, 3, 4, 2]
     assert batch.sequence.tolist() == [0, 0, 1, 1, 1]
     assert batch.size == 2
+
+
+def test_pack_shared_holds_a_run_of_one_prompt_once_and_lets_each_answer_see_it_and_its_own_tokens_only():
+    shared = [Example((5, 6), (8, 9)), Example((5, 6), (3,)), Example((5, 6), ()), Example((7,), (4, 2))]
+    batch = pack_shared(shared)
+    assert batch.input_ids.tolist() == [[5, 6, 8, 9, 3, 7, 4, 2]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 2, 0, 1, 2]]  # each answer where it would be alone
+    assert batch.predicting.tolist() == [1, 2, 1, 5, 6]  # the prompt's last token predicts every first token
+    assert batch.targets.tolist() == [8, 9, 3, 4, 2]
+    assert batch.sequence.tolist() == [0, 0, 1, 3, 3]
+    assert batch.size == 4
+    seen = [[j for j, sees in enumerate(row) if sees] for row in batch.attention_mask[0, 0].tolist()]
+    assert seen == [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 1, 4], [5], [5, 6], [5, 6, 7]]
+    with pytest.raises(ValueError, match="example 1 of the batch has an empty prompt"):
+        pack_shared([EXAMPLES[0], Example(prompt_ids=(), answer_ids=(3,))])
 
 
 def test_pack_refuses_an_empty_prompt_by_its_row():
@@ -56,13 +71,34 @@ def test_a_packed_batch_scores_each_example_as_if_it_were_alone(tiny_model, smal
     examples = [fmt.example(r.question, r.answer) for r in small_bench.retain[:5]]
     packed = trainer.score(examples, batch_size=5)
     for example, (total, count) in zip(examples, packed):
-        ids = torch.tensor([[*example.prompt_ids, *example.answer_ids]])
-        with torch.no_grad():
-            logp = torch.log_softmax(trainer.model(input_ids=ids).logits[0].float(), dim=-1)
-        start = len(example.prompt_ids)
-        alone = sum(logp[start + i - 1, token].item() for i, token in enumerate(example.answer_ids))
         assert count == len(example.answer_ids)
-        assert total == pytest.approx(alone, rel=1e-4, abs=1e-4)
+        assert total == pytest.approx(logprob_alone(trainer.model, example), rel=1e-4, abs=1e-4)
+
+
+def logprob_alone(model, example: Example) -> float:
+    """The summed log-probability of `example`'s answer, the example run through `model` on its own (full logits,
+    no packing, no position ids)."""
+    ids = torch.tensor([[*example.prompt_ids, *example.answer_ids]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    start = len(example.prompt_ids)
+    return sum(logp[start + i - 1, token].item() for i, token in enumerate(example.answer_ids))
+
+
+def test_answers_that_share_their_prompt_score_as_if_each_were_alone(tiny_model, small_bench):
+    """`shared_prompts` (several answers to each question, as PMC's judge scores its candidates): the same
+    log-probabilities as each example run through the model on its own."""
+    from pmc_unlearning.models.prompting import PromptFormat
+    from pmc_unlearning.trainer import Trainer
+
+    trainer = Trainer(tiny_model, precision="fp32", seed=0)
+    fmt = PromptFormat(trainer.tokenizer)
+    rows = small_bench.retain[:3]
+    examples = [fmt.example(q.question, a.answer) for q in rows for a in rows]  # three answers to each question
+    shared = trainer.score(examples, batch_size=5, shared_prompts=True)  # a batch may end inside a run
+    for example, (total, count) in zip(examples, shared):
+        assert count == len(example.answer_ids)
+        assert total == pytest.approx(logprob_alone(trainer.model, example), rel=1e-4, abs=1e-4)
 
 
 # ---- baselines: hand-computable values ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import math
 
 import pytest
 
@@ -112,8 +113,47 @@ def test_a_judged_round_keeps_per_question_the_pick_recomputed_from_its_candidat
         judged = sorted(range(4), key=lambda i: (scores[i], i))[:2]
         fluency = dict(zip(judged, nll([Example(prompt.prompt(rows[question].question), candidates[i].token_ids)
                                         for i in judged])))
+        fluency = {i: value if candidates[i].finished else math.inf for i, value in fluency.items()}  # cut: no answer
         eligible = [i for i in judged if fluency[i] <= threshold] or judged
         expected = min(eligible, key=lambda i: (scores[i], fluency[i]))
         assert pmc.cache.best[question].completion.text == candidates[expected].text
         assert pmc.cache.best[question].score == pytest.approx(scores[expected])
     assert records[0]["seconds"]["judging"] > 0
+
+
+def test_avoiding_the_original_samples_no_token_of_its_words_and_the_same_call_unbanned_does(
+        engine_and_trainer, small_bench):
+    """`avoid_original`: the round's candidates hold none of the tokens of the original answer's words (as written,
+    lower-case, capitalised; with and without a leading space), derived here from the tokenizer; the same call
+    without the ban draws some of them, so the ban, not chance, keeps them out."""
+    config, sampler, trainer = engine_and_trainer
+    tokenizer = trainer.tokenizer
+    prompt = PromptFormat(tokenizer)
+    rows = small_bench.forget[:4]
+    originals = [row.answer for row in rows]
+    job = config.model_copy(update={"pmc": config.pmc.model_copy(update={"num_samples": 8, "rounds": 1,
+                                                                         "avoid_original": True})})
+    pmc = PMC(job, Task(prompt, rows, [prompt.example(row.question, row.answer) for row in small_bench.retain[:4]],
+                        originals))
+    drawn, unbanned = [], []  # the round's candidates, and the same call's without the ban, from the same weights
+    group = SamplerGroup([sampler])
+    sample = group.sample
+
+    def both(*args, **kwargs):
+        unbanned.append(sample(*args, **{**kwargs, "banned": None}))
+        drawn.append(sample(*args, **kwargs))
+        return drawn[-1]
+    group.sample = both
+    run_rounds(pmc, group, TrainerGroup([trainer]), sampler.weight_dtype(), lambda record: None)
+
+    def pieces(original: str) -> set[int]:
+        words = "".join(c if c.isalnum() else " " for c in original).split()
+        return {token for word in words for form in {word, word.lower(), word[0].upper() + word[1:].lower()}
+                for spaced in ("", " ") for token in tokenizer(spaced + form, add_special_tokens=False)["input_ids"]}
+
+    sampled_pieces = 0
+    for original, candidates, free in zip(originals, drawn[0], unbanned[0]):
+        banned = pieces(original)
+        assert not any(set(c.token_ids) & banned for c in candidates), original
+        sampled_pieces += sum(len(set(c.token_ids) & banned) for c in free)
+    assert sampled_pieces > 0

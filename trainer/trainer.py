@@ -51,6 +51,7 @@ from pmc_unlearning.trainer.losses import (
     mean_token_entropy,
     nll,
     pack,
+    pack_shared,
     sequence_logprobs,
 )
 from pmc_unlearning.trainer.quantization import quantized
@@ -154,33 +155,38 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def forward(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, Batch]:
+    def forward(self, examples: Sequence[Example], model: torch.nn.Module | None = None,
+                shared_prompts: bool = False) -> tuple[torch.Tensor, Batch]:
         """Logits of `model` (default: the trained one) at the examples' answer-predicting positions (A,
-        vocabulary), all examples packed into one pass, and their batch."""
-        batch = pack(examples).to(self.device)
+        vocabulary), all examples packed into one pass (`shared_prompts`: consecutive examples of one prompt hold
+        it once, `pack_shared`), and their batch."""
+        batch = (pack_shared if shared_prompts else pack)(examples).to(self.device)
         model = model or self.model
+        inputs = {"input_ids": batch.input_ids, "position_ids": batch.position_ids, "use_cache": False,
+                  **({} if batch.attention_mask is None else {"attention_mask": batch.attention_mask})}
         with self.autocast():
             if _keeps_logits(model):
-                logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
-                               logits_to_keep=batch.predicting).logits[0]
+                logits = model(**inputs, logits_to_keep=batch.predicting).logits[0]
             else:
-                logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                               use_cache=False).logits[0, batch.predicting]
+                logits = model(**inputs).logits[0, batch.predicting]
         return logits, batch
 
-    def answer_logprobs(self, examples: Sequence[Example], model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def answer_logprobs(self, examples: Sequence[Example], model: torch.nn.Module | None = None,
+                        shared_prompts: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed answer-token log-probabilities and answer lengths."""
-        return sequence_logprobs(*self.forward(examples, model))
+        return sequence_logprobs(*self.forward(examples, model, shared_prompts))
 
-    def score(self, examples: Sequence[Example], batch_size: int = 16, judge: bool = False) -> list[tuple[float, int]]:
+    def score(self, examples: Sequence[Example], batch_size: int = 16, judge: bool = False,
+              shared_prompts: bool = False) -> list[tuple[float, int]]:
         """(summed log-probability, token count) of each example's answer, in batched forward passes; `judge`:
-        under the frozen judge (`load_judge`) instead of the trained model.
+        under the frozen judge (`load_judge`) instead of the trained model; `shared_prompts`: a batch's
+        consecutive examples of one prompt read it once (many answers to one question).
 
         An example with a one-token answer gives log p(token | context): the over-unlearning probe.
         """
         model = self.judge if judge else None
         return self.per_example(examples, batch_size, lambda batch: list(
-            zip(*(values.tolist() for values in self.answer_logprobs(batch, model)))))
+            zip(*(values.tolist() for values in self.answer_logprobs(batch, model, shared_prompts)))))
 
     @torch.no_grad()
     def per_example(self, examples: Sequence[Example], batch_size: int, read: Callable[[list], list]) -> list:
