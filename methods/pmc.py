@@ -41,6 +41,7 @@ from pmc_unlearning.telemetry.timing import StageTimer
 
 STAGES = ("sampling", "scoring", "training", "weight_sync")
 JUDGE_BATCH = 16  # candidates per forward pass of the judge
+MAX_BANNED = 1024  # logit-bias entries vLLM's GPU model runner takes per request (avoid_original's bans)
 
 
 class PMC(Method):
@@ -52,6 +53,11 @@ class PMC(Method):
                                     [row.question for row in task.forget] if self.settings.score == "content" else None)
         self.banned = ([word_tokens(task.prompt.tokenizer, original) for original in task.originals]
                        if self.settings.avoid_original else None)
+        for question, banned in enumerate(self.banned or ()):
+            if len(banned) > MAX_BANNED:
+                raise ValueError(f"pmc.avoid_original: the original answer to forget question {question} has "
+                                 f"{len(banned)} word tokens to ban, more than vLLM takes in one request's logit bias "
+                                 f"({MAX_BANNED}); lower engine.max_new_tokens or leave avoid_original off")
         self.held = 0  # rounds in a row that passed the stop rule's check
         self.stages = (STAGES + (("judging",) if self.settings.judge.candidates else ())
                        + (("stop_check",) if self.settings.stop.patience else ()))

@@ -99,6 +99,11 @@ def test_answers_that_share_their_prompt_score_as_if_each_were_alone(tiny_model,
     for example, (total, count) in zip(examples, shared):
         assert count == len(example.answer_ids)
         assert total == pytest.approx(logprob_alone(trainer.model, example), rel=1e-4, abs=1e-4)
+    # Eager attention adds a mask to the scores instead of reading booleans: there the prompts are not shared.
+    trainer.model.set_attn_implementation("eager")
+    eager = trainer.score(examples, batch_size=5, shared_prompts=True)
+    for example, (total, count) in zip(examples, eager):
+        assert total == pytest.approx(logprob_alone(trainer.model, example), rel=1e-4, abs=1e-4)
 
 
 # ---- baselines: hand-computable values ---------------------------------------------------------------

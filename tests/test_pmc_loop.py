@@ -11,6 +11,7 @@ from pmc_unlearning.configs import CONFIG_DIR, load_config
 from pmc_unlearning.configs.schema import JudgeConfig, StopConfig
 from pmc_unlearning.engine import Sampler
 from pmc_unlearning.evaluation.rouge import content_recall, rouge_l_recall
+from pmc_unlearning.methods import pmc as pmc_module
 from pmc_unlearning.methods.method import Task
 from pmc_unlearning.methods.pmc import PMC
 from pmc_unlearning.methods.rounds import run_rounds
@@ -157,3 +158,19 @@ def test_avoiding_the_original_samples_no_token_of_its_words_and_the_same_call_u
         assert not any(set(c.token_ids) & banned for c in candidates), original
         sampled_pieces += sum(len(set(c.token_ids) & banned) for c in free)
     assert sampled_pieces > 0
+
+
+def test_an_original_with_more_word_tokens_than_vllm_bans_in_one_request_is_refused_by_its_question(
+        engine_and_trainer, small_bench, monkeypatch):
+    """vLLM's GPU runner takes at most 1024 logit-bias entries a request; the tiny model's vocabulary is too small
+    to pass that, so the limit is lowered to what the first original needs."""
+    config, _, trainer = engine_and_trainer
+    prompt = PromptFormat(trainer.tokenizer)
+    rows = small_bench.forget[:2]
+    originals = [rows[0].answer, f"{rows[0].answer} {rows[1].answer} and more besides"]
+    limit = len(pmc_module.word_tokens(trainer.tokenizer, originals[0]))
+    monkeypatch.setattr(pmc_module, "MAX_BANNED", limit)
+    job = config.model_copy(update={"pmc": config.pmc.model_copy(update={"avoid_original": True})})
+    with pytest.raises(ValueError, match=rf"the original answer to forget question 1 has \d+ word tokens to ban, more "
+                                         rf"than vLLM takes in one request's logit bias \({limit}\)"):
+        PMC(job, Task(prompt, rows, [], originals))
