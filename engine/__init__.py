@@ -1,4 +1,4 @@
 """Sampling: the vLLM engine that generates candidates and greedy answers, and takes weight updates."""
-from pmc_unlearning.engine.sampler import Completion, Sampler
+from pmc_unlearning.engine.sampler import MAX_BANNED, Completion, Sampler
 
-__all__ = ["Completion", "Sampler"]
+__all__ = ["MAX_BANNED", "Completion", "Sampler"]

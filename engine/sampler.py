@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from vllm import SamplingParams
 
 
+# Token ids one request may ban (`Sampler.sample`'s `banned`): the logit-bias entries vLLM's GPU model runner takes.
+MAX_BANNED = 1024
+
+
 @dataclass(frozen=True)
 class Completion:
     token_ids: tuple[int, ...]  # the generated ids, end-of-sequence included when the answer ended there

@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from pmc_unlearning.configs import RunConfig
+from pmc_unlearning.engine import MAX_BANNED
 from pmc_unlearning.evaluation.rouge import rouge_l_recall
 from pmc_unlearning.methods.checkpoint import Saved
 from pmc_unlearning.methods.method import Method, Task
@@ -41,7 +42,6 @@ from pmc_unlearning.telemetry.timing import StageTimer
 
 STAGES = ("sampling", "scoring", "training", "weight_sync")
 JUDGE_BATCH = 16  # candidates per forward pass of the judge
-MAX_BANNED = 1024  # logit-bias entries vLLM's GPU model runner takes per request (avoid_original's bans)
 
 
 class PMC(Method):

@@ -12,7 +12,7 @@ from pmc_unlearning.methods.npo import npo_loss
 from pmc_unlearning.methods.rmu import activation_distance, random_unit_vector, steered_layer
 from pmc_unlearning.methods.simnpo import simnpo_loss
 from pmc_unlearning.models.prompting import Example
-from pmc_unlearning.trainer.losses import answer_nll, mean_token_entropy, nll, pack, pack_shared, sequence_logprobs
+from pmc_unlearning.trainer.losses import answer_nll, mean_token_entropy, nll, pack, sequence_logprobs
 
 EXAMPLES = [Example(prompt_ids=(5, 6, 7), answer_ids=(8, 9)), Example(prompt_ids=(5,), answer_ids=(3, 4, 2))]
 
@@ -28,9 +28,9 @@ def test_pack_puts_examples_in_one_row_with_their_own_positions_and_answer_targe
     assert batch.size == 2
 
 
-def test_pack_shared_holds_a_run_of_one_prompt_once_and_lets_each_answer_see_it_and_its_own_tokens_only():
+def test_pack_sharing_prompts_holds_a_run_of_one_prompt_once_and_lets_each_answer_see_it_and_its_own_tokens_only():
     shared = [Example((5, 6), (8, 9)), Example((5, 6), (3,)), Example((5, 6), ()), Example((7,), (4, 2))]
-    batch = pack_shared(shared)
+    batch = pack(shared, share_prompts=True)
     assert batch.input_ids.tolist() == [[5, 6, 8, 9, 3, 7, 4, 2]]
     assert batch.position_ids.tolist() == [[0, 1, 2, 3, 2, 0, 1, 2]]  # each answer where it would be alone
     assert batch.predicting.tolist() == [1, 2, 1, 5, 6]  # the prompt's last token predicts every first token
@@ -40,7 +40,7 @@ def test_pack_shared_holds_a_run_of_one_prompt_once_and_lets_each_answer_see_it_
     seen = [[j for j, sees in enumerate(row) if sees] for row in batch.attention_mask[0, 0].tolist()]
     assert seen == [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 1, 4], [5], [5, 6], [5, 6, 7]]
     with pytest.raises(ValueError, match="example 1 of the batch has an empty prompt"):
-        pack_shared([EXAMPLES[0], Example(prompt_ids=(), answer_ids=(3,))])
+        pack([EXAMPLES[0], Example(prompt_ids=(), answer_ids=(3,))], share_prompts=True)
 
 
 def test_pack_refuses_an_empty_prompt_by_its_row():

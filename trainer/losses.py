@@ -30,7 +30,7 @@ class Batch:
     targets: torch.Tensor  # (A,): the answer token each of them predicts
     sequence: torch.Tensor  # (A,): the example each answer token belongs to
     size: int  # examples in the batch
-    # (1, 1, N, N), True where a position may attend; only where examples share their prompt (`pack_shared`)
+    # (1, 1, N, N), True where a position may attend; only where examples share their prompt (`pack`)
     attention_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
@@ -39,51 +39,41 @@ class Batch:
                      self.targets.to(device), self.sequence.to(device), self.size, mask)
 
 
-def pack(examples: Sequence[Example]) -> Batch:
+def pack(examples: Sequence[Example], share_prompts: bool = False) -> Batch:
+    """The examples in one row (`Batch`). `share_prompts`: each run of consecutive examples with one prompt holds
+    it once; their answers follow it one after the other, each at the positions it would have after the prompt
+    alone, and an explicit mask lets each answer see the prompt and its own earlier tokens only. Many answers to
+    one question (PMC's candidates) then cost one prompt."""
     ids, positions, predicting, targets, sequence = [], [], [], [], []
+    sees = []  # with share_prompts: per position, the positions it may attend to
+    prompt_ids, prompt_at = None, 0
     for row, example in enumerate(examples):
         if not example.prompt_ids:  # its first answer token would be predicted by the example before it
             raise ValueError(f"example {row} of the batch has an empty prompt")
-        first = len(ids) + len(example.prompt_ids) - 1  # the prompt's last token predicts the first answer token
-        ids += [*example.prompt_ids, *example.answer_ids]
-        positions += range(len(example.prompt_ids) + len(example.answer_ids))
-        predicting += range(first, first + len(example.answer_ids))
-        targets += example.answer_ids
-        sequence += [row] * len(example.answer_ids)
-    as_tensor = lambda values: torch.tensor(values, dtype=torch.long)
-    return Batch(as_tensor([ids]), as_tensor([positions]), as_tensor(predicting), as_tensor(targets),
-                 as_tensor(sequence), len(examples))
-
-
-def pack_shared(examples: Sequence[Example]) -> Batch:
-    """`pack`, with each run of examples that share a prompt holding it once: their answers follow it one after the
-    other, each at the positions it would have after the prompt alone, and an explicit mask lets each answer see
-    the prompt and its own earlier tokens only. Many answers to one question (PMC's candidates) cost one prompt.
-    """
-    ids, positions, predicting, targets, sequence, sees = [], [], [], [], [], []  # sees: the positions each may see
-    prompt_ids, prompt_at = None, 0
-    for row, example in enumerate(examples):
-        if not example.prompt_ids:
-            raise ValueError(f"example {row} of the batch has an empty prompt")
-        if example.prompt_ids != prompt_ids:
+        if not share_prompts or example.prompt_ids != prompt_ids:
             prompt_ids, prompt_at = example.prompt_ids, len(ids)
-            sees += [range(prompt_at, prompt_at + i + 1) for i in range(len(prompt_ids))]
+            if share_prompts:
+                sees += [range(prompt_at, prompt_at + i + 1) for i in range(len(prompt_ids))]
             ids += prompt_ids
             positions += range(len(prompt_ids))
-        start = len(ids)
-        prompt = range(prompt_at, prompt_at + len(prompt_ids))
-        sees += [[*prompt, *range(start, start + i + 1)] for i in range(len(example.answer_ids))]
+        start, prompt = len(ids), range(prompt_at, prompt_at + len(prompt_ids))
+        if share_prompts:
+            sees += [[*prompt, *range(start, start + i + 1)] for i in range(len(example.answer_ids))]
         ids += example.answer_ids
         positions += range(len(prompt_ids), len(prompt_ids) + len(example.answer_ids))
+        # the prompt's last token predicts the first answer token
         predicting += [prompt.stop - 1, *range(start, start + len(example.answer_ids) - 1)][:len(example.answer_ids)]
         targets += example.answer_ids
         sequence += [row] * len(example.answer_ids)
-    mask = torch.zeros(len(ids), len(ids), dtype=torch.bool)
-    for position, seen in enumerate(sees):
-        mask[position, list(seen)] = True
+    mask = None
+    if share_prompts:
+        mask = torch.zeros(len(ids), len(ids), dtype=torch.bool)
+        for position, seen in enumerate(sees):
+            mask[position, list(seen)] = True
+        mask = mask[None, None]
     as_tensor = lambda values: torch.tensor(values, dtype=torch.long)
     return Batch(as_tensor([ids]), as_tensor([positions]), as_tensor(predicting), as_tensor(targets),
-                 as_tensor(sequence), len(examples), mask[None, None])
+                 as_tensor(sequence), len(examples), mask)
 
 
 def sequence_logprobs(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

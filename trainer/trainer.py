@@ -51,7 +51,6 @@ from pmc_unlearning.trainer.losses import (
     mean_token_entropy,
     nll,
     pack,
-    pack_shared,
     sequence_logprobs,
 )
 from pmc_unlearning.trainer.quantization import quantized
@@ -159,12 +158,12 @@ class Trainer:
                 shared_prompts: bool = False) -> tuple[torch.Tensor, Batch]:
         """Logits of `model` (default: the trained one) at the examples' answer-predicting positions (A,
         vocabulary), all examples packed into one pass (`shared_prompts`: consecutive examples of one prompt hold
-        it once, `pack_shared`, where the model's attention is SDPA), and their batch."""
+        it once, `pack`'s `share_prompts`, where the model's attention is SDPA), and their batch."""
         model = model or self.model
         # A mask of booleans is read as "may attend" by PyTorch's SDPA only: eager attention adds it to the scores,
         # and flash attention takes none, so other attention packs each example with its own prompt.
         shared = shared_prompts and model.config._attn_implementation == "sdpa"
-        batch = (pack_shared if shared else pack)(examples).to(self.device)
+        batch = pack(examples, share_prompts=shared).to(self.device)
         inputs = {"input_ids": batch.input_ids, "position_ids": batch.position_ids, "use_cache": False,
                   **({} if batch.attention_mask is None else {"attention_mask": batch.attention_mask})}
         with self.autocast():
