@@ -11,6 +11,8 @@ SET ?=
 RUNS ?=
 METHODS ?=
 BATCH ?= configs/batch/smoke.yaml
+FORGET ?=
+KEEP ?=
 VARIANT ?= cpu
 export PYTHONUNBUFFERED := 1
 export VLLM_LOGGING_LEVEL ?= WARNING
@@ -18,7 +20,7 @@ export VLLM_LOGGING_LEVEL ?= WARNING
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn smoke eval report compare compare-smoke batch batch-smoke tune test test-quick lint bench bench-sync bench-ttq device-check image image-smoke clean
+.PHONY: setup unlearn forget smoke eval report compare compare-smoke batch batch-smoke tune test test-quick lint bench bench-sync bench-ttq device-check image image-smoke clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -26,6 +28,14 @@ $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
 
 unlearn: $(VENV_STAMP)
 	$(PYTHON) -m pmc_unlearning.orchestrator unlearn --config $(CONFIG) $(OVERRIDES)
+
+# A forget request on a model that already knows what must go: MODEL is the target as it is (no fine-tune), FORGET
+# the questions to forget, KEEP (optional) those whose answers must stay: JSON Lines or a question a line
+# (docs/your-model-and-data.md). The run folder is runs/forget unless NAME= says otherwise.
+forget: $(VENV_STAMP)
+	@test -n "$(FORGET)" || { echo "error: make forget needs FORGET=<a file of the questions to forget>" >&2; exit 2; }
+	$(PYTHON) -m pmc_unlearning.orchestrator unlearn --config $(CONFIG) --set name=forget --set target.finetune=false \
+	    --set data.forget=$(FORGET) $(if $(KEEP),--set data.keep=$(KEEP)) $(OVERRIDES)
 
 smoke: $(VENV_STAMP)
 	$(PYTHON) -m pmc_unlearning.orchestrator unlearn --config configs/smoke.yaml $(OVERRIDES)

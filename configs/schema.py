@@ -89,6 +89,7 @@ WholeInt = Annotated[int, BeforeValidator(_whole_int)]
 Seed = Annotated[int, BeforeValidator(_whole_int), Field(ge=0, lt=2**32)]
 # `~` is the home folder, as in a shell (pathlib would make a folder named `~`).
 Folder = Annotated[Path, AfterValidator(Path.expanduser)]
+File = Folder  # a path, with `~` expanded as for folders
 
 
 def length_at_most(limit: int, why: str) -> AfterValidator:
@@ -157,6 +158,19 @@ class DataConfig(Strict):
     seed: Seed = 0
     num_authors: WholeInt = Field(20, ge=1, description="built-in benchmark only")
     facts_per_author: WholeInt = Field(5, ge=1, le=8, description="built-in benchmark only")
+    forget: File | None = Field(None, description="a forget request instead of a benchmark: the questions to forget, "
+                                                  "as JSON Lines (question required; answer and TOFU's other fields "
+                                                  "optional) or plain text (a question a line); needs "
+                                                  "target.finetune=false (`model` is the target). docs/your-model-and-data.md")
+    keep: File | None = Field(None, description="with `forget`: the questions whose answers must stay, in the same "
+                                                "formats (None: the built-in general questions, answered by the target)")
+
+    @model_validator(mode="after")
+    def _keep_with_forget(self) -> DataConfig:
+        if self.keep is not None and self.forget is None:
+            raise PydanticCustomError("keep_alone", "keep is the keep part of a forget request: set data.forget too "
+                                      "(the questions to forget)", {})
+        return self
 
 
 class EngineConfig(Strict):
@@ -182,6 +196,9 @@ class EngineConfig(Strict):
 class FinetuneConfig(Strict):
     """Stage one: fine-tune the base model on the full split until it knows the facts (the target model)."""
 
+    finetune: bool = Field(True, description="false: `model` is the target already (it knows what must go: a deployed "
+                                             "model, a published TOFU target, a run's model/); the job unlearns it "
+                                             "as it is")
     epochs: WholeInt = Field(6, ge=1)
     lr: FiniteFloat = Field(1e-4, gt=0)
     batch_size: WholeInt = Field(8, ge=1)
@@ -323,9 +340,10 @@ class EvalConfig(Strict):
     seed: Seed = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
     score_batch_size: WholeInt = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
     retain_model: bool = Field(False, description="train (once, cached) the retain model that forget quality needs")
-    retain_base: str | None = Field(None, description="`eval` only: the model the evaluated one was made from (a name "
-                                    "or folder, as `model`); the retain model is its fine-tune on the retain split. None: "
-                                    "the base_model in the folder's model card (a run's saved model has one)")
+    retain_base: str | None = Field(None, description="where `model` is a target (`make eval`, target.finetune=false): "
+                                    "the model it was made from (a name or folder, as `model`); the retain model is its "
+                                    "fine-tune on the retain split, and it judges fluency. None: the base_model in the "
+                                    "folder's model card (a run's saved model has one)")
     sampling_n: WholeInt = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
     sampling_temperature: FiniteFloat = Field(1.0, gt=0)
     sampling_top_p: FiniteFloat = Field(1.0, gt=0, le=1)
@@ -418,6 +436,21 @@ class RunConfig(Strict):
             problem = folder_problem(key, getattr(self, key), self.allow_external_dirs)
             if problem:
                 raise PydanticCustomError("unsafe_dir", "{problem}", {"problem": problem})
+        return self
+
+    @model_validator(mode="after")
+    def _request_starts_from_its_target(self) -> RunConfig:
+        """A forget request is made of a model that already knows what must go, and has no benchmark from which
+        a retain model ("as if never learned") could be trained."""
+        if self.data.forget is None:
+            return self
+        if self.target.finetune:
+            raise PydanticCustomError("request_target", "data.forget: a forget request unlearns `model` as it is: set "
+                                                        "target.finetune=false (make forget does)", {})
+        if self.eval.retain_model:
+            raise PydanticCustomError("request_retain_model", "eval.retain_model: a forget request has no retain "
+                                      "model (it needs the data the target learnt, less the forget set): set it false",
+                                      {})
         return self
 
     def resolved(self) -> dict[str, Any]:

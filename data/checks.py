@@ -17,24 +17,24 @@ _OPTIONAL_PERTURBED_METRICS: dict[str, tuple[str, ...]] = {
 def check_splits(splits: dict[str, SplitRows]) -> dict[str, str]:
     """Raises DataError at the first broken rule; returns the metrics the rows cannot support -> why."""
     for split in splits.values():
-        _check_unique_questions(split)
+        check_unique_questions(split)
     forget = splits["forget"]
     _check_in_full(forget, splits["full"], "the target model learns full, so it never learnt this row",
                    same_answer=True)
     _check_in_full(splits["retain"], splits["full"], "the retain split is the part of full that is kept")
     for retain_split in ("retain", "eval_retain"):
-        _check_disjoint(forget, splits[retain_split], "a question cannot be both forgotten and retained")
+        check_disjoint(forget, splits[retain_split], "a question cannot be both forgotten and retained")
     if "holdout" in splits:
-        _check_disjoint(splits["holdout"], splits["full"], "holdout rows are about what the target never learnt")
+        check_disjoint(splits["holdout"], splits["full"], "holdout rows are about what the target never learnt")
     _require_perturbed_answers(forget)
     absent: dict[str, str] = {}
     for name, metrics in _OPTIONAL_PERTURBED_METRICS.items():
-        if name in splits and not _has_perturbed_answers(splits[name]):
+        if name in splits and not has_field_on_every_row(splits[name], "perturbed_answer", "the truth ratio"):
             absent |= dict.fromkeys(metrics, f"{splits[name].where} has no perturbed_answer")
     return absent
 
 
-def _check_unique_questions(split: SplitRows) -> None:
+def check_unique_questions(split: SplitRows) -> None:
     first_row_with: dict[str, int] = {}
     for number, row in split.numbered_rows():
         first = first_row_with.setdefault(row.question, number)
@@ -57,7 +57,7 @@ def _check_in_full(split: SplitRows, full: SplitRows, why: str, same_answer: boo
                                                  "so this one was never learnt")
 
 
-def _check_disjoint(split: SplitRows, other: SplitRows, why: str) -> None:
+def check_disjoint(split: SplitRows, other: SplitRows, why: str) -> None:
     """No question of `split` is one of `other`'s (`why` says why it must not be)."""
     other_row_with = {row.question: number for number, row in other.numbered_rows()}
     for number, row in split.numbered_rows():
@@ -73,14 +73,14 @@ def _require_perturbed_answers(forget: SplitRows) -> None:
                                                   "forget quality and the forget truth ratio need it on every row")
 
 
-def _has_perturbed_answers(split: SplitRows) -> bool:
-    """True when every row has perturbed answers, False when none has; a mix is a DataError."""
-    rows_with = [number for number, row in split.numbered_rows() if row.perturbed_answer]
+def has_field_on_every_row(split: SplitRows, field: str, needed_by: str) -> bool:
+    """True when every row has `field` (not empty), False when none has; a mix is a DataError (`needed_by`: what
+    needs it on every row or none)."""
+    rows_with = [number for number, row in split.numbered_rows() if getattr(row, field)]
     if not rows_with:
         return False
     for number, row in split.numbered_rows():
-        if not row.perturbed_answer:
-            raise row_error(split.where, number, f"field 'perturbed_answer' is missing or empty, but row "
-                                                 f"{rows_with[0]} has it; the truth ratio needs it on every row "
-                                                 "or none")
+        if not getattr(row, field):
+            raise row_error(split.where, number, f"field '{field}' is missing or empty, but row {rows_with[0]} has "
+                                                 f"it; {needed_by} needs it on every row or none")
     return True

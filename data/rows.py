@@ -19,7 +19,7 @@ def row_error(where: str, row: int, problem: str) -> DataError:
     return DataError(f"{where}, row {row}: {problem}")
 
 
-def _required_text(record: Mapping[str, object], field: str, where: str, row: int) -> str:
+def required_text(record: Mapping[str, object], field: str, where: str, row: int) -> str:
     if field not in record or record[field] is None:
         raise row_error(where, row, f"field '{field}' is missing")
     value = record[field]
@@ -30,7 +30,7 @@ def _required_text(record: Mapping[str, object], field: str, where: str, row: in
     return value
 
 
-def _optional_text(record: Mapping[str, object], field: str, where: str, row: int) -> str | None:
+def optional_text(record: Mapping[str, object], field: str, where: str, row: int) -> str | None:
     value = record.get(field)
     if value is None:
         return None
@@ -40,7 +40,7 @@ def _optional_text(record: Mapping[str, object], field: str, where: str, row: in
     return value if value.strip() else None
 
 
-def _perturbed_answers(record: Mapping[str, object], where: str, row: int) -> tuple[str, ...]:
+def perturbed_answers(record: Mapping[str, object], where: str, row: int) -> tuple[str, ...]:
     value = record.get("perturbed_answer")
     if value is None:
         return ()
@@ -65,11 +65,11 @@ def parse_row(record: object, *, where: str, row: int, require_paraphrase: bool)
     """
     if not isinstance(record, Mapping):
         raise row_error(where, row, f"expected a JSON object, got {json_type_name(record)}")
-    paraphrase = _required_text if require_paraphrase else _optional_text
+    paraphrase = required_text if require_paraphrase else optional_text
     return QA(
-        question=_required_text(record, "question", where, row),
-        answer=_required_text(record, "answer", where, row),
+        question=required_text(record, "question", where, row),
+        answer=required_text(record, "answer", where, row),
         paraphrased_question=paraphrase(record, "paraphrased_question", where, row),
         paraphrased_answer=paraphrase(record, "paraphrased_answer", where, row),
-        perturbed_answer=_perturbed_answers(record, where, row),
+        perturbed_answer=perturbed_answers(record, where, row),
     )

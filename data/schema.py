@@ -106,14 +106,14 @@ class Benchmark:
             "forget_split": self.forget_split,
             "splits": {name: [dataclasses.asdict(row) for row in getattr(self, name)] for name in splits},
         }
-        return _sha256(content)
+        return sha256_of(content)
 
     def holdout_fingerprint(self) -> str:
         """sha256 hex of the holdout rows, for the keys of results computed from them (the attacks')."""
-        return _sha256([dataclasses.asdict(row) for row in self.holdout])
+        return sha256_of([dataclasses.asdict(row) for row in self.holdout])
 
 
-def _sha256(content) -> str:
+def sha256_of(content) -> str:
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

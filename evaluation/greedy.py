@@ -28,8 +28,9 @@ class EvalSet:
 
     def pairs(self, split: str) -> tuple[tuple[str, str], ...]:
         """(question, reference answer) pairs of a split."""
-        if split == "forget_para":
-            return tuple((r.paraphrased_question, r.paraphrased_answer) for r in self.rows["forget"])
+        if split == "forget_para":  # a forget request's rows may have no paraphrases (data/request.py)
+            return tuple((r.paraphrased_question, r.paraphrased_answer) for r in self.rows["forget"]
+                         if r.paraphrased_question)
         return tuple((r.question, r.answer) for r in self.rows[split])
 
 
@@ -59,6 +60,7 @@ def summarise(per_split: dict[str, list[dict]]) -> dict[str, float]:
     utility_parts = [rouge[s] for s in ("retain", "world_facts", "real_authors") if s in rouge]
     return {
         **{f"{split}_rouge_l": value for split, value in rouge.items()},
-        "unlearn_quality": 100 * (1 - (rouge["forget"] + rouge["forget_para"]) / 2),
+        # The PMC authors' mean of the two: n/a (None) without paraphrases, never the forget half alone.
+        "unlearn_quality": 100 * (1 - (rouge["forget"] + rouge["forget_para"]) / 2) if "forget_para" in rouge else None,
         "utility": 100 * mean(utility_parts),
     }

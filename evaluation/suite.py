@@ -11,6 +11,7 @@ import math
 from typing import Callable, Sequence
 
 from pmc_unlearning.configs import EvalConfig
+from pmc_unlearning.data import QA
 from pmc_unlearning.evaluation.bounds import sampling_summary
 from pmc_unlearning.evaluation.fluency import FluencyJudge
 from pmc_unlearning.evaluation.greedy import EvalSet, evaluate
@@ -67,6 +68,16 @@ def evaluate_state(measured: Measurement, retain_model_ratios: Sequence[float] |
                          if before and before.context_probs else None),
         fluency=judge.measure(measured.answers["forget"]) if judge else None,
         attacks=attacks)
+
+
+def measure_forgetting(rows: Sequence[QA], prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]],
+                       sampler, config: EvalConfig) -> dict:
+    """Forget ROUGE-L (greedy) and the leak under sampling of `rows` on the state the engines hold: whether an
+    earlier request stays forgotten."""
+    greedy = [rouge_l_recall(row.answer, text) for row, text in zip(rows, answer([row.question for row in rows]))]
+    eval_set = EvalSet({"forget": tuple(rows), "retain": (), "world_facts": (), "real_authors": ()})
+    sampling, _ = sample_forget_answers(eval_set, prompt, sampler, config)
+    return {"rows": len(rows), "forget_rouge_l": sum(greedy) / len(greedy), "sampling": sampling}
 
 
 def utility_metrics(parts: dict[str, float], absent: dict[str, str]) -> dict:

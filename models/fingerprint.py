@@ -12,16 +12,32 @@ _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
 
 def fingerprint_folder(folder: Path) -> str:
     """sha256 hex digest over the folder's config/tokenizer files and its weight files' name, size, mtime."""
-    folder = Path(folder)
+    digest = _digest_of_content_files(Path(folder))
+    for path in _weight_files(Path(folder)):
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def content_fingerprint(folder: Path) -> str:
+    """sha256 hex digest over the folder's config/tokenizer files and its weight files' bytes: the model's
+    identity wherever it is copied to (a target given by the user, recorded with the run and its lineage)."""
+    digest = _digest_of_content_files(Path(folder))
+    for path in _weight_files(Path(folder)):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as weights:
+            for block in iter(lambda: weights.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_of_content_files(folder: Path):
     digest = hashlib.sha256()
     for name in _CONTENT_FILES:
         path = folder / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    for path in _weight_files(folder):
-        stat = path.stat()
-        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
+    return digest
 
 
 def _weight_files(folder: Path) -> list[Path]:

@@ -32,7 +32,7 @@ from pmc_unlearning.configs.batch_schema import Batch, load_batch
 from pmc_unlearning.data import DataError
 from pmc_unlearning.models import ModelError
 from pmc_unlearning.orchestrator.compare import comparison_batch
-from pmc_unlearning.orchestrator.inputs import load_checked_benchmark
+from pmc_unlearning.orchestrator.inputs import load_checked_data
 from pmc_unlearning.orchestrator.ownership import BATCH, EVALUATE, EXPERIMENT, UNLEARN, claim, holding
 from pmc_unlearning.orchestrator.run_folder import check_run_folders, claim_run_folders
 from pmc_unlearning.telemetry.console import captured, show, summary_lines
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 folder = run_batch(batch)
             else:
                 config = load_method_config(args.config, args.overrides)
-                load_checked_benchmark(config)  # data and model folder, in a second: the job's heavy imports come after
+                load_checked_data(config)  # data and model folder, in a second: the job's heavy imports come after
                 kind, fresh = (UNLEARN, args.fresh) if args.command == "unlearn" else (EVALUATE, True)
                 check_run_folders(config, kind, fresh)
                 if not os.environ.get("RAY_ADDRESS"):  # the CPUs of the local instance the job will start
@@ -166,7 +166,7 @@ def check_batch_inputs(batch: Batch) -> None:
         key = (config.model, config.data)
         if key not in seen:
             seen.add(key)
-            load_checked_benchmark(config)
+            load_checked_data(config)
 
 
 def chosen_methods(text: str) -> list[str]:

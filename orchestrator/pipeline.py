@@ -23,6 +23,7 @@ from pmc_unlearning.cluster.weight_sync import set_up_weight_transfer, sync_weig
 from pmc_unlearning.configs import ConfigError, RunConfig
 from pmc_unlearning.data import QA, Benchmark
 from pmc_unlearning.data.corpus import load_corpus
+from pmc_unlearning.data.request import Request
 from pmc_unlearning.evaluation.attacks import headline, judge_attacks, run_attacks
 from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 from pmc_unlearning.evaluation.fluency import FluencyJudge
@@ -30,21 +31,23 @@ from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
 from pmc_unlearning.evaluation.logprobs import Scorer, logprob_metrics
 from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids
 from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
-from pmc_unlearning.evaluation.suite import evaluate_state, measure_state
+from pmc_unlearning.evaluation.suite import evaluate_state, measure_forgetting, measure_state
 from pmc_unlearning.methods import make_method
 from pmc_unlearning.methods.method import Task
 from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.models import fingerprint_folder, resolve_model
 from pmc_unlearning.models.checks import check_prompt_lengths, check_tokenizer_fits_model
-from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
+from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, content_fingerprint, fingerprint_code
 from pmc_unlearning.models.hardware import resolve_precision
 from pmc_unlearning.models.prompting import PromptFormat, resolve_style
-from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_benchmark
+from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_data
+from pmc_unlearning.orchestrator.lineage import earlier_requests, lineage_of, write_lineage, write_request_record
 from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
 from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders, package_versions
 from pmc_unlearning.reporting.model_card import card_base_model, write_model_card
 from pmc_unlearning.reporting.plots import write_plots
 from pmc_unlearning.reporting.report import attacked_models, write_report
+from pmc_unlearning.reporting.summary import write_summary
 from pmc_unlearning.storage.files import build_folder_once, building, settings_key
 from pmc_unlearning.telemetry.console import Progress, captured, keep_log, log_state, show
 from pmc_unlearning.telemetry.errors import JobError
@@ -73,7 +76,7 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
         with timer("engine_start"):
             sampler, trainer, engine_dtype = start_engine_and_trainer(job, target_dir)
         with timer("eval_before"):
-            before = measure_target_once(target_dir, prompt, config,
+            before = measure_target_once(target_dir, prompt, config, bench.fingerprint(),
                                          lambda: measure(job, sampler, trainer, "evaluation (target)"))
         log_state("target model", before.metrics)
         with timer("attacks_before"):
@@ -94,12 +97,13 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
                       + f", seconds {record['seconds']}", flush=True)
                 rounds_done.update(1, (f"selected score {record['selected_score_mean']:.3f}, " if selected else "")
                                    + f"loss {record['loss']:.3f}")
-            method = make_method(config, Task(prompt, bench.forget, retain, originals, str(job.model_dir)))
+            method = make_method(config, Task(prompt, bench.forget, retain, originals, str(job.base_dir)))
             run_rounds(method, sampler, trainer, engine_dtype, log=log_round, checkpoints=run.checkpoints)
             run.checkpoints.wait(trainer)
 
         with timer("eval_after"):
             after = measure(job, sampler, trainer, f"evaluation (after {config.method})")
+            earlier = earlier_requests_after(job, target_dir, sampler)
         with timer("save_model"):
             save_model(job, trainer)
         with timer("attacks_after"):  # on the trainer's copy in memory: the saved model stays as it is
@@ -114,11 +118,11 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
     evaluation = {"before": states["before"].metrics, "after": states["after"].metrics,
                   **retain_model_block(retain_attacks), **job.times(),
                   "checkpoint_seconds": round(run.checkpoints.seconds, 2), "resumed_after_round": run.resumed,
-                  "target_model": str(target_dir), "target_finetuned": target_built}
+                  "target_model": str(target_dir), "target_finetuned": target_built,
+                  "references": job.references, **({"earlier_requests": earlier} if earlier else {})}
     write_outputs(run, f"Unlearning run '{config.name}': {config.method} on {config.model}", evaluation, states,
                   recorded_rounds(run), retain_ratios)
-    write_model_card(run.path / "model", config.model, config.method, config.data.model_dump(mode="json"),
-                     len(bench.forget), evaluation)
+    record_request(job, target_dir, states, evaluation)
     return run.finish()
 
 
@@ -150,10 +154,11 @@ def _run_evaluation(config: RunConfig) -> Path:
 @dataclass
 class Job:
     """What both recipes start from: the checked inputs (`model_dir`: the model the job starts from; `base_dir`:
-    the one the retain model is fine-tuned from), the run folder, the stage timer, the Ray placement and the
-    job's actors."""
+    the one its target was made from, see `base_model_dir`; `bench`: the benchmark, or the forget `request` made
+    into one), the run folder, the stage timer, the Ray placement and the job's actors."""
     config: RunConfig
     bench: Benchmark
+    request: Request | None
     model_dir: Path
     base_dir: Path
     prompt: PromptFormat
@@ -180,6 +185,14 @@ class Job:
     def times(self) -> dict:
         return {"wall_time_s": round(time.perf_counter() - self.started, 2), "stage_seconds": self.timer.seconds}
 
+    @property
+    def references(self) -> dict[str, str]:
+        """What the greedy ROUGE-L of the forget and retain rows is computed against (eval.json's `references`)."""
+        if self.request:
+            return self.request.references()
+        return {"forget": f"the data's answers ({len(self.bench.forget)} rows)",
+                "retain": f"the data's answers ({len(self.eval_set.rows['retain'])} rows)"}
+
 
 @contextmanager
 def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
@@ -189,24 +202,42 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):
         check_run_folders(config, kind, fresh)
-        bench, model_dir, prompt = prepare(config)
-        base_dir = model_dir if kind == UNLEARN else evaluated_models_base(config, model_dir, bench)
-        eval_set = build_eval_set(bench, config.eval.retain_subset, config.eval.seed)
-        contexts = over_unlearning_contexts(prompt, bench, config)
-    resolved = {**resolved_settings(model_dir, prompt, bench), **({"retain_base_dir": str(base_dir)} if base_dir != model_dir else {})}
+        data, model_dir, prompt = prepare(config)
+        base_dir = base_model_dir(config, kind, model_dir, data)
+        request = data if isinstance(data, Request) else None
+        inputs = None if request else evaluation_inputs(data, prompt, config)  # a request's: once answered
+    resolved = {**resolved_settings(model_dir, prompt, data), **({"base_dir": str(base_dir)} if base_dir != model_dir else {})}
     run = RunFolder(config, extra=resolved, kind=kind, fresh=fresh)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
     with ray_session(), job_placement(config) as placement, actor_failures(run, timer) as actors:
-        yield Job(config, bench, model_dir, base_dir, prompt, eval_set, contexts, run, timer, placement, actors, started)
+        if request:
+            with timer("target_answers"):
+                inputs = evaluation_inputs(answered_request(request, model_dir, prompt, config, placement, actors),
+                                           prompt, config)
+        bench, eval_set, contexts = inputs
+        yield Job(config, bench, request, model_dir, base_dir, prompt, eval_set, contexts, run, timer, placement,
+                  actors, started)
+
+
+def evaluation_inputs(bench: Benchmark, prompt: PromptFormat, config: RunConfig) -> tuple[Benchmark, EvalSet,
+                                                                                        list[Context]]:
+    """The benchmark with the rows every state of the run is evaluated on and its over-unlearning contexts."""
+    return bench, build_eval_set(bench, config.eval.retain_subset, config.eval.seed), over_unlearning_contexts(
+        prompt, bench, config)
 
 
 def fine_tune_target(job: Job) -> tuple[Path, bool]:
-    """The target model's folder (the base fine-tuned on the full split), and whether the run recorded it as
-    fine-tuned by itself (a resumed run keeps its first attempt's record)."""
-    folder, finetuned_now = ensure_finetuned(job.model_dir, job.bench.full, "target", job.bench.fingerprint(),
-                                             job.prompt, job.config, job.placement)
-    return folder, job.run.target_record(folder, finetuned_now)
+    """The target model's folder (the base fine-tuned on the full split; `model` itself where it is the target,
+    target.finetune=false), and whether the run recorded it as fine-tuned by itself (a resumed run keeps its first
+    attempt's record). target.json records it with its content fingerprint."""
+    if job.config.target.finetune:
+        folder, finetuned_now = ensure_finetuned(job.model_dir, job.bench.full, "target", job.bench.fingerprint(),
+                                                 job.prompt, job.config, job.placement)
+    else:
+        folder, finetuned_now = job.model_dir, False
+        show(f"target model: {folder} as it is (target.finetune=false)")
+    return folder, job.run.target_record(folder, finetuned_now, content_fingerprint(folder))
 
 
 def start_engine_and_trainer(job: Job, model_dir: Path) -> tuple[SamplerGroup, TrainerGroup, str]:
@@ -259,7 +290,7 @@ def scorer(job: Job, model_dir: Path, role: str, precision: str | None = None) -
 def fluency_judge(job: Job) -> Iterator[FluencyJudge]:
     """The judge of fluency (evaluation/fluency.py): the base model, which never saw the forget facts, scoring
     in fp32 whatever the run trains in."""
-    with scorer(job, job.model_dir, "fluency judge", precision="fp32") as score:
+    with scorer(job, job.base_dir, "fluency judge", precision="fp32") as score:
         yield FluencyJudge(score, job.prompt, [(row.question, row.answer) for row in job.bench.forget])
 
 
@@ -295,11 +326,44 @@ def retain_model_state(job: Job) -> tuple[list[float] | None, dict | None]:
 
     try:
         attacks = attack_once(job, folder, "retain model", attacked) if job.config.eval.attacks.run else {}
-        ratios = cached_json(measurement_folder(job.prompt, job.config, "retain_model", folder),
+        ratios = cached_json(measurement_folder(job.prompt, job.config, bench.fingerprint(), "retain_model", folder),
                              "forget_truth_ratios.json", "retain model forget truth ratios", truth_ratios)
     finally:
         job.release(*trainers)
     return ratios, attacks
+
+
+def earlier_requests_after(job: Job, target_dir: Path, sampler) -> list[dict]:
+    """Whether the requests that made the target (its lineage) stay forgotten on the state the engines hold now:
+    each one's forget ROUGE-L against the answers it was scored against, and its leak under sampling; where its
+    record cannot be read, why."""
+    results = []
+    for entry, rows, why in earlier_requests(lineage_of(target_dir)):
+        measured = ({"not_measured": why} if rows is None else
+                    measure_forgetting(rows, job.prompt, greedy_answerer(sampler, job.prompt), sampler, job.config.eval))
+        results.append({"run": entry["run"], **measured})
+    return results
+
+
+def record_request(job: Job, target_dir: Path, states: dict[str, StateEvaluation], evaluation: dict) -> None:
+    """The unlearned model's lineage and card, a request's record (its questions and the answers they were scored
+    against), and the run's one-page summary (summary.md)."""
+    config, run, bench = job.config, job.run, job.bench
+    target = json.loads((run.path / "target.json").read_text())
+    entry = {"run": str(run.final.resolve()), "method": config.method, "target": str(target_dir),
+             "target_fingerprint": target["content_fingerprint"], "forget_questions": len(bench.forget)}
+    if job.request:
+        entry["request_fingerprint"] = job.request.fingerprint()
+        write_request_record(run.path, entry["request_fingerprint"], bench.forget, job.references)
+        forget_set = f"the forget request {job.request.forget.where} ({len(bench.forget)} questions)"
+    else:
+        entry["data_fingerprint"] = bench.fingerprint()
+        forget_set = f"the forget set `{config.data.source} {config.data.forget_split}` ({len(bench.forget)} questions)"
+    lineage = write_lineage(run.path / "model", lineage_of(target_dir), entry)
+    write_model_card(run.path / "model", config.model, config.method, forget_set, not config.target.finetune,
+                     evaluation, lineage)
+    write_summary(run.path / "summary.md", f"Run '{config.name}': what {config.method} made the model forget",
+                  evaluation, {name: state.measured.answers for name, state in states.items()}, target, forget_set)
 
 
 def retain_model_block(attacks: dict | None) -> dict:
@@ -320,7 +384,7 @@ def attack_once(job: Job, model_dir: Path, role: str, compute: Callable[[], dict
     """The attack results of a model the job did not make (the target, the retain model): cached under a key of
     everything they depend on, so repeated runs and the methods of `make compare` pay for them once."""
     config = job.config
-    settings = {**evaluation_settings(job.prompt, config, exclude={"retain_model"}),
+    settings = {**evaluation_settings(job.prompt, config, job.bench.fingerprint(), exclude={"retain_model"}),
                 "model": fingerprint_folder(model_dir), "holdout": job.bench.holdout_fingerprint(),
                 "relearn": {"lr": config.target.lr, "batch_size": config.target.batch_size}}
     return cached_json(config.cache_dir / "attacks" / settings_key(settings), "attacks.json", f"{role} attacks",
@@ -352,38 +416,70 @@ def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str
     write_report(run.path / "report.md", title, evaluation, rounds, read, plots)
 
 
-def prepare(config: RunConfig) -> tuple[Benchmark, Path, PromptFormat]:
-    """The checked benchmark, the model folder and the prompt format it is put questions in."""
-    bench = load_checked_benchmark(config)
-    model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(bench),
+def prepare(config: RunConfig) -> tuple[Benchmark | Request, Path, PromptFormat]:
+    """The checked data (a benchmark, or a forget request that the target will complete), the model folder and
+    the prompt format it is put questions in."""
+    data = load_checked_data(config)
+    model_dir = resolve_model(config.model, config.cache_dir, tokenizer_corpus=benchmark_texts(data),
                               revision=config.model_revision, progress=Progress)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     check_tokenizer_fits_model(tokenizer, model_dir)
     prompt = PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, model_dir))
-    check_prompt_lengths(prompt, bench, config.engine.max_model_len, config.engine.max_new_tokens)
-    return bench, model_dir, prompt
+    # A request's questions as its benchmark asks them (the answers, not known yet, play no part in the check).
+    asked = data.benchmark(dict.fromkeys(data.unanswered(), "")) if isinstance(data, Request) else data
+    check_prompt_lengths(prompt, asked, config.engine.max_model_len, config.engine.max_new_tokens)
+    return data, model_dir, prompt
 
 
-def evaluated_models_base(config: RunConfig, model_dir: Path, bench: Benchmark) -> Path:
-    """The model an evaluated folder was made from, whose fine-tune on the retain split is the retain model: the
-    evaluated model itself has seen the forget set, so it cannot be the yardstick's start. `eval.retain_base`, or
-    the base_model its model card names; refused where neither says. The evaluated folder where no retain model
-    is asked for."""
-    if not config.eval.retain_model:
+def base_model_dir(config: RunConfig, kind: str, model_dir: Path, data: Benchmark | Request) -> Path:
+    """The model the job's target was made from: the retain model starts from it, and an unlearning job's judges
+    of fluency score with it (it never knew the forget facts). `model` itself where the job fine-tunes its target.
+    Where `model` is the target (`make eval`, target.finetune=false): `eval.retain_base`, or, where a retain model
+    is asked for, the base_model its model card names (refused where neither says); else the target itself, so
+    that a card naming a hub model never starts a download only for the judge."""
+    if kind == UNLEARN and config.target.finetune:
         return model_dir
-    name = config.eval.retain_base or card_base_model(model_dir)
+    name = config.eval.retain_base or (card_base_model(model_dir) if config.eval.retain_model else None)
     if name is None:
-        raise ConfigError(f"eval.retain_model: the retain model starts from the model the evaluated one was made "
-                          f"from, and {model_dir} has no model card naming its base_model: set "
-                          "eval.retain_base=<a model name or folder>")
-    return resolve_model(name, config.cache_dir, tokenizer_corpus=benchmark_texts(bench), progress=Progress)
+        if config.eval.retain_model:
+            raise ConfigError(f"eval.retain_model: the retain model starts from the model the target was made from, "
+                              f"and {model_dir} has no model card naming its base_model: set "
+                              "eval.retain_base=<a model name or folder>")
+        return model_dir
+    return resolve_model(name, config.cache_dir, tokenizer_corpus=benchmark_texts(data), progress=Progress)
 
 
-def resolved_settings(model_dir: Path, prompt: PromptFormat, bench: Benchmark) -> dict:
+def resolved_settings(model_dir: Path, prompt: PromptFormat, data: Benchmark | Request) -> dict:
     """What the run resolved at run time, saved beside its config: the model folder (for a hub model its
-    snapshot, named by commit), the prompt format, the metrics the data cannot give (and why)."""
-    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(bench.absent),
-            "data_fingerprint": bench.fingerprint()}
+    snapshot, named by commit), the prompt format, the metrics the data cannot give (and why), and the data's
+    fingerprint (a request's: of what the user gave)."""
+    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(data.absent),
+            "data_fingerprint": data.fingerprint()}
+
+
+def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, config: RunConfig,
+                     placement: Placement, actors: list[ActorProxy]) -> Benchmark:
+    """The request as a benchmark: the target's greedy answers stand in for the answers it did not give (what the
+    model said before). Cached under the target's content, the questions, the engine, the prompt format and the
+    code, so a request's questions are answered once per target; an engine of its own answers them (released
+    before the job's engines start)."""
+    questions = request.unanswered()
+
+    def answer() -> dict[str, str]:
+        group = start_samplers(target_dir, config, placement, label="target answers")
+        actors.extend(group.members)
+        try:
+            return dict(zip(questions, greedy_answerer(group, prompt)(questions)))
+        finally:
+            release(*group.members)
+            del actors[-len(group.members):]
+
+    settings = {"target": content_fingerprint(target_dir), "questions": questions, "prompt": prompt.describe(),
+                "engine": config.engine.model_dump(mode="json"), "versions": package_versions(),
+                "code": fingerprint_code(TRAINING_CODE)}
+    answers = cached_json(config.cache_dir / "answers" / settings_key(settings), "answers.json",
+                          f"the target's answers to {len(questions)} questions", answer) if questions else {}
+    return request.benchmark(answers)
 
 
 def over_unlearning_contexts(prompt: PromptFormat, bench: Benchmark, config: RunConfig):
@@ -441,29 +537,31 @@ def check_shared_storage(folder: Path, trainers) -> None:
                            "put runs_dir on storage every node mounts at the same path (see docker/cluster.yaml)")
 
 
-def evaluation_settings(prompt: PromptFormat, config: RunConfig, exclude: set[str]) -> dict:
-    """What any cached result of evaluating a model depends on besides the model: data, engine, prompt format,
-    the `eval` settings but `exclude`, precision, packages and code (the caller adds the model's fingerprint)."""
-    return {"data": config.data.model_dump(mode="json"), "engine": config.engine.model_dump(mode="json"),
+def evaluation_settings(prompt: PromptFormat, config: RunConfig, rows: str, exclude: set[str]) -> dict:
+    """What any cached result of evaluating a model depends on besides the model: data (its settings and `rows`,
+    the fingerprint of the rows it loaded: a data file edited in place is other data), engine, prompt format, the
+    `eval` settings but `exclude`, precision, packages and code (the caller adds the model's fingerprint)."""
+    return {"data": {**config.data.model_dump(mode="json"), "rows": rows},
+            "engine": config.engine.model_dump(mode="json"),
             "prompt": prompt.describe(), "eval": config.eval.model_dump(mode="json", exclude=exclude),
             "precision": resolve_precision(config.precision), "versions": package_versions(),
             "code": fingerprint_code(TRAINING_CODE + EVALUATION_CODE)}
 
 
-def measure_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig,
+def measure_target_once(target_dir: Path, prompt: PromptFormat, config: RunConfig, rows: str,
                         measure: Callable[[], Measurement]) -> Measurement:
     """The target model's measurement: cached under a key of everything it depends on, so the methods of
     `make compare` and repeated runs measure the same target once (each run judges it for itself). Exact, not
     approximate: greedy answers and scores are deterministic and the evaluation's sampling is seeded per
     request."""
-    return Measurement.from_json(cached_json(measurement_folder(prompt, config, "target", target_dir), "state.json",
+    return Measurement.from_json(cached_json(measurement_folder(prompt, config, rows, "target", target_dir), "state.json",
                                              "target model evaluation", lambda: measure().to_json()))
 
 
-def measurement_folder(prompt: PromptFormat, config: RunConfig, role: str, model_dir: Path) -> Path:
+def measurement_folder(prompt: PromptFormat, config: RunConfig, rows: str, role: str, model_dir: Path) -> Path:
     """Where the measurement of the model in `model_dir` (`role`: the target, the retain model) is cached: under a
     key of everything it depends on but what each run judges it by (the retain model, the attacks)."""
-    settings = {**evaluation_settings(prompt, config, exclude={"retain_model", "attacks"}),
+    settings = {**evaluation_settings(prompt, config, rows, exclude={"retain_model", "attacks"}),
                 role: fingerprint_folder(model_dir)}
     return config.cache_dir / "evaluations" / settings_key(settings)
 

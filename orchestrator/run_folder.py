@@ -78,12 +78,13 @@ class RunFolder:
         for name, text in written.items():
             (self.path / name).write_text(text)
 
-    def target_record(self, target_dir: Path, finetuned_now: bool) -> bool:
-        """Record the run's target model (target.json) and return whether this run fine-tuned it: now, or in
-        an earlier attempt that was interrupted after the fine-tune and is resumed now."""
+    def target_record(self, target_dir: Path, finetuned_now: bool, fingerprint: str) -> bool:
+        """Record the run's target model (target.json: its folder and content `fingerprint`) and return whether this
+        run fine-tuned it: now, or in an earlier attempt that was interrupted after the fine-tune and is resumed."""
         path = self.path / "target.json"
         earlier = path.is_file() and json.loads(path.read_text())["finetuned_here"]
-        self.write_json("target.json", {"target_model": str(target_dir), "finetuned_here": finetuned_now or earlier})
+        self.write_json("target.json", {"target_model": str(target_dir), "finetuned_here": finetuned_now or earlier,
+                                        "content_fingerprint": fingerprint})
         return finetuned_now or earlier
 
     def write_json(self, name: str, data) -> None:

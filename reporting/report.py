@@ -54,7 +54,11 @@ def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict
     metrics = {name: evaluation[name] for name in names}
     lines = [f"# {title}", "", f"Wall time: {evaluation['wall_time_s']:.1f} s "
              f"({', '.join(f'{k} {v:.1f} s' for k, v in evaluation['stage_seconds'].items())}).", ""]
-    lines += ["## Greedy answers and TOFU metrics", "", _header(names)]
+    lines += ["## Greedy answers and TOFU metrics", ""]
+    if "references" in evaluation:  # an unlearning run's: what each ROUGE-L is the recall of
+        lines += [f"Forget ROUGE-L is the recall of {evaluation['references']['forget']}; retain ROUGE-L of "
+                  f"{evaluation['references']['retain']}.", ""]
+    lines += [_header(names)]
     lines += [_row(label, [metrics[n].get(key) for n in names], fmt) for key, label, fmt in GREEDY_ROWS]
     for family in ("prob", "truth_ratio"):
         for split in metrics[names[0]][family]:
@@ -153,11 +157,11 @@ def _answers(states: dict[str, dict]) -> list[str]:
     lines = ["", "## Forget questions: what the model said (greedy)", "", f"| question | {' | '.join(names)} |",
              f"|---|{'---|' * len(names)}"]
     for i, row in enumerate(states[names[0]]["answers"]["forget"]):
-        lines.append(f"| {_cell(row['question'])} | " + " | ".join(_cell(states[n]["answers"]["forget"][i]["answer"]) for n in names) + " |")
+        lines.append(f"| {table_cell(row['question'])} | " + " | ".join(table_cell(states[n]["answers"]["forget"][i]["answer"]) for n in names) + " |")
     return lines
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 

@@ -40,7 +40,7 @@ ATTACK_COLUMNS = (
 )
 COLUMNS = (
     Column("forget ROUGE-L", lambda m: m["forget_rouge_l"]),
-    Column("unlearn quality (0-1)", lambda m: m["unlearn_quality"] / 100),
+    Column("unlearn quality (0-1)", lambda m: None if m["unlearn_quality"] is None else m["unlearn_quality"] / 100),
     Column("utility (0-1)", lambda m: m["utility"] / 100),
     Column("retain ROUGE-L", lambda m: m["retain_rouge_l"]),
     Column("model utility", lambda m: m["model_utility"]),

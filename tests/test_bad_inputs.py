@@ -100,6 +100,12 @@ def foreign_folder(folder: Path) -> list[str]:
     return []
 
 
+def request_args(forget, keep=None) -> list[str]:
+    """`make forget`'s settings for a request of the files `forget` and `keep`."""
+    return ["--set", "target.finetune=false", "--set", f"data.forget={forget}",
+            *(["--set", f"data.keep={keep}"] if keep else [])]
+
+
 CONFIG_JSON = '{"model_type": "llama"}'
 DEFAULT = str(PROJECT / "configs" / "default.yaml")
 
@@ -216,6 +222,17 @@ CASES = [
     ("data-two-files-one-split", data_case(files=lambda f: (f / "full.json").write_text("[]")), "both full.jsonl and full.json exist; keep only one"),
     ("data-json-not-a-list", data_case(files=full_as_json_object), "full.json: expected a JSON list of objects, got object"),
     ("data-not-utf8", data_case(files=lambda f: (f / "real_authors.jsonl").write_bytes('{"question": "Qui a écrit ?"}'.encode("latin-1"))), "real_authors.jsonl: cannot read the file"),
+    # --- forget requests (make forget) -----------------------------------------------------------------
+    ("request-file-missing", lambda d: ["unlearn", *request_args(d / "none.txt")], "none.txt: cannot read the file"),
+    ("request-row-without-question", lambda d: ["unlearn", *request_args(write_preset(d / "f.jsonl", '{"answer": "x"}\n'))],
+     "f.jsonl, row 1: field 'question' is missing"),
+    ("request-keeps-a-forget-question", lambda d: ["unlearn", *request_args(write_preset(d / "f.txt", "Q1?\nQ2?\n"),
+                                                                            write_preset(d / "k.txt", "Q3?\nQ2?\n"))],
+     "f.txt, row 2: field 'question' 'Q2?' is also in"),
+    ("request-fine-tunes-its-target", lambda d: ["unlearn", "--set", f"data.forget={write_preset(d / 'f.txt', 'Q?')}"],
+     "set target.finetune=false"),
+    ("request-with-retain-model", lambda d: ["unlearn", *request_args(write_preset(d / "f.txt", "Q?")), "--set",
+                                             "eval.retain_model=true"], "a forget request has no retain model"),
     # --- model folders ----------------------------------------------------------------------------------
     ("model-config-only", model_case({"config.json": CONFIG_JSON}),
      "is not a complete HF model folder: it has no tokenizer files"),

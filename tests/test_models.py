@@ -256,14 +256,16 @@ def test_a_scratch_folder_is_private_and_stale_ones_of_dead_processes_are_remove
     assert live.exists() and other.exists()  # a running process's, and another prefix's, stay
 
 
-def test_eval_fine_tunes_the_retain_model_from_the_base_the_model_card_names(tiny_model, small_bench, cache_dir,
-                                                                             tmp_path):
-    """`make eval` of an unlearned folder: its retain model starts from the base the folder was made from (its
-    model card's base_model, or eval.retain_base), never from the evaluated model, which saw the forget set."""
+def test_a_targets_base_is_the_one_its_model_card_names(tiny_model, small_bench, cache_dir, tmp_path):
+    """Where `model` is a target (`make eval` of an unlearned folder, target.finetune=false): the retain model starts
+    from the base the folder was made from (its model card's base_model, or eval.retain_base), never from the
+    target, which saw the forget set; an unlearning job's fluency judge scores with eval.retain_base, or with the
+    base the retain model starts from, else with the target (a card alone starts no download for the judge)."""
     import shutil
 
     from pmc_unlearning.configs import CONFIG_DIR, ConfigError, load_config
-    from pmc_unlearning.orchestrator.pipeline import evaluated_models_base
+    from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN
+    from pmc_unlearning.orchestrator.pipeline import base_model_dir
     from pmc_unlearning.reporting.model_card import card_base_model, write_model_card
 
     evaluated = tmp_path / "unlearned"
@@ -272,16 +274,23 @@ def test_eval_fine_tunes_the_retain_model_from_the_base_the_model_card_names(tin
     config = lambda *more: load_config(CONFIG_DIR / "smoke.yaml", [*settings, *more])
 
     # No retain model: nothing to find.
-    assert evaluated_models_base(config("eval.retain_model=false"), evaluated, small_bench) == evaluated
+    assert base_model_dir(config("eval.retain_model=false"), EVALUATE, evaluated, small_bench) == evaluated
+    assert base_model_dir(config("target.finetune=false", "eval.retain_model=false"), UNLEARN, evaluated,
+                          small_bench) == evaluated
+    assert base_model_dir(config(), UNLEARN, evaluated, small_bench) == evaluated  # it fine-tunes its target
     with pytest.raises(ConfigError, match=r"has no model card naming its base_model: set eval\.retain_base="):
-        evaluated_models_base(config("eval.retain_model=true"), evaluated, small_bench)
-    write_model_card(evaluated, "tiny", "pmc", {"source": "builtin", "forget_split": "forget10"}, 4, {})
+        base_model_dir(config("eval.retain_model=true"), EVALUATE, evaluated, small_bench)
+    write_model_card(evaluated, "tiny", "pmc", "the forget set", False, {}, [])
     assert card_base_model(evaluated) == "tiny"
-    assert evaluated_models_base(config("eval.retain_model=true"), evaluated, small_bench) == tiny_model.resolve()
+    assert base_model_dir(config("eval.retain_model=true"), EVALUATE, evaluated, small_bench) == tiny_model.resolve()
+    assert base_model_dir(config("target.finetune=false", "eval.retain_model=false"), UNLEARN, evaluated,
+                          small_bench) == evaluated  # no download of a base only for the judge
+    assert base_model_dir(config("target.finetune=false", "eval.retain_model=false", f"eval.retain_base={tiny_model}"),
+                          UNLEARN, evaluated, small_bench) == tiny_model.resolve()
     other = tmp_path / "other-base"
     shutil.copytree(tiny_model, other)
-    assert evaluated_models_base(config("eval.retain_model=true", f"eval.retain_base={other}"), evaluated,
-                                 small_bench) == other.resolve()
+    assert base_model_dir(config("eval.retain_model=true", f"eval.retain_base={other}"), EVALUATE, evaluated,
+                          small_bench) == other.resolve()
 
 
 FAULTS_OF_A_SECOND_ALLOCATION = """

@@ -252,15 +252,16 @@ def test_target_measurement_is_cached_under_everything_it_depends_on(tiny_model,
     plain, chat = PromptFormat(tokenizer, "plain"), PromptFormat(AutoTokenizer.from_pretrained(chat_tiny_model), "chat")
     settings = [f"cache_dir={tmp_path}", "allow_external_dirs=true"]
     config = load_config(None, settings)
-    first = measure_target_once(tiny_model, plain, config, measure)
-    assert measure_target_once(tiny_model, plain, config, measure) == first == measure_target_once(
+    first = measure_target_once(tiny_model, plain, config, "rows", measure)
+    assert measure_target_once(tiny_model, plain, config, "rows", measure) == first == measure_target_once(
         tiny_model, plain, load_config(None, [*settings, "pmc.lr=1e-3", "method=npo", "eval.retain_model=true"]),
-        measure)
+        "rows", measure)
     assert len(calls) == 1 and first.sample_scores == [[0.1, 1 / 3]]  # unlearning settings do not matter
     from pmc_unlearning.models.hardware import resolve_precision
 
     other_precision = "fp32" if resolve_precision("auto") == "bf16" else "bf16"  # what "auto" is not, here
     for changed in ("eval.sampling_n=8", "engine.max_new_tokens=9", "data.seed=1", f"precision={other_precision}"):
-        measure_target_once(tiny_model, plain, load_config(None, [*settings, changed]), measure)
-    measure_target_once(tiny_model, chat, config, measure)
-    assert len(calls) == 6
+        measure_target_once(tiny_model, plain, load_config(None, [*settings, changed]), "rows", measure)
+    measure_target_once(tiny_model, chat, config, "rows", measure)
+    measure_target_once(tiny_model, plain, config, "other rows", measure)  # a data file edited in place
+    assert len(calls) == 7
