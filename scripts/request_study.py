@@ -13,11 +13,14 @@ as MODEL with target.finetune=false:
 then two requests in sequence: (d)'s first seed's model unlearns the questions of two other authors, and the
 first request's questions are checked after it. Prints one table; every run stays in runs/request-*.
 Attacks are left out of (b)-(d) and the sequence (eval.attacks.run=[]) to keep the study short; (a) runs them.
+`--cases` and `--seeds` split the study (two side by side, PMC_THREADS=1 each); `--table` runs nothing and prints
+(b)-(d) from the runs already made, mean ± std over the seeds.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,11 +77,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES,
                         help="which parts to run (two studies side by side: split the cases between them)")
+    parser.add_argument("--table", action="store_true", help="run nothing: the table of the runs already made, "
+                                                             "per case, mean and std over the seeds")
     args = parser.parse_args()
     default = json.loads((args.default_run / "eval.json").read_text())
     target = default["target_model"]
     given = [f"model={target}", "target.finetune=false", "allow_external_dirs=true"]
     target_retain = default["before"]["retain_rouge_l"]
+    if args.table:
+        summary_table(args.cases, args.seeds, target_retain)
+        return
 
     if "a" in args.cases:
         orchestrator("unlearn", [*given, "eval.retain_base=smollm2-135m", "name=request-a"])
@@ -116,6 +124,30 @@ def print_second() -> None:
         print(f"  the first request after it ({earlier['run']}, {earlier.get('rows')} questions): forget ROUGE-L "
               f"{earlier.get('forget_rouge_l')}, leak share {sampling.get('leak_share')} (upper "
               f"{sampling.get('leak_share_upper')}){'; ' + earlier['not_measured'] if 'not_measured' in earlier else ''}")
+
+
+def summary_table(cases: list[str], seeds: list[int], target_retain: float) -> None:
+    """Per case: forget ROUGE-L, leak share, retain aside (% of the target's) as mean ± std over the seeds found."""
+    print("| case | seeds | forget ROUGE-L | leak share | retain aside, % of the target's | unlearning s | evaluation "
+          "after s | job s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in [case for case in ("b", "c", "d") if case in cases]:
+        found = [seed for seed in seeds if (PROJECT / "runs" / f"request-{case}-seed-{seed}-aside" / "eval.json").is_file()]
+        runs = [evaluation(f"request-{case}-seed-{seed}") for seed in found]
+        asides = [evaluation(f"request-{case}-seed-{seed}-aside")["model"] for seed in found]
+        figures = [[run["after"]["forget_rouge_l"] for run in runs], [run["after"]["sampling"]["leak_share"] for run in runs],
+                   [100 * aside["retain_rouge_l"] / target_retain for aside in asides],
+                   [run["stage_seconds"]["unlearning"] for run in runs], [run["stage_seconds"]["eval_after"] for run in runs],
+                   [run["wall_time_s"] for run in runs]]
+        if found:
+            print(f"| {case} | {' '.join(map(str, found))} | "
+                  + " | ".join(mean_std(values, digits) for values, digits in zip(figures, (3, 3, 1, 0, 0, 0))) + " |")
+
+
+def mean_std(values: list[float], digits: int) -> str:
+    mean = f"{statistics.mean(values):.{digits}f}"
+    return f"{mean} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else mean
+
 
 def print_table(rows: list[tuple[str, int, dict, dict]], target_retain: float) -> None:
     print("| case | seed | forget ROUGE-L (vs reference) | leak share (upper) | retain ROUGE-L aside (% of target) | "
