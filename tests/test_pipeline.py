@@ -156,7 +156,9 @@ def test_the_attacks_run_on_the_target_the_unlearned_and_the_retain_model_and_te
     }
     for name, read in differs.items():
         assert read(target) > read(retain), name
-    assert differs["prompts"](target) == 1.0 and unlearned["prompts"]["prefill"]["forget_rouge_l"]["value"] < 1.0
+    # What a prefilled answer start brings back of the target's answers (1.0 on some CPUs' kernels, 0.84 on others'),
+    # the unlearning takes away.
+    assert differs["prompts"](unlearned) < differs["prompts"](target)
     assert evaluation["after"]["attacks_headline"]["privleak"] == pytest.approx(
         (value(unlearned["mia"]["auc"][unlearned["mia"]["privleak"]["attack"]])
          - value(retain["mia"]["auc"][unlearned["mia"]["privleak"]["attack"]]))
