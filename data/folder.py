@@ -14,29 +14,31 @@ OPTIONAL_SPLITS = ("world_facts", "real_authors")
 EVAL_RETAIN_SPLIT = "retain_perturbed"
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the file ({err})") from err
 
 
-def _raw_rows_jsonl(path: Path) -> list[tuple[int, object]]:
-    """(line number, decoded value) per non-blank line; line numbers are what an editor shows."""
+def raw_rows_jsonl(path: Path, hint: str = "") -> list[tuple[int, object]]:
+    """(line number, decoded value) per non-blank line; line numbers are what an editor shows. `hint` ends the
+    message of a line that is not JSON."""
     rows: list[tuple[int, object]] = []
-    for line_number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for line_number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rows.append((line_number, json.loads(line)))
         except json.JSONDecodeError as err:
-            raise DataError(f"{path}, row {line_number}: invalid JSON ({err.msg})") from err
+            raise DataError(f"{path}, row {line_number}: invalid JSON ({err.msg}){hint}") from err
     return rows
 
 
-def _raw_rows_json(path: Path) -> list[tuple[int, object]]:
+def raw_rows_json(path: Path) -> list[tuple[int, object]]:
+    """(position from 1, value) per item of the file's JSON list."""
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from err
     if not isinstance(value, list):
@@ -52,7 +54,7 @@ def _split_file(folder: Path, split: str) -> Path | None:
 
 
 def read_split_file(path: Path, *, require_paraphrase: bool) -> SplitRows:
-    raw_rows = _raw_rows_jsonl(path) if path.suffix == ".jsonl" else _raw_rows_json(path)
+    raw_rows = raw_rows_jsonl(path) if path.suffix == ".jsonl" else raw_rows_json(path)
     if not raw_rows:
         raise DataError(f"{path}: the file has no rows")
     return SplitRows(

@@ -16,19 +16,18 @@ authors, and with no keep file the built-in general questions (data/general_ques
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pmc_unlearning.data.checks import check_disjoint, check_unique_questions, has_field_on_every_row
+from pmc_unlearning.data.folder import raw_rows_json, raw_rows_jsonl, read_text
 from pmc_unlearning.data.general_questions import GENERAL_QUESTIONS
 from pmc_unlearning.data.reference_facts import real_authors, world_facts
 from pmc_unlearning.data.rows import json_type_name, optional_text, perturbed_answers, required_text, row_error
 from pmc_unlearning.data.schema import QA, Benchmark, DataError, SplitRows, sha256_of
 
 REQUEST_SOURCE = "request"  # Benchmark.source and forget_split of a request
-JSON_SUFFIXES = (".jsonl", ".json")
 GENERAL_KEEP = "built-in general questions (data/general_questions.py)"
 TARGET_ANSWER = "the target's own greedy answer"
 
@@ -118,44 +117,19 @@ def load_request(forget_file: Path, keep_file: Path | None) -> Request:
 
 def read_request_file(path: Path) -> SplitRows:
     """A request file's rows (see the module's docstring for the formats), numbered as an editor numbers lines."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read the file ({err})") from err
     if path.suffix == ".jsonl":
-        records = _json_lines(path, text)
+        records = raw_rows_jsonl(path, hint="; a .jsonl file holds one JSON object a line (a plain question a line: "
+                                             "name the file .txt)")
     elif path.suffix == ".json":
-        records = _json_list(path, text)
+        records = raw_rows_json(path)
     else:  # plain text: a question a line
-        records = [(number, {"question": line.strip()}) for number, line in enumerate(text.splitlines(), start=1)
-                   if line.strip()]
+        records = [(number, {"question": line.strip()})
+                   for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
     if not records:
         raise DataError(f"{path}: the file has no questions")
     where = str(path)
     return SplitRows(where, tuple(_request_row(record, where, number) for number, record in records),
                      tuple(number for number, _ in records))
-
-
-def _json_lines(path: Path, text: str) -> list[tuple[int, object]]:
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append((number, json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}, row {number}: invalid JSON ({err.msg}); a .jsonl file holds one JSON "
-                                "object a line (a plain question a line: name the file .txt)") from err
-    return records
-
-
-def _json_list(path: Path, text: str) -> list[tuple[int, object]]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from err
-    if not isinstance(value, list):
-        raise DataError(f"{path}: expected a JSON list of objects, got {json_type_name(value)}")
-    return list(enumerate(value, start=1))
 
 
 def _request_row(record: object, where: str, row: int) -> RequestRow:

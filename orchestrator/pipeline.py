@@ -460,9 +460,9 @@ def resolved_settings(model_dir: Path, prompt: PromptFormat, data: Benchmark | R
 def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, config: RunConfig,
                      placement: Placement, actors: list[ActorProxy]) -> Benchmark:
     """The request as a benchmark: the target's greedy answers stand in for the answers it did not give (what the
-    model said before). Cached under the target's content, the questions, the engine, the prompt format and the
-    code, so a request's questions are answered once per target; an engine of its own answers them (released
-    before the job's engines start)."""
+    model said before). Cached under the target's fingerprint (as every cache: name, size, mtime of its weights),
+    the questions, the engine, the prompt format and the code, so a request's questions are answered once per
+    target; an engine of its own answers them (released before the job's engines start)."""
     questions = request.unanswered()
 
     def answer() -> dict[str, str]:
@@ -474,7 +474,7 @@ def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, c
             release(*group.members)
             del actors[-len(group.members):]
 
-    settings = {"target": content_fingerprint(target_dir), "questions": questions, "prompt": prompt.describe(),
+    settings = {"target": fingerprint_folder(target_dir), "questions": questions, "prompt": prompt.describe(),
                 "engine": config.engine.model_dump(mode="json"), "versions": package_versions(),
                 "code": fingerprint_code(TRAINING_CODE)}
     answers = cached_json(config.cache_dir / "answers" / settings_key(settings), "answers.json",
