@@ -10,7 +10,9 @@ that need them are n/a otherwise, with the reason). Other fields are ignored.
 PMC needs only the questions: it scores candidates against the model's own original answers. The answers and
 TOFU's fields serve the evaluation. A request becomes a Benchmark once the target has answered the questions
 that came without an answer (`Request.benchmark`); its utility probes are the built-in world facts and real
-authors, and with no keep file the built-in general questions (data/general_questions.py) are its retain set.
+authors. With no keep file its retain set is made: the forget questions asked about other people
+(data/neighbours.py), which mark where forgetting must stop, and the built-in general questions
+(data/general_questions.py), which keep everything else.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from pathlib import Path
 from pmc_unlearning.data.checks import check_disjoint, check_unique_questions, has_field_on_every_row
 from pmc_unlearning.data.folder import raw_rows_json, raw_rows_jsonl, read_text
 from pmc_unlearning.data.general_questions import GENERAL_QUESTIONS
+from pmc_unlearning.data.neighbours import neighbour_questions
 from pmc_unlearning.data.reference_facts import real_authors, world_facts
 from pmc_unlearning.data.rows import json_type_name, optional_text, perturbed_answers, required_text, row_error
 from pmc_unlearning.data.schema import QA, Benchmark, DataError, SplitRows, sha256_of
 
 REQUEST_SOURCE = "request"  # Benchmark.source and forget_split of a request
-GENERAL_KEEP = "built-in general questions (data/general_questions.py)"
 TARGET_ANSWER = "the target's own greedy answer"
 
 
@@ -50,7 +52,7 @@ class RequestRow:
 @dataclass(frozen=True)
 class Request:
     forget: SplitRows  # of RequestRow
-    keep: SplitRows  # of RequestRow: the keep file's, or the built-in general questions
+    keep: SplitRows  # of RequestRow: the keep file's, or default_keep's
     absent: dict[str, str]  # the metrics the rows cannot give -> why (as Benchmark.absent)
 
     def unanswered(self) -> list[str]:
@@ -93,8 +95,7 @@ def load_request(forget_file: Path, keep_file: Path | None) -> Request:
     """The checked request: every row parsed (a DataError names the file, the row and the field), no question
     twice in a file, none both forgotten and kept."""
     forget = read_request_file(forget_file)
-    keep = read_request_file(keep_file) if keep_file else SplitRows.numbered(
-        GENERAL_KEEP, tuple(RequestRow(question) for question in GENERAL_QUESTIONS))
+    keep = read_request_file(keep_file) if keep_file else default_keep(forget)
     for split in (forget, keep):
         check_unique_questions(split)
     check_disjoint(forget, keep, "a question cannot be both forgotten and kept")
@@ -113,6 +114,17 @@ def load_request(forget_file: Path, keep_file: Path | None) -> Request:
     if not has_question:
         absent["forget_para"] = f"{forget.where} has no paraphrased_question and paraphrased_answer"
     return Request(forget, keep, absent)
+
+
+def default_keep(forget: SplitRows) -> SplitRows:
+    """The retain set of a request without a keep file: the neighbour questions of its forget questions, then the
+    built-in general questions, none of them a forget question."""
+    asked = [row.question for row in forget.rows]
+    neighbours = neighbour_questions(asked)
+    general = tuple(question for question in GENERAL_QUESTIONS if question not in asked)
+    where = (f"{len(neighbours)} neighbour questions (data/neighbours.py) and {len(general)} built-in general "
+             "questions (data/general_questions.py)")
+    return SplitRows.numbered(where, tuple(RequestRow(question) for question in (*neighbours, *general)))
 
 
 def read_request_file(path: Path) -> SplitRows:

@@ -7,8 +7,9 @@ as MODEL with target.finetune=false:
   (a) the full benchmark rows, through the benchmark path: eval.json compared with the default job's, number by
       number (times aside): the same figures without a fine-tune;
   (b) forget questions and answers (JSON Lines), (c) forget questions only with KEEP questions only (the
-      benchmark's retain questions, no answers), (d) forget questions only, no KEEP (the built-in general
-      questions): each over the seeds, with the unlearned model's retain ROUGE-L on the benchmark's retain split
+      benchmark's retain questions, no answers), (d) forget questions only, no KEEP (the default retain set: the
+      neighbour questions and the built-in general questions), (general) forget questions only with KEEP = the
+      built-in general questions alone (what the default was before the neighbours): each over the seeds, with the unlearned model's retain ROUGE-L on the benchmark's retain split
       measured aside (`eval` on its model/, the same rows the default job's evaluation used);
 then two requests in sequence: (d)'s first seed's model unlearns the questions of two other authors, and the
 first request's questions are checked after it. Prints one table; every run stays in runs/request-*.
@@ -27,12 +28,14 @@ import tempfile
 from pathlib import Path
 
 from pmc_unlearning.configs import load_config
+from pmc_unlearning.data.general_questions import GENERAL_QUESTIONS
 from pmc_unlearning.orchestrator.inputs import load_config_benchmark
 
 PROJECT = Path(__file__).resolve().parents[1]
 NO_ATTACKS = ["eval.attacks.run=[]"]
 GREEDY_ONLY = ["eval.max_contexts=0", "eval.sampling_n=1"]  # the aside evaluation reads greedy figures only
-CASES = ("a", "b", "c", "d", "second")
+CASES = ("a", "b", "c", "d", "general", "second")
+SEED_CASES = ("b", "c", "d", "general")
 TIME_KEYS = ("seconds", "wall_time_s", "stage_seconds", "eval_seconds")
 
 
@@ -62,12 +65,14 @@ def write_requests(folder: Path) -> dict[str, list[str]]:
                                                  for r in bench.forget))
     (folder / "forget.txt").write_text("".join(r.question + "\n" for r in bench.forget))
     (folder / "keep.txt").write_text("".join(r.question + "\n" for r in bench.retain))
+    (folder / "general.txt").write_text("".join(question + "\n" for question in GENERAL_QUESTIONS))
     forgotten = {r.question for r in bench.forget}
     others = [r for r in bench.full if r.question not in forgotten][:len(bench.forget)]  # the next two authors
     (folder / "second.txt").write_text("".join(r.question + "\n" for r in others))
     return {"b": [f"data.forget={folder / 'forget.jsonl'}"],
             "c": [f"data.forget={folder / 'forget.txt'}", f"data.keep={folder / 'keep.txt'}"],
             "d": [f"data.forget={folder / 'forget.txt'}"],
+            "general": [f"data.forget={folder / 'forget.txt'}", f"data.keep={folder / 'general.txt'}"],
             "second": [f"data.forget={folder / 'second.txt'}"]}
 
 
@@ -97,7 +102,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         files = write_requests(Path(folder))
-        for case in [case for case in ("b", "c", "d") if case in args.cases]:
+        for case in [case for case in SEED_CASES if case in args.cases]:
             for seed in args.seeds:
                 name = f"request-{case}-seed-{seed}"
                 orchestrator("unlearn", [*given, *files[case], *NO_ATTACKS, f"pmc.seed={seed}", f"name={name}"])
@@ -131,7 +136,7 @@ def summary_table(cases: list[str], seeds: list[int], target_retain: float) -> N
     print("| case | seeds | forget ROUGE-L | leak share | retain aside, % of the target's | unlearning s | evaluation "
           "after s | job s |")
     print("|---|---|---|---|---|---|---|---|")
-    for case in [case for case in ("b", "c", "d") if case in cases]:
+    for case in [case for case in SEED_CASES if case in cases]:
         found = [seed for seed in seeds if (PROJECT / "runs" / f"request-{case}-seed-{seed}-aside" / "eval.json").is_file()]
         runs = [evaluation(f"request-{case}-seed-{seed}") for seed in found]
         asides = [evaluation(f"request-{case}-seed-{seed}-aside")["model"] for seed in found]

@@ -27,14 +27,19 @@ def test_plain_text_is_a_question_a_line_and_the_target_answers_every_one(tmp_pa
     request = load_request(forget, None)
     assert [row.question for row in request.forget.rows] == ["Where was Ada born?", "What does Ada write?"]
     assert request.forget.row_numbers == (1, 3)  # as an editor numbers the lines
-    assert request.unanswered() == ["Where was Ada born?", "What does Ada write?", *GENERAL_QUESTIONS]
+    # Without a keep file the target keeps its answers to the same questions about others, and general ones.
+    neighbours = ["Where was Helen Carter born?", "Where was Samuel Okoro born?", "Where was Lucia Romano born?",
+                  "What does Helen Carter write?", "What does Samuel Okoro write?", "What does Lucia Romano write?"]
+    assert request.unanswered() == ["Where was Ada born?", "What does Ada write?", *neighbours, *GENERAL_QUESTIONS]
+    assert request.keep.where == ("6 neighbour questions (data/neighbours.py) and 48 built-in general questions "
+                                  "(data/general_questions.py)")
     assert request.references() == {"forget": "the target's own greedy answer (2 rows)",
-                                     "retain": f"the target's own greedy answer ({len(GENERAL_QUESTIONS)} rows)"}
+                                     "retain": f"the target's own greedy answer ({6 + len(GENERAL_QUESTIONS)} rows)"}
     # What a question-only request cannot give is named, with its reason, never a silent 0.
     assert {"forget_para", "truth_ratio.forget", "forget_quality", "holdout", "truth_ratio.retain"} <= set(request.absent)
     bench = request.benchmark({question: f"said: {question}" for question in request.unanswered()})
     assert [row.answer for row in bench.forget] == ["said: Where was Ada born?", "said: What does Ada write?"]
-    assert bench.retain == bench.eval_retain and len(bench.retain) == len(GENERAL_QUESTIONS)
+    assert bench.retain == bench.eval_retain and len(bench.retain) == 6 + len(GENERAL_QUESTIONS)
     assert bench.world_facts == tuple(world_facts()) and bench.real_authors == tuple(real_authors())
     assert bench.holdout == ()
 
