@@ -25,22 +25,30 @@ TORCH_INDEX_URL=${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}
 TORCH_INDEX_TIMEOUT=${TORCH_INDEX_TIMEOUT:-5}
 
 # The pip arguments for the torch index: `--extra-index-url URL` when its torch page answers, else nothing
-# (with a line that says why on stderr).
+# (with a line that says why on stderr). A URL may carry credentials (https://user:token@host/...): the probe
+# sends them as HTTP basic auth, as pip does, and no line shows them.
 torch_index_args() {
     [ "$VLLM_VARIANT" = cpu ] && [ -n "$TORCH_INDEX_URL" ] || return 0
-    local why
+    local why shown
     if why=$(python3 - "$TORCH_INDEX_URL" "$TORCH_INDEX_TIMEOUT" 2>&1 <<'PY'
-import sys, urllib.request
-url, timeout = sys.argv[1].rstrip("/") + "/torch/", float(sys.argv[2])
+import base64, sys, urllib.parse, urllib.request
+parts = urllib.parse.urlsplit(sys.argv[1].rstrip("/") + "/torch/")
+userinfo, _, host = parts.netloc.rpartition("@")
+request = urllib.request.Request(parts._replace(netloc=host).geturl())
+if userinfo:
+    user, _, password = userinfo.partition(":")
+    token = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
 try:
-    urllib.request.urlopen(url, timeout=timeout).close()
+    urllib.request.urlopen(request, timeout=float(sys.argv[2])).close()
 except Exception as error:
     sys.exit(f"{type(error).__name__}: {error}")
 PY
     ); then
         echo "--extra-index-url $TORCH_INDEX_URL"
     else
-        echo "torch's CPU wheel index $TORCH_INDEX_URL cannot be reached ($why): using pip's own configuration for torch" >&2
+        shown=$(printf '%s' "$TORCH_INDEX_URL" | sed -E 's#://[^/]*@#://***@#')
+        echo "torch's CPU wheel index $shown cannot be reached ($why): using pip's own configuration for torch" >&2
     fi
 }
 

@@ -2,6 +2,7 @@
 it asks torch's CPU wheel index only where that answers."""
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import os
@@ -57,6 +58,36 @@ def test_a_reachable_torch_index_is_passed_to_pip(tmp_path):
         server.shutdown()
     assert args == f"--extra-index-url {url}"
     assert message == ""
+
+
+class BasicAuthIndex(http.server.SimpleHTTPRequestHandler):
+    """An index that serves only the user `ada` with the password `s3cret/x` (sent as HTTP basic auth)."""
+
+    def do_GET(self):
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"ada:s3cret/x").decode():
+            self.send_error(401)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_index_with_credentials_is_asked_with_them_and_never_shows_them(tmp_path):
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "index.html").write_text("<html><body></body></html>")
+    handler = functools.partial(BasicAuthIndex, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        credentialed = f"http://ada:s3cret%2Fx@127.0.0.1:{port}"  # the password percent-encoded, as in a URL
+        args, message, _ = torch_index_args(credentialed)
+        wrong_args, wrong_message, _ = torch_index_args(f"http://ada:guess@127.0.0.1:{port}")
+        server.shutdown()
+    assert (args, message) == (f"--extra-index-url {credentialed}", "")  # for pip, which needs them
+    assert wrong_args == ""
+    assert f"index http://***@127.0.0.1:{port} cannot be reached (HTTPError: HTTP Error 401" in wrong_message
+    assert "guess" not in wrong_message
 
 
 def test_an_index_that_refuses_is_skipped_with_its_reason():
