@@ -5,12 +5,13 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,31 @@ def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_folder(path.parent)
+
+
+def write_text_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """`text` as the whole of `path`, in one rename, never through a link: the temporary file is made new
+    (O_EXCL, O_NOFOLLOW, an unguessable name) in the folder opened once, and the rename replaces whatever entry
+    `path` was (a link planted there included) instead of following it. For files in folders other users can
+    write to (locks' neighbours, markers). `mode` is narrowed by the umask as usual."""
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    tmp = f".{path.name}.tmp-{secrets.token_hex(8)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
+        try:
+            with os.fdopen(os.dup(fd), "w") as f:
+                f.write(text)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        os.fsync(folder)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=folder)
+        raise
+    finally:
+        os.close(folder)
 
 
 def fsync_folder(folder: Path) -> None:
