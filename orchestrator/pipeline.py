@@ -38,7 +38,7 @@ from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.models import fingerprint_folder, resolve_model
 from pmc_unlearning.models.checks import check_prompt_lengths, check_tokenizer_fits_model
 from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, content_fingerprint, fingerprint_code
-from pmc_unlearning.models.hardware import resolve_precision
+from pmc_unlearning.models.hardware import resolve_engine_dtype, resolve_precision
 from pmc_unlearning.models.prompting import PromptFormat, resolve_style
 from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_data
 from pmc_unlearning.orchestrator.lineage import earlier_requests, lineage_of, write_lineage, write_request_record
@@ -206,7 +206,7 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
         base_dir = base_model_dir(config, kind, model_dir, data)
         request = data if isinstance(data, Request) else None
         inputs = None if request else evaluation_inputs(data, prompt, config)  # a request's: once answered
-    resolved = {**resolved_settings(model_dir, prompt, data), **({"base_dir": str(base_dir)} if base_dir != model_dir else {})}
+    resolved = {**resolved_settings(config, model_dir, prompt, data), **({"base_dir": str(base_dir)} if base_dir != model_dir else {})}
     run = RunFolder(config, extra=resolved, kind=kind, fresh=fresh)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
@@ -449,12 +449,14 @@ def base_model_dir(config: RunConfig, kind: str, model_dir: Path, data: Benchmar
     return resolve_model(name, config.cache_dir, tokenizer_corpus=benchmark_texts(data), progress=Progress)
 
 
-def resolved_settings(model_dir: Path, prompt: PromptFormat, data: Benchmark | Request) -> dict:
+def resolved_settings(config: RunConfig, model_dir: Path, prompt: PromptFormat, data: Benchmark | Request) -> dict:
     """What the run resolved at run time, saved beside its config: the model folder (for a hub model its
-    snapshot, named by commit), the prompt format, the metrics the data cannot give (and why), and the data's
-    fingerprint (a request's: of what the user gave)."""
-    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(data.absent),
-            "data_fingerprint": data.fingerprint()}
+    snapshot, named by commit) and its fingerprint (a local folder's files change under the same path), the
+    prompt format, the metrics the data cannot give (and why), the data's fingerprint (a request's: of what the
+    user gave), and the precisions "auto" became on this machine."""
+    return {"model_dir": str(model_dir), "model_fingerprint": fingerprint_folder(model_dir),
+            "prompt": prompt.describe(), "absent_metrics": dict(data.absent), "data_fingerprint": data.fingerprint(),
+            "precision": resolve_precision(config.precision), "engine_dtype": resolve_engine_dtype(config.engine.dtype)}
 
 
 def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, config: RunConfig,

@@ -280,10 +280,12 @@ def _flat(data, prefix: str) -> dict:
     return flat
 
 
-def finished_run(config: RunConfig) -> Path | None:
-    """`runs/<name>` if it is a finished run of exactly this config, package versions and code."""
+def finished_run(config: RunConfig, resolved: dict | None = None) -> Path | None:
+    """`runs/<name>` if it is a finished run of exactly this config, package versions and code, and, given what
+    a run of it resolves now (`resolved`: model folder, data, precision), of that too."""
     folder = config.runs_dir / config.name
-    same = all(_holds(folder / name, text) for name, text in identity(config).items())
+    files = {**identity(config), **({"resolved.json": _json(resolved)} if resolved is not None else {})}
+    same = all(_holds(folder / name, text) for name, text in files.items())
     return folder if same and (folder / "eval.json").is_file() else None
 
 

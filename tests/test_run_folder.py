@@ -15,6 +15,7 @@ import pytest
 
 from pmc_unlearning.configs import load_config
 from pmc_unlearning.methods.checkpoint import make_private_folder
+from pmc_unlearning.models import fingerprint
 from pmc_unlearning.orchestrator import run_folder
 from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
 from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders
@@ -204,6 +205,24 @@ def test_a_change_of_code_or_data_blocks_a_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(run_folder, "fingerprint_code", lambda packages: str(packages))
     with pytest.raises(Refused, match="code.training differ"):
         check_run_folders(config_of(tmp_path))
+
+
+def test_a_finished_run_is_reused_only_for_the_same_data_model_and_precision(tmp_path):
+    run = finished_run(tmp_path, "done")
+    run.finish()
+    assert run_folder.finished_run(config_of(tmp_path)) == tmp_path / "job"  # settings and code alone
+    assert run_folder.finished_run(config_of(tmp_path), {"prompt": "plain"}) == tmp_path / "job"
+    for changed in ({"prompt": "plain", "data_fingerprint": "other rows"}, {"prompt": "chat"}):
+        assert run_folder.finished_run(config_of(tmp_path), changed) is None
+
+
+def test_the_training_code_is_every_module_training_imports_wherever_it_lives():
+    training = {str(path.relative_to(fingerprint.PROJECT_DIR)) for path in fingerprint.code_files(
+        fingerprint.TRAINING_CODE)}
+    # PMC's selection scores with the evaluation's ROUGE-L: a change to it changes what is trained.
+    assert "evaluation/rouge.py" in training and "methods/selection.py" in training
+    # What only the orchestrator imports for the evaluation stays out: a change there leaves a resume possible.
+    assert "evaluation/suite.py" not in training and not any(name.startswith("reporting/") for name in training)
 
 
 def test_an_unreadable_checkpoint_is_refused_and_kept_unless_fresh(tmp_path):
