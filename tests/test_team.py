@@ -103,3 +103,4 @@ def test_a_lock_removed_under_a_running_job_stops_it_before_it_finishes(tmp_path
         with holding(tmp_path / "other", "job"):
             pass
     assert os.listdir(tmp_path) == ["other"]
+
