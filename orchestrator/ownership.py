@@ -40,9 +40,10 @@ UNLEARN, EVALUATE, BATCH, EXPERIMENT = "unlearning run", "evaluation run", "batc
 _held: dict[Path, tuple[int, int]] = {}  # lock file -> (descriptor, how many holders in this process)
 
 
-def mark(folder: Path, kind: str) -> None:
-    """Say that the project made `folder` for a job of `kind`."""
-    write_text_atomically(folder / MARKER, json.dumps({"made_by": "pmc-unlearning", "kind": kind}) + "\n")
+def mark(folder: Path, kind: str, made_for: dict | None = None) -> None:
+    """Say that the project made `folder` for a job of `kind` (and, where given, which job: `made_for`)."""
+    write_text_atomically(folder / MARKER, json.dumps({"made_by": "pmc-unlearning", "kind": kind,
+                                                       **({"made_for": made_for} if made_for else {})}) + "\n")
 
 
 def kind_of(folder: Path) -> str | None:

@@ -48,7 +48,7 @@ from pmc_unlearning.reporting.model_card import card_base_model, write_model_car
 from pmc_unlearning.reporting.plots import write_plots
 from pmc_unlearning.reporting.report import attacked_models, write_report
 from pmc_unlearning.reporting.summary import write_summary
-from pmc_unlearning.storage.files import build_folder_once, building, settings_key
+from pmc_unlearning.storage.files import build_folder_once, building, sees_probe, settings_key, write_probe
 from pmc_unlearning.telemetry.console import Progress, captured, keep_log, log_state, show
 from pmc_unlearning.telemetry.errors import JobError
 from pmc_unlearning.telemetry.timing import StageTimer
@@ -510,9 +510,12 @@ def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerp
         if (folder / "config.json").is_file():
             show(f"{role} model: cached at {folder}")
             return folder, False
+        where = placement.options(f"{role} fine-tune")
+        check_shared_cache(config.cache_dir, folder.parent, f"the {role} fine-tune's",
+                           lambda path, token: ray.get(ray.remote(write_probe).options(**where).remote(path, token)))
         show(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}")
         pairs = [(row.question, row.answer) for row in rows]
-        task = ray.remote(finetune_target).options(**placement.options(f"{role} fine-tune"))
+        task = ray.remote(finetune_target).options(**where)
         epochs = config.target.epochs
         with Progress(f"{role} fine-tune", epochs, "epochs") as progress:
             for epoch_done in task.remote(str(base_dir), pairs, config.target, str(folder),
@@ -531,12 +534,21 @@ def check_shared_storage(folder: Path, trainers) -> None:
     token = secrets.token_hex(8)
     trainers.write_probe(str(folder.resolve()), token)
     for rank in range(len(trainers.members)):
-        probe = folder / f".storage-probe-{rank}"
-        seen = probe.read_text() if probe.is_file() else None
-        probe.unlink(missing_ok=True)
-        if seen != token:
+        if not sees_probe(folder / f".storage-probe-{rank}", token):
             raise JobError(f"runs_dir {folder.parent} is not shared between this node and trainer rank {rank}'s: "
                            "put runs_dir on storage every node mounts at the same path (see docker/cluster.yaml)")
+
+
+def check_shared_cache(cache_dir: Path, folder: Path, whose: str, write_there: Callable[[str, str], None]) -> None:
+    """A fine-tune writes its model into `folder` of the cache on whatever node its bundle is on, and the job reads
+    it here: refuse a cache_dir the driver's node does not share with that one (`whose`; `write_there(path,
+    token)` writes a file there), before the fine-tune's minutes are spent."""
+    token = secrets.token_hex(8)
+    probe = folder / f".storage-probe-{token}"  # a name of this job's own: jobs share the cache
+    write_there(str(probe.resolve()), token)
+    if not sees_probe(probe, token):
+        raise JobError(f"cache_dir {cache_dir} is not shared between this node and {whose}: put cache_dir on storage "
+                       "every node mounts at the same path (see docker/cluster.yaml)")
 
 
 def evaluation_settings(prompt: PromptFormat, config: RunConfig, rows: str, exclude: set[str]) -> dict:

@@ -1,6 +1,8 @@
 """Cache folders that appear whole or not at all, named by a key of what they depend on, and built once
-when several jobs need them at the same time."""
+when several jobs need them at the same time; files given their bytes up front; probes of whether two nodes
+share a folder."""
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from pmc_unlearning.telemetry.errors import JobError
 
 
 def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
@@ -180,3 +184,34 @@ def _process_runs(pid: int) -> bool:
 def settings_key(settings: dict[str, Any]) -> str:
     """A short stable key for a JSON-able description of everything a cached folder depends on."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class NoRoom(JobError):
+    """A file the job needs does not fit where it must be: the message says how much it needs and how much there is."""
+
+
+def allocate(fd: int, size: int, folder: str, what: str, remedy: str) -> None:
+    """Give the open file `fd` in `folder` its `size` bytes now. A file that has its size but not its bytes (sparse)
+    gets them as it is written, and on a memory file system (/dev/shm) that has no room left by then, the writing
+    process dies of SIGBUS; here, NoRoom says what `what` needs, what `folder` has free and the `remedy`."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        room = os.statvfs(folder)
+        raise NoRoom(f"{what} needs {size} bytes in {folder}, which has {room.f_bavail * room.f_frsize} bytes free: "
+                     f"{remedy}") from None
+
+
+def write_probe(path: str, token: str) -> None:
+    """Write `token` to `path` (run as a Ray task, maybe on another node): whether the caller reads it back on its
+    own node says whether the two share the folder."""
+    Path(path).write_text(token)
+
+
+def sees_probe(probe: Path, token: str) -> bool:
+    """Whether `probe` holds `token` here (written by `write_probe`, maybe on another node); the probe is removed."""
+    seen = probe.read_text() if probe.is_file() else None
+    probe.unlink(missing_ok=True)
+    return seen == token
