@@ -199,7 +199,7 @@ def test_extreme_values_are_refused_by_name_or_accepted_within_the_range(setting
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=setting_id)
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True, database=None)  # nothing written into the checkout
 @given(data=st.data())
 def test_drawn_values_are_refused_by_name_or_accepted_within_the_range(setting, folder, data):
     check(setting, data.draw(around_bounds(setting), label=setting.key), folder)
