@@ -26,6 +26,7 @@ import annotated_types
 import pytest
 import yaml
 from hypothesis import given, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -104,6 +105,12 @@ def schemas_under(schema: type[BaseModel]) -> set[type[BaseModel]]:
 
 def every_subclass(cls: type) -> set[type]:
     return {sub for direct in cls.__subclasses__() for sub in {direct, *every_subclass(direct)}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def hypothesis_home(tmp_path_factory):
+    """hypothesis keeps its caches in the test's temporary folder, not in the checkout (its default)."""
+    set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
 
 
 SETTINGS = [setting for schema in SCHEMAS for setting in numeric_settings(schema, schema)]
@@ -199,7 +206,7 @@ def test_extreme_values_are_refused_by_name_or_accepted_within_the_range(setting
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=setting_id)
-@settings(max_examples=12, deadline=None, derandomize=True, database=None)  # nothing written into the checkout
+@settings(max_examples=12, deadline=None, derandomize=True, database=None)
 @given(data=st.data())
 def test_drawn_values_are_refused_by_name_or_accepted_within_the_range(setting, folder, data):
     check(setting, data.draw(around_bounds(setting), label=setting.key), folder)
