@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except JobError as err:
+        if _signals_received:  # a signal to the whole process group: Ray's processes ended before the driver
+            return _stopped()
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
@@ -113,12 +115,17 @@ def main(argv: list[str] | None = None) -> int:
               "run the same command again to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        name = _signals_received[0] if _signals_received else "SIGINT"
-        print(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run",
-              file=sys.stderr)
-        return 128 + getattr(signal, name)
+        return _stopped()
     print(f"done: {folder}/report.md")
     return 0
+
+
+def _stopped() -> int:
+    """The line and exit code of a job stopped by a signal (SIGINT where Ctrl-C reached Python first)."""
+    name = _signals_received[0] if _signals_received else "SIGINT"
+    print(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run",
+          file=sys.stderr)
+    return 128 + getattr(signal, name)
 
 
 def start_job(job: ExitStack, runs_dir: Path, name: str) -> None:
