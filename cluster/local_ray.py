@@ -5,7 +5,8 @@ Left to itself, a local Ray instance binds its GCS, raylet and worker ports on e
 and asks no client for a token: anyone who reaches the machine could run code as the user. Ray treats a
 machine where clusters are off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, Ray's own switch) as a node of its own
 and binds loopback only; token authentication (`RAY_AUTH_MODE=token`) with a token made for this job closes it
-to the machine's other users too. A job that joins a cluster (RAY_ADDRESS) keeps the cluster's settings.
+to the machine's other users too. A job that joins a cluster (RAY_ADDRESS) keeps the cluster's settings;
+`RAY_ADDRESS=local`, Ray's own word for a new local instance, joins none: it is the same as no address.
 """
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ import secrets
 import sys
 
 
+def joins_a_cluster() -> bool:
+    """Whether the job joins a running cluster (RAY_ADDRESS names one) rather than starting a local instance."""
+    return os.environ.get("RAY_ADDRESS", "") not in ("", "local")
+
+
 def close_local_ray() -> None:
     """Before Ray is imported: the local instance this process may start listens on loopback only and asks
     every client for a token of its own, unless the user set RAY_AUTH_MODE."""
-    if os.environ.get("RAY_ADDRESS"):
+    if joins_a_cluster():
         return
     if "ray" in sys.modules:
         raise RuntimeError("close_local_ray() must run before Ray is imported: Ray reads these settings then")

@@ -24,6 +24,7 @@ from ray.util.placement_group import (
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from pmc_unlearning.cluster.bundles import job_bundles, refuse_more_than
+from pmc_unlearning.cluster.local_ray import joins_a_cluster
 from pmc_unlearning.configs import RunConfig, machine_threads
 from pmc_unlearning.telemetry.errors import JobError
 
@@ -97,7 +98,7 @@ def job_placement(config: RunConfig) -> Iterator[Placement]:
         yield Placement(trial_group, 1, config)
         return
     bundles = job_bundles(config.ray, cluster_has_gpus(), config.engine.tensor_parallel_size)
-    if not os.environ.get("RAY_ADDRESS"):  # a cluster may grow (an autoscaler): it gets the wait
+    if not joins_a_cluster():  # a cluster may grow (an autoscaler): it gets the wait
         refuse_more_than(bundles, ray.cluster_resources(), "this machine's Ray instance")
     group = placement_group(bundles, strategy="PACK", name=f"{config.name}:job")
     try:

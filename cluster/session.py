@@ -11,6 +11,7 @@ from typing import Iterator
 import ray
 
 from pmc_unlearning.cluster.bundles import local_cpus
+from pmc_unlearning.cluster.local_ray import joins_a_cluster
 from pmc_unlearning.storage.files import private_scratch
 from pmc_unlearning.telemetry.console import worker_env
 
@@ -31,9 +32,8 @@ def ray_session(num_cpus: float = 0, env: dict[str, str] | None = None) -> Itera
         yield
         return
     env_vars = {**worker_env(), **(env or {})}  # the console's: quiet libraries, or VERBOSE
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        with _joined(lambda: ray.init(address=address, runtime_env={"env_vars": env_vars})):
+    if joins_a_cluster():
+        with _joined(lambda: ray.init(address=os.environ["RAY_ADDRESS"], runtime_env={"env_vars": env_vars})):
             yield
         return
     # A local instance keeps its session files (logs, sockets) and its workers' temporary files (vLLM's

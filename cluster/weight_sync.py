@@ -60,9 +60,18 @@ class PushNotServed(JobError):
     (or the wrong bytes), as vLLM's NCCL path can where NCCL is missing."""
 
 
+class TrainingDiverged(JobError):
+    """The trainer's loss or weights are not finite numbers any more: nothing after it means anything."""
+
+
 def check_push(sent: dict[str, tuple[list[int], float]], served: list[dict[str, tuple[list[int], float]]]) -> None:
     """Every engine's fingerprint of the weights it serves against the sender's, for each weight both name with
-    the same shape (vLLM fuses some, keeps others in layouts of its own: those cannot be compared this way)."""
+    the same shape (vLLM fuses some, keeps others in layouts of its own: those cannot be compared this way). A
+    weight that is not finite is the training's failure, said as such, not the push's."""
+    broken = [name for name, (_, total) in sent.items() if not math.isfinite(total)]
+    if broken:
+        raise TrainingDiverged(f"training diverged: {len(broken)} weights are not finite numbers any more "
+                               f"({', '.join(broken[:3])}); try a lower learning rate")
     for engine, fingerprint in enumerate(served):
         compared = [name for name, (shape, _) in sent.items() if name in fingerprint and fingerprint[name][0] == shape]
         wrong = [name for name in compared if not math.isclose(sent[name][1], fingerprint[name][1], rel_tol=1e-6,

@@ -28,11 +28,14 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from pmc_unlearning.configs.schema import (
+    MAX_ACTOR_CPUS,
     MAX_NAME_LENGTH,
+    MAX_THREADS,
     PROJECT_DIR,
+    RAY_UNIT,
     ConfigError,
-    FiniteFloat,
     FolderName,
+    RayShare,
     RunConfig,
     Strict,
     WholeInt,
@@ -62,14 +65,20 @@ class BatchConfig(Strict):
     set: list[str] = Field(default_factory=list, description="overrides (key.sub=value) for every trial")
     grid: dict[str, list[Scalar]] = Field(default_factory=dict, description="setting -> values: one trial per combination")
     variants: list[dict[str, Scalar]] = Field(default_factory=list, description="settings of one trial each, crossed with the grid")
-    repeats: WholeInt = Field(1, ge=1, description="each trial repeated with seeds 0..repeats-1 (1: the preset's seeds)")
+    repeats: WholeInt = Field(1, ge=1, le=MAX_TRIALS, description="each trial repeated with seeds 0..repeats-1 (1: the "
+                                                                  "preset's seeds)")
     seed_keys: list[str] = Field(["pmc.seed"], min_length=1, description="the settings a repeat's seed is written to")
-    max_concurrent_trials: WholeInt = Field(2, ge=1)
-    max_failures: WholeInt = Field(1, ge=0, description="retries of a trial that failed (its process died, an error)")
+    max_concurrent_trials: WholeInt = Field(2, ge=1, le=MAX_TRIALS, description="trials at once (no more than a batch "
+                                                                                "may have)")
+    max_failures: WholeInt = Field(1, ge=0, le=100, description="retries of a trial that failed (its process died, an "
+                                                                "error); at most 100: one that fails that often has "
+                                                                "a reason to")
     threads_per_trial: WholeInt | None = Field(
-        None, ge=1, description="CPU threads of each trial's sampler and trainer where the preset leaves `threads` unset "
-                                "(None: this machine's cores / max_concurrent_trials, at least 1)")
-    trial_cpus: FiniteFloat = Field(1.0, gt=0, description="CPUs of the trial's own process (bundle 0 of its placement group)")
+        None, ge=1, le=MAX_THREADS, description="CPU threads of each trial's sampler and trainer where the preset leaves "
+                                                "`threads` unset (None: this machine's cores / max_concurrent_trials, at "
+                                                "least 1)")
+    trial_cpus: RayShare = Field(1.0, ge=RAY_UNIT, le=MAX_ACTOR_CPUS, description="CPUs of the trial's own process "
+                                                                                 "(bundle 0 of its placement group)")
     storage_path: str | None = Field(None, description="Tune's experiment state, on storage every node sees "
                                                        "(None: runs/<name>/tune); outside the project only with the "
                                                        "preset's allow_external_dirs=true")

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -87,6 +88,46 @@ WholeInt = Annotated[int, BeforeValidator(_whole_int)]
 # Seeds reach Python's random, numpy (which takes 0 <= seed < 2**32 and refuses the rest) and vLLM only once the
 # job runs, after the heavy imports: the same range here, so a bad seed is refused in a second instead.
 Seed = Annotated[int, BeforeValidator(_whole_int), Field(ge=0, lt=2**32)]
+
+# Every number has a range (tests/test_config_bounds.py holds every field to one). The upper ends lie far beyond
+# any real job and low enough that nothing downstream overflows, pads a tensor to no end or loops for ever.
+MAX_PASSES = 10_000  # rounds of unlearning, epochs of fine-tuning: each a pass over a split
+MAX_BATCH = 2**16  # rows of one optimizer step or forward pass
+MAX_SAMPLES = 10_000  # answers sampled per question: the engine holds them all in one request
+MAX_TOKENS = 2**24  # tokens (or words) of one context: beyond the longest context window of today's models
+MAX_ROWS = 1_000_000  # rows drawn from a split or corpus: beyond any benchmark (TOFU's full split has 4,000)
+# GPUs of one engine, engines and trainer ranks of one job: a bundle each, listed before the cluster is asked.
+MAX_GPUS = 4096
+MAX_THREADS = 4096  # CPU threads of one actor: more than any machine's cores (torch takes the count as a C int)
+# A week, for a call's timeout or the time between full checkpoints: longer than either needs, and far inside
+# what Ray takes (a timeout in milliseconds, as a 64-bit integer).
+MAX_SECONDS = 7 * 24 * 3600
+MAX_LR = 1.0  # AdamW moves each weight by about lr per step: beyond 1, by more than the weights' own size
+# AdamW scales each weight by 1 - lr * weight_decay a step: with lr and weight_decay at most 1, never below 0.
+MAX_WEIGHT_DECAY = 1.0
+# vLLM refuses a sampling temperature above 2, and raises one below 0.01 to 0.01 (SamplingParams).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 2.0
+# A loss term's weight or scale: a million times the other terms is beyond any use, and keeps the squared
+# gradients of AdamW's second moment far inside float32's range.
+MAX_LOSS_WEIGHT = 1e6
+# NPO, SimNPO and DPO scale their loss by 2/beta and a log-ratio (hundreds of nats) by beta: the defaults are 0.1
+# and 4.5, and far beyond this range one or the other leaves float32's.
+MIN_BETA, MAX_BETA = 1e-4, 1e4
+MAX_RELEARN_STEPS = 100_000  # optimizer steps of the relearning attack, one after another (the default curve: 20)
+MAX_ACTOR_CPUS, MAX_ACTOR_GPUS = 1024, 64  # one actor's share: a bundle lies on one node
+RAY_UNIT = 1e-4  # Ray counts resources in units of 0.0001: a smaller share would round to none
+
+
+def _ray_share(amount: float) -> float:
+    if 0 < amount < RAY_UNIT:
+        raise PydanticCustomError("ray_unit", "must be 0 or at least {unit} (Ray counts resources in units of "
+                                  "{unit}), got {value}", {"unit": RAY_UNIT, "value": amount})
+    return amount
+
+
+# CPUs or GPUs of one actor, as Ray counts them.
+RayShare = Annotated[float, BeforeValidator(_finite_float), AfterValidator(_ray_share)]
+
 # `~` is the home folder, as in a shell (pathlib would make a folder named `~`).
 Folder = Annotated[Path, AfterValidator(Path.expanduser)]
 File = Folder  # a path, with `~` expanded as for folders
@@ -100,6 +141,15 @@ def length_at_most(limit: int, why: str) -> AfterValidator:
                                       {"limit": limit, "length": len(name), "why": why})
         return name
     return AfterValidator(check)
+
+
+def warmup_within(warmup: float, passes: int | None, key: str) -> float:
+    """`warmup` (rounds or epochs) if the training it warms up is as long (`passes`, None where that was refused
+    itself): a longer warm-up would end the job before its learning rate is reached."""
+    if passes is not None and warmup > passes:
+        raise PydanticCustomError("warmup_too_long", "must be at most {key} ({passes}), or the learning rate never "
+                                  "leaves its warm-up, got {value}", {"key": key, "passes": passes, "value": warmup})
+    return warmup
 
 
 # A folder's name: one path component, not hidden.
@@ -124,8 +174,12 @@ def threads_from_environment(config: RunConfig) -> RunConfig:
     value = os.environ.get(THREADS_ENV)
     if value is None or config.threads is not None:
         return config
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{THREADS_ENV}={value!r}: the default of `threads` must be a whole number, 1 or more")
+    # Checked here as the schema checks `threads` (model_copy does not validate); a longer string is no count
+    # of threads, and int() would refuse one of thousands of digits with a message of its own.
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_THREADS))
+    if not digits or not 1 <= int(value) <= MAX_THREADS:
+        raise ConfigError(f"{THREADS_ENV}={value!r}: the default of `threads` must be a whole number from 1 to "
+                          f"{MAX_THREADS}")
     return config.model_copy(update={"threads": int(value)})
 
 
@@ -156,7 +210,9 @@ class DataConfig(Strict):
                                                    "to pin (None: the newest)")
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
     seed: Seed = 0
-    num_authors: WholeInt = Field(20, ge=1, description="built-in benchmark only")
+    num_authors: WholeInt = Field(20, ge=2, le=10_000, description="built-in benchmark only: one author to forget and one "
+                                  "to retain at least; at most 50 times TOFU's 200 (the generator's 1.4 million "
+                                  "names would run out)")
     facts_per_author: WholeInt = Field(5, ge=1, le=8, description="built-in benchmark only")
     forget: File | None = Field(None, description="a forget request instead of a benchmark: the questions to forget, "
                                                   "as JSON Lines (question required; answer and TOFU's other fields "
@@ -177,10 +233,14 @@ class EngineConfig(Strict):
     """The vLLM engine that samples candidates and answers the evaluation questions."""
 
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 where the hardware has it, else float32")
-    max_model_len: WholeInt = Field(256, ge=16)
-    max_new_tokens: WholeInt = Field(64, ge=1, description="answer length cap for sampling and greedy answers")
-    kv_cache_memory_bytes: WholeInt = Field(512 * 2**20, ge=2**20, description="CPU KV cache size (vLLM's node-0 sizing fails here)")
-    gpu_memory_utilization: FiniteFloat = Field(0.4, gt=0, le=1, description="CUDA only: share of the GPU for vLLM")
+    max_model_len: WholeInt = Field(256, ge=16, le=MAX_TOKENS)
+    # validate_default: its check against max_model_len holds where it is left at its default too.
+    max_new_tokens: WholeInt = Field(64, ge=1, le=MAX_TOKENS, validate_default=True,
+                                     description="answer length cap for sampling and greedy answers, below max_model_len")
+    kv_cache_memory_bytes: WholeInt = Field(512 * 2**20, ge=2**20, le=2**50, description="CPU KV cache size (vLLM's "
+                                            "node-0 sizing fails here); at most 1 PiB, more than any machine has")
+    gpu_memory_utilization: FiniteFloat = Field(0.4, ge=0.01, le=1, description="CUDA only: share of the GPU for vLLM "
+                                                                                "(at least 1 %: no model fits in less)")
     seed: Seed = 0
     weight_transfer: Literal["auto", "shm", "ipc", "nccl", "object_store"] = Field(
         "auto", description="how the trainer's weights reach the engines, through vLLM's weight-transfer interface: "
@@ -189,8 +249,19 @@ class EngineConfig(Strict):
                             "'object_store' (a state dict through Ray's object store: any placement, any device); "
                             "'auto': ipc when colocated on GPUs, else nccl on GPUs; shm on the CPU where trainer and "
                             "engines share a node, else object_store")
-    tensor_parallel_size: WholeInt = Field(1, ge=1, description="GPUs per engine (CUDA only: vLLM refuses its Ray "
-                                                                "executor on the CPU)")
+    tensor_parallel_size: WholeInt = Field(1, ge=1, le=MAX_GPUS, description="GPUs per engine (CUDA only: vLLM "
+                                                                              "refuses its Ray executor on the CPU)")
+
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _room_for_a_prompt(cls, max_new_tokens: int, info: ValidationInfo) -> int:
+        """An answer of max_new_tokens after a prompt must fit in max_model_len (checked per prompt once the
+        data is read: models/checks.py)."""
+        max_model_len = info.data.get("max_model_len")  # absent where it was refused itself
+        if max_model_len is not None and max_new_tokens >= max_model_len:
+            raise PydanticCustomError("no_room", "must be less than engine.max_model_len ({limit}), which holds the "
+                                      "prompt too, got {value}", {"limit": max_model_len, "value": max_new_tokens})
+        return max_new_tokens
 
 
 class FinetuneConfig(Strict):
@@ -199,12 +270,19 @@ class FinetuneConfig(Strict):
     finetune: bool = Field(True, description="false: `model` is the target already (it knows what must go: a deployed "
                                              "model, a published TOFU target, a run's model/); the job unlearns it "
                                              "as it is")
-    epochs: WholeInt = Field(6, ge=1)
-    lr: FiniteFloat = Field(1e-4, gt=0)
-    batch_size: WholeInt = Field(8, ge=1)
-    weight_decay: FiniteFloat = Field(0.01, ge=0)
-    warmup_epochs: FiniteFloat = Field(1.0, ge=0)
+    epochs: WholeInt = Field(6, ge=1, le=MAX_PASSES)
+    lr: FiniteFloat = Field(1e-4, gt=0, le=MAX_LR)
+    batch_size: WholeInt = Field(8, ge=1, le=MAX_BATCH)
+    weight_decay: FiniteFloat = Field(0.01, ge=0, le=MAX_WEIGHT_DECAY)
+    warmup_epochs: FiniteFloat = Field(1.0, ge=0, le=MAX_PASSES, validate_default=True,  # checked against epochs
+                                       description="epochs over which the learning rate warms up linearly, at most "
+                                                   "`epochs`")
     seed: Seed = 0
+
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _warmup_within_epochs(cls, warmup: float, info: ValidationInfo) -> float:
+        return warmup_within(warmup, info.data.get("epochs"), "target.epochs")
 
 
 class StopConfig(Strict):
@@ -212,7 +290,8 @@ class StopConfig(Strict):
     every question's selected answer is at score 0 and that greedy check (mean ROUGE-L recall of the original
     answers) has stayed <= `threshold` for `patience` rounds in a row. `rounds` stays the cap."""
 
-    patience: WholeInt = Field(0, ge=0, description="rounds in a row the check must pass before PMC stops (0: off)")
+    patience: WholeInt = Field(0, ge=0, le=MAX_PASSES, description="rounds in a row the check must pass before PMC "
+                                                                   "stops (0: off)")
     threshold: FiniteFloat = Field(0.05, ge=0, le=1, description="greedy forget ROUGE-L at or below which a round passes")
 
 
@@ -223,9 +302,9 @@ class JudgeConfig(Strict):
     fluent wins; with `cap`, judged candidates less fluent than the retain set's least fluent answer are left
     out unless none is under it."""
 
-    candidates: WholeInt = Field(0, ge=0, description="the least similar candidates of each question that the judge "
-                                                      "scores (0: no judge, as the paper); one cut at max_new_tokens "
-                                                      "counts as the least fluent")
+    candidates: WholeInt = Field(0, ge=0, le=MAX_SAMPLES, description="the least similar candidates of each question "
+                                 "that the judge scores (0: no judge, as the paper); one cut at max_new_tokens counts as "
+                                 "the least fluent")
     cap: bool = Field(False, description="leave out judged candidates above the threshold (the highest NLL per token "
                                          "of the retain answers under the judge) unless none is under it")
 
@@ -233,13 +312,14 @@ class JudgeConfig(Strict):
 class PMCConfig(Strict):
     """Partial Model Collapse, with the reference implementation's setting names."""
 
-    num_samples: WholeInt = Field(16, ge=1, description="candidates sampled per pending forget question")
-    temperature: FiniteFloat = Field(1.3, gt=0)
+    num_samples: WholeInt = Field(16, ge=1, le=MAX_SAMPLES, description="candidates sampled per pending forget question")
+    temperature: FiniteFloat = Field(1.3, ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
     top_p: FiniteFloat = Field(1.0, gt=0, le=1)
-    lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="weight of the retain NLL")
-    rounds: WholeInt = Field(10, ge=1, description="rounds: passes over the forget set")
-    lr: FiniteFloat = Field(1e-4, gt=0)
-    batch_size: WholeInt = Field(4, ge=1, description="forget rows per optimizer step (each paired with a retain row)")
+    lambda_: FiniteFloat = Field(1.0, ge=0, le=MAX_LOSS_WEIGHT, alias="lambda", description="weight of the retain NLL")
+    rounds: WholeInt = Field(10, ge=1, le=MAX_PASSES, description="rounds: passes over the forget set")
+    lr: FiniteFloat = Field(1e-4, gt=0, le=MAX_LR)
+    batch_size: WholeInt = Field(4, ge=1, le=MAX_BATCH, description="forget rows per optimizer step (each paired with a "
+                                                                    "retain row)")
     score: Literal["recall", "content"] = Field(
         "recall", description="a candidate's score: ROUGE-L recall of the original answer ('recall', the paper) or of "
                               "its content beyond the question, without the question's words and stop words "
@@ -250,16 +330,26 @@ class PMCConfig(Strict):
                            "with it, fluent ones among them, are common; what is scored and selected is unchanged "
                            "(false: as the paper)")
     judge: JudgeConfig = JudgeConfig()
-    min_len: WholeInt = Field(0, ge=0, description="candidates shorter than this many words are penalised (0: off)")
-    resample_every: WholeInt = Field(1, ge=1, description="rounds from one sampling of candidates to the next")
+    min_len: WholeInt = Field(0, ge=0, le=MAX_TOKENS, description="candidates shorter than this many words are "
+                                                                  "penalised (0: off)")
+    resample_every: WholeInt = Field(1, ge=1, le=MAX_PASSES, description="rounds from one sampling of candidates to "
+                                                                         "the next")
     fluent_max_nll: FiniteFloat | None = Field(
-        None, gt=0, description="select only among candidates whose NLL per token under the model that sampled them "
-                                "is at most this (the most fluent one if none is; None: all, as the paper). On the CPU "
-                                "it needs a C++ compiler: vLLM compiles its log-probability kernel")
-    weight_decay: FiniteFloat = Field(0.01, ge=0)
-    warmup_rounds: FiniteFloat = Field(1.0, ge=0, description="rounds over which the learning rate warms up linearly")
+        None, gt=0, le=1000, description="select only among candidates whose NLL per token under the model that sampled "
+                                         "them is at most this (the most fluent one if none is; None: all, as the "
+                                         "paper); at most 1000, far above any NLL per token. On the CPU it needs a C++ "
+                                         "compiler: vLLM compiles its log-probability kernel")
+    weight_decay: FiniteFloat = Field(0.01, ge=0, le=MAX_WEIGHT_DECAY)
+    warmup_rounds: FiniteFloat = Field(1.0, ge=0, le=MAX_PASSES, validate_default=True,  # checked against rounds
+                                       description="rounds over which the learning rate warms up linearly, at most "
+                                                   "`rounds`")
     seed: Seed = 0
     stop: StopConfig = StopConfig()
+
+    @field_validator("warmup_rounds")
+    @classmethod
+    def _warmup_within_rounds(cls, warmup: float, info: ValidationInfo) -> float:
+        return warmup_within(warmup, info.data.get("rounds"), "pmc.rounds")
 
 
 class BaselineConfig(Strict):
@@ -267,22 +357,25 @@ class BaselineConfig(Strict):
     `warmup_rounds`, so every method makes the same number of optimizer steps on the same forget rows and the
     same retain pairing."""
 
-    lr: FiniteFloat = Field(1e-5, gt=0)
-    lambda_: FiniteFloat = Field(1.0, ge=0, alias="lambda", description="retain NLL weight (grad_diff, idk, npo, "
-                                                                         "simnpo, dpo)")
-    npo_beta: FiniteFloat = Field(0.1, gt=0)
-    simnpo_beta: FiniteFloat = Field(4.5, gt=0)
-    simnpo_gamma: FiniteFloat = Field(0.125, ge=0)
-    dpo_beta: FiniteFloat = Field(0.1, gt=0, description="DPO's inverse temperature (open-unlearning's default)")
+    lr: FiniteFloat = Field(1e-5, gt=0, le=MAX_LR)
+    lambda_: FiniteFloat = Field(1.0, ge=0, le=MAX_LOSS_WEIGHT, alias="lambda", description="retain NLL weight "
+                                                                                           "(grad_diff, idk, npo, simnpo, dpo)")
+    npo_beta: FiniteFloat = Field(0.1, ge=MIN_BETA, le=MAX_BETA)
+    simnpo_beta: FiniteFloat = Field(4.5, ge=MIN_BETA, le=MAX_BETA)
+    simnpo_gamma: FiniteFloat = Field(0.125, ge=0, le=MAX_BETA, description="the margin beside beta times the "
+                                                                            "length-normalised log-probability")
+    dpo_beta: FiniteFloat = Field(0.1, ge=MIN_BETA, le=MAX_BETA, description="DPO's inverse temperature "
+                                                                             "(open-unlearning's default)")
     rmu_layer: FiniteFloat = Field(
         0.25, ge=0, le=1, description="the decoder layer whose output RMU steers, as a share of the depth: layer "
                                       "round(rmu_layer * (layers - 1)), counted from 0 (0.25: layer 7 of SmolLM2-135M's "
                                       "30, as open-unlearning's layer 7 of 32; layer 1 of the tiny model's 4); RMU "
                                       "trains the MLP output weights of that layer and the two below it")
-    rmu_steering: FiniteFloat = Field(2.0, gt=0, description="RMU's steering coefficient c: the forget activations are "
-                                                             "driven towards c times a fixed random unit vector")
-    rmu_alpha: FiniteFloat = Field(1.0, ge=0, description="weight of RMU's retain term (the distance of the retain "
-                                                          "activations from the frozen target's), in place of `lambda`")
+    rmu_steering: FiniteFloat = Field(2.0, gt=0, le=MAX_LOSS_WEIGHT, description="RMU's steering coefficient c: the "
+                                      "forget activations are driven towards c times a fixed random unit vector (its "
+                                      "square is the loss's scale)")
+    rmu_alpha: FiniteFloat = Field(1.0, ge=0, le=MAX_LOSS_WEIGHT, description="weight of RMU's retain term (the "
+                                   "distance of the retain activations from the frozen target's), in place of `lambda`")
 
 
 class EntropyConfig(Strict):
@@ -291,8 +384,8 @@ class EntropyConfig(Strict):
     tokens. The paper uses forget 1, retain -0.25: sharpen the forget answers (less leaks when sampling)
     while keeping the retain answers' diversity. 0 and 0 (the default) turn it off."""
 
-    forget: FiniteFloat = 0.0
-    retain: FiniteFloat = 0.0
+    forget: FiniteFloat = Field(0.0, ge=-MAX_LOSS_WEIGHT, le=MAX_LOSS_WEIGHT)
+    retain: FiniteFloat = Field(0.0, ge=-MAX_LOSS_WEIGHT, le=MAX_LOSS_WEIGHT)
 
 
 # The attacks evaluation/attacks/ knows (ATTACKS there; tests/test_attacks.py keeps the two lists equal).
@@ -305,20 +398,26 @@ class AttacksConfig(Strict):
     unlearned model and, where the run has one, the retain model."""
 
     run: tuple[AttackName, ...] = Field(ATTACK_NAMES, description="which attacks run ([]: none)")
-    relearn_steps: tuple[WholeInt, ...] = Field((0, 5, 10, 20), description="relearn: the optimizer steps (of the "
-                                                "target fine-tune's lr and batch) after which the held-out half is "
-                                                "measured, ascending")
+    relearn_steps: tuple[Annotated[WholeInt, Field(ge=0, le=MAX_RELEARN_STEPS)], ...] = Field(
+        (0, 5, 10, 20), description="relearn: the optimizer steps (of the target fine-tune's lr and batch) after which "
+                                    "the held-out half is measured, ascending")
     benign_relearn: bool = Field(False, description="relearn: also the benign curve, relearning on as many retain rows "
                                                    "(as much training and measuring again as the relearning itself)")
-    sampling_n: WholeInt = Field(8, ge=1, description="relearn and quantize: answers sampled per forget question "
-                                                      "for the leak share")
-    quantize_bits: tuple[WholeInt, ...] = Field((8, 4), description="quantize: the bit widths tried")
-    quantize_group: WholeInt = Field(128, ge=1, description="quantize: input weights per scale")
+    sampling_n: WholeInt = Field(8, ge=1, le=MAX_SAMPLES, description="relearn and quantize: answers sampled per "
+                                                                      "forget question for the leak share")
+    quantize_bits: tuple[Annotated[WholeInt, Field(ge=2, le=16)], ...] = Field(
+        (8, 4), description="quantize: the bit widths tried, from 2 (one level each side of 0) to 16 (as fine as the "
+                            "half-precision weights themselves)")
+    quantize_group: WholeInt = Field(128, ge=1, le=2**16, description="quantize: input weights per scale (as wide as "
+                                                                      "a row or wider: one scale a row; 2**16 is wider "
+                                                                      "than any model's rows)")
     min_k_share: FiniteFloat = Field(0.4, gt=0, le=1, description="mia: the share of lowest-scoring tokens Min-K % "
                                                                  "and Min-K %++ average")
     prefill_share: FiniteFloat = Field(0.25, ge=0, lt=1, description="prompts: the share of the answer's words given")
-    in_context: WholeInt = Field(3, ge=1, description="prompts: retain question/answer pairs before the question")
-    bootstrap: WholeInt = Field(1000, ge=100, description="resamples of the bootstrap intervals over questions")
+    in_context: WholeInt = Field(3, ge=1, le=1000, description="prompts: retain question/answer pairs before the "
+                                                               "question (as many as fit in engine.max_model_len)")
+    bootstrap: WholeInt = Field(1000, ge=100, le=100_000, description="resamples of the bootstrap intervals over "
+                                                                      "questions, each a step of a Python loop")
 
     @field_validator("relearn_steps")
     @classmethod
@@ -330,31 +429,35 @@ class AttacksConfig(Strict):
     @field_validator("quantize_bits")
     @classmethod
     def _bits(cls, bits: tuple[int, ...]) -> tuple[int, ...]:
-        if not bits or any(not 2 <= b <= 16 for b in bits):
-            raise ValueError("quantize_bits: each width from 2 to 16, e.g. [8, 4]")
+        if not bits:
+            raise ValueError("quantize_bits: at least one width from 2 to 16, e.g. [8, 4]")
         return bits
 
 
 class EvalConfig(Strict):
-    retain_subset: WholeInt = Field(40, ge=1, description="retain rows evaluated, drawn with a fixed seed")
+    retain_subset: WholeInt = Field(40, ge=1, le=MAX_ROWS, description="retain rows evaluated, drawn with a fixed seed")
     seed: Seed = Field(0, description="draws the retain subset and seeds the evaluation's sampling")
-    score_batch_size: WholeInt = Field(16, ge=1, description="sequences per forward pass for log-probabilities")
+    score_batch_size: WholeInt = Field(16, ge=1, le=MAX_BATCH, description="sequences per forward pass for "
+                                                                           "log-probabilities")
     retain_model: bool = Field(False, description="train (once, cached) the retain model that forget quality needs")
     retain_base: str | None = Field(None, description="where `model` is a target (`make eval`, target.finetune=false): "
                                     "the model it was made from (a name or folder, as `model`); the retain model is its "
                                     "fine-tune on the retain split, and it judges fluency. None: the base_model in the "
                                     "folder's model card (a run's saved model has one)")
-    sampling_n: WholeInt = Field(64, ge=1, description="answers sampled per forget question (evaluation under sampling)")
-    sampling_temperature: FiniteFloat = Field(1.0, gt=0)
+    sampling_n: WholeInt = Field(64, ge=1, le=MAX_SAMPLES, description="answers sampled per forget question "
+                                                                       "(evaluation under sampling)")
+    sampling_temperature: FiniteFloat = Field(1.0, ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
     sampling_top_p: FiniteFloat = Field(1.0, gt=0, le=1)
     leak_threshold: FiniteFloat = Field(0.5, ge=0, le=1, description="a sample with ROUGE-L >= this counts as a leak")
-    confidence: FiniteFloat = Field(0.95, gt=0, lt=1, description="confidence of the sampling bounds")
+    confidence: FiniteFloat = Field(0.95, ge=0.5, lt=1, description="confidence of the sampling bounds (at least 0.5: "
+                                                                    "a bound more likely wrong than right is none)")
     # The names data/corpus.py knows (CORPUS_NAMES; tests/test_config.py keeps the two lists equal).
     corpus: Literal["builtin", "wikitext"] = Field("builtin", description="over-unlearning contexts: 'builtin' "
                                                                          "(offline) or 'wikitext' (hub)")
     corpus_revision: str | None = Field(None, description="corpus 'wikitext' only: the hub revision to pin (None: the newest)")
-    max_contexts: WholeInt = Field(400, ge=0, description="over-unlearning contexts scored (0: skip the check)")
-    context_tokens: WholeInt = Field(32, ge=1)
+    max_contexts: WholeInt = Field(400, ge=0, le=MAX_ROWS, description="over-unlearning contexts scored (0: skip the "
+                                                                       "check)")
+    context_tokens: WholeInt = Field(32, ge=1, le=MAX_TOKENS)
     attacks: AttacksConfig = AttacksConfig()
 
 
@@ -366,26 +469,29 @@ class CheckpointConfig(Strict):
     # Writing a full state costs what copying and writing it costs (about 5 s for the default model's 1.6 GB
     # on a 2-core machine, where a PMC round trains in 5-10 s), so it is not done every round by default.
     full_state_every_s: FiniteFloat = Field(
-        300.0, ge=0, description="seconds between full trainer states (weights, optimizer: 1.6 GB for the default "
-                                 "model); a resumed job trains the rounds since the last one again (0: every round)")
+        300.0, ge=0, le=MAX_SECONDS, description="seconds between full trainer states (weights, optimizer: 1.6 GB for "
+                                                 "the default model); a resumed job trains the rounds since the last "
+                                                 "one again (0: every round)")
     keep: bool = Field(False, description="keep the last checkpoint in the finished run folder")
 
 
 class RayConfig(Strict):
     """Where a job's actors run: one placement group per job (cluster/placement.py), a bundle per role."""
 
-    num_cpus_per_actor: FiniteFloat = Field(1, ge=0)
-    num_gpus_per_actor: FiniteFloat | None = Field(None, ge=0, description="None: 0.5 per actor when the cluster has "
-                                                                          "GPUs (CUDA visible, for a job of its own), else 0")
+    num_cpus_per_actor: RayShare = Field(1, ge=0, le=MAX_ACTOR_CPUS)
+    num_gpus_per_actor: RayShare | None = Field(None, ge=0, le=MAX_ACTOR_GPUS, description="None: 0.5 per actor when "
+                                                "the cluster has GPUs (CUDA visible, for a job of its own), else 0")
     colocate: bool = Field(False, description="trainer rank i and engine i in one bundle (one node, sharing its GPU; "
                                               "engines sleep while the trainer steps) instead of a bundle each")
-    trainer_workers: WholeInt = Field(1, ge=1, description="trainer ranks: one torch.distributed group, the model "
-                                                           "sharded with FSDP2, each rank a share of every batch")
-    sampler_replicas: WholeInt = Field(1, ge=1, description="vLLM engines: each round's questions split across them, "
-                                                            "every push reaches all")
+    trainer_workers: WholeInt = Field(1, ge=1, le=MAX_GPUS, description="trainer ranks: one torch.distributed group, "
+                                      "the model sharded with FSDP2, each rank a share of every batch")
+    sampler_replicas: WholeInt = Field(1, ge=1, le=MAX_GPUS, description="vLLM engines: each round's questions split "
+                                       "across them, every push reaches all")
     call_timeout_s: FiniteFloat | None = Field(
-        1800.0, gt=0, description="seconds one call of an engine or trainer rank may take before the job ends with a "
-                                  "message naming it (a hung engine); None: no limit")
+        1800.0, ge=1, le=MAX_SECONDS, description="seconds one call of an engine or trainer rank may take before the "
+                                                  "job ends with a message naming it (a hung engine); None: no limit. "
+                                                  "At least a second: the calls it bounds (a round's sampling or training) "
+                                                  "take longer")
 
 
 class RunConfig(Strict):
@@ -399,8 +505,8 @@ class RunConfig(Strict):
                             "the model is an instruct model, else plain)")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="training compute type, master weights stay fp32 (auto: bf16 where the hardware has it)")
-    threads: WholeInt | None = Field(None, ge=1, description="torch/vLLM CPU threads per actor (None: PMC_THREADS "
-                                                             "where it is set, else every core this process may use)")
+    threads: WholeInt | None = Field(None, ge=1, le=MAX_THREADS, description="torch/vLLM CPU threads per actor (None: "
+                                     "PMC_THREADS where it is set, else every core this process may use)")
     cache_dir: Folder = Path(".cache")
     runs_dir: Folder = Path("runs")
     allow_external_dirs: bool = Field(False, description="runs_dir/cache_dir may lie outside the project folder")
@@ -559,6 +665,10 @@ def _parse_yaml(text: str, source: str) -> Any:
         return yaml.load(stream, Loader=_PresetLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(err)}") from None
+    except ConfigError:
+        raise
+    except ValueError as err:  # PyYAML's int(): a number of more digits than Python converts (4,300)
+        raise ConfigError(f"{source}: a value too long to read: {str(err).split(';')[0]}") from None
     except RecursionError:  # PyYAML composes and constructs nested collections recursively
         raise ConfigError(f"{source}: nested too deeply to read; a setting is a few levels deep at most") from None
 

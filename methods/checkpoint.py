@@ -10,6 +10,7 @@ most once every `full_state_every_s` seconds, and a resumed job trains the round
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,10 +19,19 @@ from pathlib import Path
 from pmc_unlearning.storage.files import write_file_atomically
 
 STATE_FILE = "state.json"
+_TRAINER_STATE = re.compile(r"trainer-\d+")  # the names `save` gives: a folder of the checkpoint's own
 
 
 class UnreadableCheckpoint(ValueError):
-    """A checkpoint that cannot be resumed (a torn or foreign state file): the run starts over, with a warning."""
+    """A checkpoint that cannot be resumed (a torn state file, or one naming a trainer state that is not its
+    own): the job is refused, and the checkpoint kept, unless it starts over (`--fresh`)."""
+
+
+def make_private_folder(folder: Path) -> None:
+    """The checkpoint folder, which only its user can enter whatever the umask (a group-shared runs folder's
+    included): what is in it is loaded, and unpickled, when a job resumes."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,9 @@ class Checkpoints:
             saved = Saved(state["round"], state["records"], state["selections"], state["replay"], trainer_state)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise UnreadableCheckpoint(f"the checkpoint {path} cannot be read ({type(err).__name__}: {err})") from None
+        if trainer_state and not _TRAINER_STATE.fullmatch(state["trainer_state"]):
+            raise UnreadableCheckpoint(f"the checkpoint {path} names a trainer state {state['trainer_state']!r} that is "
+                                       "not a folder of its own (trainer-<round>)")
         if trainer_state and not trainer_state.is_dir():
             raise UnreadableCheckpoint(f"the checkpoint {path} names a trainer state {trainer_state} that is not there")
         return saved
@@ -84,7 +97,7 @@ class Checkpoints:
         if not self.enabled:
             return
         started = time.perf_counter()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(self.folder)
         trainer.wait_for_saves()  # state files appear in order
         if time.monotonic() - self.last_full_state >= self.full_state_every_s:
             self._remove_trainer_states(keep=self.trainer_state)

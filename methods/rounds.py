@@ -8,9 +8,10 @@ checkpoints and logs the round.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
-from pmc_unlearning.cluster.weight_sync import sync_weights
+from pmc_unlearning.cluster.weight_sync import TrainingDiverged, sync_weights
 from pmc_unlearning.methods.checkpoint import Checkpoints
 from pmc_unlearning.methods.method import Method
 from pmc_unlearning.telemetry.timing import StageTimer
@@ -28,9 +29,15 @@ def run_rounds(method: Method, sampler, trainer, engine_dtype: str, log: Callabl
     for round_ in range(served + 1, schedule.rounds + 1):
         timer = StageTimer()
         record = {"round": round_, **method.train_round(round_, sampler, trainer, timer, served)}
+        if not math.isfinite(record["loss"]):
+            raise TrainingDiverged(f"training diverged at round {round_}: the loss is {record['loss']}; try a lower "
+                                   "learning rate")
         if round_ == schedule.rounds or method.uses_engine_after(round_):
             with timer("weight_sync"):
-                sync_weights(trainer, sampler, engine_dtype)
+                try:
+                    sync_weights(trainer, sampler, engine_dtype)
+                except TrainingDiverged as diverged:
+                    raise TrainingDiverged(f"{diverged} (at round {round_})") from None
                 served = round_
         stop = method.finish_round(round_, sampler, timer, record)
         record["seconds"] = {stage: timer.seconds.get(stage, 0.0) for stage in method.stages}

@@ -26,15 +26,16 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pmc_unlearning.cluster.bundles import job_bundles, local_cpus, refuse_more_than
-from pmc_unlearning.cluster.local_ray import close_local_ray
+from pmc_unlearning.cluster.local_ray import close_local_ray, joins_a_cluster
 from pmc_unlearning.configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
 from pmc_unlearning.configs.batch_schema import Batch, load_batch
 from pmc_unlearning.data import DataError
 from pmc_unlearning.models import ModelError
 from pmc_unlearning.orchestrator.compare import comparison_batch
 from pmc_unlearning.orchestrator.inputs import load_checked_data
-from pmc_unlearning.orchestrator.ownership import BATCH, EVALUATE, EXPERIMENT, UNLEARN, claim, holding
+from pmc_unlearning.orchestrator.ownership import BATCH, EVALUATE, UNLEARN, claim, holding
 from pmc_unlearning.orchestrator.run_folder import check_run_folders, claim_run_folders
+from pmc_unlearning.orchestrator.tune_state import check_experiment
 from pmc_unlearning.telemetry.console import captured, show, summary_lines
 from pmc_unlearning.telemetry.errors import JobError, Refused
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_checked_data(config)  # data and model folder, in a second: the job's heavy imports come after
                 kind, fresh = (UNLEARN, args.fresh) if args.command == "unlearn" else (EVALUATE, True)
                 check_run_folders(config, kind, fresh)
-                if not os.environ.get("RAY_ADDRESS"):  # the CPUs of the local instance the job will start
+                if not joins_a_cluster():  # the CPUs of the local instance the job will start
                     refuse_more_than(job_bundles(config.ray, False, config.engine.tensor_parallel_size),
                                      {"CPU": local_cpus()}, "this machine's Ray instance", kinds=("CPU",))
                 start_job(job, config.runs_dir, config.name)
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except JobError as err:
+        if _signals_received:  # a signal to the whole process group: Ray's processes ended before the driver
+            return _stopped()
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
@@ -112,12 +115,17 @@ def main(argv: list[str] | None = None) -> int:
               "run the same command again to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        name = _signals_received[0] if _signals_received else "SIGINT"
-        print(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run",
-              file=sys.stderr)
-        return 128 + getattr(signal, name)
+        return _stopped()
     print(f"done: {folder}/report.md")
     return 0
+
+
+def _stopped() -> int:
+    """The line and exit code of a job stopped by a signal (SIGINT where Ctrl-C reached Python first)."""
+    name = _signals_received[0] if _signals_received else "SIGINT"
+    print(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run",
+          file=sys.stderr)
+    return 128 + getattr(signal, name)
 
 
 def start_job(job: ExitStack, runs_dir: Path, name: str) -> None:
@@ -149,11 +157,10 @@ def _interrupt(signum: int, frame) -> None:
 
 
 def check_batch_folders(batch: Batch) -> None:
-    """The batch's folder, its experiment folder (under storage_path) and its trials' run folders must be the
-    batch's own where they exist."""
+    """The batch's folder, its Tune experiment folder and its trials' run folders must be the batch's own where
+    they exist."""
     claim(batch.runs_dir, BATCH)
-    if batch.config.storage_path is not None:
-        claim(Path(batch.config.storage_path).expanduser().resolve() / batch.config.name, EXPERIMENT)
+    check_experiment(batch)
     for trial in batch.trials:  # a trial's partial of other settings is refused when the trial runs
         claim_run_folders(batch.trial_config(trial), UNLEARN)
 

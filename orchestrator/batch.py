@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
+import os
+from contextlib import ExitStack
 from pathlib import Path
 
 from ray import tune
@@ -27,9 +28,15 @@ from pmc_unlearning.cluster.session import ray_session
 from pmc_unlearning.configs import ConfigError, load_method_config
 from pmc_unlearning.configs.batch_schema import Batch, Trial
 from pmc_unlearning.models.fingerprint import TRAINING_CODE, fingerprint_code
-from pmc_unlearning.orchestrator.ownership import BATCH, EXPERIMENT, claim, holding, mark
+from pmc_unlearning.orchestrator.ownership import BATCH, claim, holding, mark
 from pmc_unlearning.orchestrator.pipeline import run_unlearning
 from pmc_unlearning.orchestrator.run_folder import finished_run
+from pmc_unlearning.orchestrator.tune_state import (
+    check_experiment,
+    check_restorable,
+    experiment_location,
+    fresh_experiment,
+)
 from pmc_unlearning.reporting.batch_report import write_batch_report
 from pmc_unlearning.storage.files import settings_key
 from pmc_unlearning.telemetry.errors import JobError
@@ -42,16 +49,23 @@ TRIAL_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "PYTHONUNBUFFERED": "1"}
 def run_batch(batch: Batch) -> Path:
     """Run (or continue) the batch; returns runs/<batch>/ with its report."""
     callbacks = tracker_callbacks(batch)  # a tracker that is not installed is refused before anything runs
-    with holding(batch.runs_dir.parent, batch.config.name):
+    with ExitStack() as held:
+        held.enter_context(holding(batch.runs_dir.parent, batch.config.name))
         claim(batch.runs_dir, BATCH)
         batch.runs_dir.mkdir(parents=True, exist_ok=True)
         mark(batch.runs_dir, BATCH)
+        if batch.config.storage_path is not None:  # Tune's state elsewhere: a lock of its own, beside it
+            held.enter_context(holding(*experiment_location(batch)))
         return _run_batch(batch, callbacks)
 
 
 def _run_batch(batch: Batch, callbacks: list) -> Path:
     print(f"batch {batch.config.name}: {len(batch.trials)} trials, {batch.config.max_concurrent_trials} at a time, "
           f"in {batch.runs_dir}", flush=True)
+    # Ctrl-C stops a batch as it stops a job: a KeyboardInterrupt, one line, exit 130 (orchestrator/__main__.py),
+    # the trials' run folders and Tune's state (saved as it goes) kept for the same command to continue. Tune's
+    # own handler would end the experiment as if it were done, its trials reported unfinished (exit 1).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     with ray_session(num_cpus=local_cpus_needed(batch), env=TRIAL_ENV):
         gpus = cluster_has_gpus()
         params = [trial_params(batch, trial, gpus) for trial in batch.trials]
@@ -80,7 +94,9 @@ def local_cpus_needed(batch: Batch) -> float:
 
 
 def tuner(batch: Batch, params: list[dict], callbacks: list) -> tune.Tuner:
-    """The batch's Tune experiment: restored when this batch (unchanged) was interrupted, else new."""
+    """The batch's Tune experiment: restored when this batch (unchanged) was interrupted, else new. Another
+    batch's is neither restored nor deleted, and state anybody else could have written is not restored."""
+    check_experiment(batch)
     storage, name = experiment_location(batch)
     trainable = tune.with_resources(run_trial, resources=lambda spec: tune.PlacementGroupFactory(
         spec["trial"]["bundles"], strategy="PACK"))
@@ -88,13 +104,10 @@ def tuner(batch: Batch, params: list[dict], callbacks: list) -> tune.Tuner:
     spec = batch_identity(batch)
     same_batch = spec_file.is_file() and json.loads(spec_file.read_text()) == spec
     if same_batch and tune.Tuner.can_restore(str(experiment)):
+        check_restorable(experiment)
         print(f"continuing the batch from {experiment}", flush=True)
         return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    if batch.config.storage_path is not None:  # under runs/<batch>/, the experiment is the batch folder's
-        claim(experiment, EXPERIMENT)
-    shutil.rmtree(experiment, ignore_errors=True)  # an earlier state of this batch (the run folders stay)
-    experiment.mkdir(parents=True)
-    mark(experiment, EXPERIMENT)
+    fresh_experiment(batch)
     spec_file.write_text(json.dumps(spec, indent=1) + "\n")
     return tune.Tuner(
         trainable, param_space={"trial": tune.grid_search(params)},
@@ -109,13 +122,6 @@ def batch_identity(batch: Batch) -> dict:
     config (a changed preset changes it) and the project's code."""
     configs = {trial.name: batch.trial_config(trial).resolved() for trial in batch.trials}
     return {**batch.describe(), "trial_configs": settings_key(configs), "code": fingerprint_code(TRAINING_CODE)}
-
-
-def experiment_location(batch: Batch) -> tuple[Path, str]:
-    """(storage path, experiment name): runs/<batch>/tune by default, else <storage_path>/<batch>."""
-    if batch.config.storage_path is None:
-        return batch.runs_dir, "tune"
-    return Path(batch.config.storage_path).expanduser().resolve(), batch.config.name
 
 
 def trial_name(trial) -> str:

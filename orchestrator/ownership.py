@@ -8,20 +8,31 @@ by earlier versions of the project carry no marker; their own identity files say
 
 A job holds its name for as long as it runs: an exclusive `flock` on `<runs_dir>/.<name>.lock` (on one
 machine, and across nodes on file systems that support it, as NFSv4 does). The lock file names the holder
-(host, pid, since when) for the message a second job gets. A holder that died released the lock with its
-process, so the next job takes it over.
+(user, host, pid, since when) for the message a second job gets; it is readable by the folder's group, so that
+a teammate sees who holds a name. A holder that died released the lock with its process, so the next job takes
+it over, also when a teammate's job made the file: it is replaced by one of this user's, under the old file's
+lock. A job checks after taking a lock that its file is still the one at the path (a teammate's job may have
+replaced it meanwhile), and again before it finishes (`check_still_holding`: a lock file removed under a
+running job would let a second job take the name).
+
+Markers and lock files are never opened through a link: a link planted under their name in a folder others can
+write to is refused (locks) or replaced (markers), never followed.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import pwd
 import socket
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from pmc_unlearning.storage.files import write_text_atomically
 from pmc_unlearning.telemetry.errors import Refused
 
 MARKER = ".pmc-owner.json"
@@ -29,9 +40,10 @@ UNLEARN, EVALUATE, BATCH, EXPERIMENT = "unlearning run", "evaluation run", "batc
 _held: dict[Path, tuple[int, int]] = {}  # lock file -> (descriptor, how many holders in this process)
 
 
-def mark(folder: Path, kind: str) -> None:
-    """Say that the project made `folder` for a job of `kind`."""
-    (folder / MARKER).write_text(json.dumps({"made_by": "pmc-unlearning", "kind": kind}) + "\n")
+def mark(folder: Path, kind: str, made_for: dict | None = None) -> None:
+    """Say that the project made `folder` for a job of `kind` (and, where given, which job: `made_for`)."""
+    write_text_atomically(folder / MARKER, json.dumps({"made_by": "pmc-unlearning", "kind": kind,
+                                                       **({"made_for": made_for} if made_for else {})}) + "\n")
 
 
 def kind_of(folder: Path) -> str | None:
@@ -82,24 +94,13 @@ def describe(path: Path) -> str:
 def holding(runs_dir: Path, name: str) -> Iterator[None]:
     """Hold the job name `name` in `runs_dir` for the duration, or refuse at once naming the holder. Nested
     holds of one name in one process (the command line, then the job it runs) share the lock."""
-    path = (runs_dir / f".{name}.lock").resolve()
+    path = lock_path(runs_dir, name)
     if path in _held:
         fd, count = _held[path]
         _held[path] = (fd, count + 1)
     else:
         runs_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            os.close(fd)
-            raise Refused(f"'{name}' is held by another job ({holder}); wait for it to end or choose another name "
-                          f"(--set name=...); lock: {path}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                  "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}).encode(), 0)
-        _held[path] = (fd, 1)
+        _held[path] = (_take_lock(path, name), 1)
     try:
         yield
     finally:
@@ -110,9 +111,96 @@ def holding(runs_dir: Path, name: str) -> Iterator[None]:
             os.close(fd)  # releases the lock; the file stays (removing it would race with the next holder)
 
 
+def lock_path(runs_dir: Path, name: str) -> Path:
+    """The lock file of a name: in the resolved runs folder; the file itself is never resolved (no link followed)."""
+    return runs_dir.resolve() / f".{name}.lock"
+
+
+def check_still_holding(runs_dir: Path, name: str) -> None:
+    """Where this process holds `name`: refuse if its lock file is no longer the one at the path (removed or
+    replaced while the job ran: a second job may hold the name now), before anything is moved into place."""
+    path = lock_path(runs_dir, name)
+    if path in _held and not _is_at(_held[path][0], path):
+        raise Refused(f"the lock {path} of job '{name}' was removed or replaced while the job ran, so another job may "
+                      f"hold the name now; this run is left unfinished where it is (its .partial folder)")
+
+
+def _take_lock(path: Path, name: str) -> int:
+    """The descriptor of the lock file at `path`, exclusively locked and naming this process."""
+    while True:
+        fd = _open_lock(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise Refused(f"'{name}' is held by another job ({holder}); wait for it to end or choose another name "
+                          f"(--set name=...); lock: {path}") from None
+        if not _is_at(fd, path):  # replaced or removed since it was opened: take the one there now
+            os.close(fd)
+            continue
+        owner = os.fstat(fd).st_uid
+        if owner == os.getuid():
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"user": _user_name(os.getuid()), "host": socket.gethostname(),
+                                      "pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}).encode(), 0)
+            return fd
+        _replace_released_lock(fd, path, name, owner)
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file at `path` opened (made, where there is none), never through a link; read-only where it is a
+    teammate's file that this user cannot write (flock needs no write access)."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o640)
+        except PermissionError:
+            return os.open(path, os.O_RDONLY | flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Refused(f"{path} is a link ({os.readlink(path)}), not a lock file: a lock is never taken through a "
+                          "link; remove it, or choose another name (--set name=...)") from None
+        raise Refused(f"{path}: the lock file of this name cannot be opened ({err.strerror}); remove it, or choose "
+                      "another name (--set name=...)") from None
+
+
+def _replace_released_lock(fd: int, path: Path, name: str, owner: int) -> None:
+    """A teammate's lock file that nobody holds (its job ended): removed while this process holds its lock, so
+    that the next attempt makes this user's own; a job opening the old file meanwhile finds it gone."""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Refused(f"{path} is not a lock file this project made; remove it, or choose another name "
+                          "(--set name=...)")
+        os.unlink(path)
+    except PermissionError:
+        raise Refused(f"'{name}' was last held by {_user_name(owner)}, whose lock file {path} this user cannot "
+                      "replace (the folder keeps its files' owners, sticky bit): ask them to remove it, or choose "
+                      "another name (--set name=...)") from None
+    finally:
+        os.close(fd)
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not removed, not replaced)."""
+    try:
+        here = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"user id {uid}"
+
+
 def _holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0))
-        return f"host {info['host']}, pid {info['pid']}, since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a holder that has not written its name yet"
+        return f"{info.get('user', _user_name(os.fstat(fd).st_uid))}, host {info['host']}, pid {info['pid']}, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{_user_name(os.fstat(fd).st_uid)}, who has not written the holder's name yet"

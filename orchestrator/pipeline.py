@@ -38,7 +38,7 @@ from pmc_unlearning.methods.rounds import run_rounds
 from pmc_unlearning.models import fingerprint_folder, resolve_model
 from pmc_unlearning.models.checks import check_prompt_lengths, check_tokenizer_fits_model
 from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, content_fingerprint, fingerprint_code
-from pmc_unlearning.models.hardware import resolve_precision
+from pmc_unlearning.models.hardware import resolve_engine_dtype, resolve_precision
 from pmc_unlearning.models.prompting import PromptFormat, resolve_style
 from pmc_unlearning.orchestrator.inputs import benchmark_texts, load_checked_data
 from pmc_unlearning.orchestrator.lineage import earlier_requests, lineage_of, write_lineage, write_request_record
@@ -48,7 +48,7 @@ from pmc_unlearning.reporting.model_card import card_base_model, write_model_car
 from pmc_unlearning.reporting.plots import write_plots
 from pmc_unlearning.reporting.report import attacked_models, write_report
 from pmc_unlearning.reporting.summary import write_summary
-from pmc_unlearning.storage.files import build_folder_once, building, settings_key
+from pmc_unlearning.storage.files import build_folder_once, building, sees_probe, settings_key, write_probe
 from pmc_unlearning.telemetry.console import Progress, captured, keep_log, log_state, show
 from pmc_unlearning.telemetry.errors import JobError
 from pmc_unlearning.telemetry.timing import StageTimer
@@ -206,7 +206,7 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
         base_dir = base_model_dir(config, kind, model_dir, data)
         request = data if isinstance(data, Request) else None
         inputs = None if request else evaluation_inputs(data, prompt, config)  # a request's: once answered
-    resolved = {**resolved_settings(model_dir, prompt, data), **({"base_dir": str(base_dir)} if base_dir != model_dir else {})}
+    resolved = {**resolved_settings(config, model_dir, prompt, data), **({"base_dir": str(base_dir)} if base_dir != model_dir else {})}
     run = RunFolder(config, extra=resolved, kind=kind, fresh=fresh)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
@@ -449,12 +449,14 @@ def base_model_dir(config: RunConfig, kind: str, model_dir: Path, data: Benchmar
     return resolve_model(name, config.cache_dir, tokenizer_corpus=benchmark_texts(data), progress=Progress)
 
 
-def resolved_settings(model_dir: Path, prompt: PromptFormat, data: Benchmark | Request) -> dict:
+def resolved_settings(config: RunConfig, model_dir: Path, prompt: PromptFormat, data: Benchmark | Request) -> dict:
     """What the run resolved at run time, saved beside its config: the model folder (for a hub model its
-    snapshot, named by commit), the prompt format, the metrics the data cannot give (and why), and the data's
-    fingerprint (a request's: of what the user gave)."""
-    return {"model_dir": str(model_dir), "prompt": prompt.describe(), "absent_metrics": dict(data.absent),
-            "data_fingerprint": data.fingerprint()}
+    snapshot, named by commit) and its fingerprint (a local folder's files change under the same path), the
+    prompt format, the metrics the data cannot give (and why), the data's fingerprint (a request's: of what the
+    user gave), and the precisions "auto" became on this machine."""
+    return {"model_dir": str(model_dir), "model_fingerprint": fingerprint_folder(model_dir),
+            "prompt": prompt.describe(), "absent_metrics": dict(data.absent), "data_fingerprint": data.fingerprint(),
+            "precision": resolve_precision(config.precision), "engine_dtype": resolve_engine_dtype(config.engine.dtype)}
 
 
 def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, config: RunConfig,
@@ -508,9 +510,12 @@ def ensure_finetuned(base_dir: Path, rows: Sequence[QA], role: str, rows_fingerp
         if (folder / "config.json").is_file():
             show(f"{role} model: cached at {folder}")
             return folder, False
+        where = placement.options(f"{role} fine-tune")
+        check_shared_cache(config.cache_dir, folder.parent, f"the {role} fine-tune's",
+                           lambda path, token: ray.get(ray.remote(write_probe).options(**where).remote(path, token)))
         show(f"{role} model: fine-tuning {base_dir} on {len(rows)} rows ({prompt.style} prompts) -> {folder}")
         pairs = [(row.question, row.answer) for row in rows]
-        task = ray.remote(finetune_target).options(**placement.options(f"{role} fine-tune"))
+        task = ray.remote(finetune_target).options(**where)
         epochs = config.target.epochs
         with Progress(f"{role} fine-tune", epochs, "epochs") as progress:
             for epoch_done in task.remote(str(base_dir), pairs, config.target, str(folder),
@@ -529,12 +534,21 @@ def check_shared_storage(folder: Path, trainers) -> None:
     token = secrets.token_hex(8)
     trainers.write_probe(str(folder.resolve()), token)
     for rank in range(len(trainers.members)):
-        probe = folder / f".storage-probe-{rank}"
-        seen = probe.read_text() if probe.is_file() else None
-        probe.unlink(missing_ok=True)
-        if seen != token:
+        if not sees_probe(folder / f".storage-probe-{rank}", token):
             raise JobError(f"runs_dir {folder.parent} is not shared between this node and trainer rank {rank}'s: "
                            "put runs_dir on storage every node mounts at the same path (see docker/cluster.yaml)")
+
+
+def check_shared_cache(cache_dir: Path, folder: Path, whose: str, write_there: Callable[[str, str], None]) -> None:
+    """A fine-tune writes its model into `folder` of the cache on whatever node its bundle is on, and the job reads
+    it here: refuse a cache_dir the driver's node does not share with that one (`whose`; `write_there(path,
+    token)` writes a file there), before the fine-tune's minutes are spent."""
+    token = secrets.token_hex(8)
+    probe = folder / f".storage-probe-{token}"  # a name of this job's own: jobs share the cache
+    write_there(str(probe.resolve()), token)
+    if not sees_probe(probe, token):
+        raise JobError(f"cache_dir {cache_dir} is not shared between this node and {whose}: put cache_dir on storage "
+                       "every node mounts at the same path (see docker/cluster.yaml)")
 
 
 def evaluation_settings(prompt: PromptFormat, config: RunConfig, rows: str, exclude: set[str]) -> dict:

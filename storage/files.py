@@ -1,18 +1,23 @@
 """Cache folders that appear whole or not at all, named by a key of what they depend on, and built once
-when several jobs need them at the same time."""
+when several jobs need them at the same time; files given their bytes up front; probes of whether two nodes
+share a folder."""
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from pmc_unlearning.telemetry.errors import JobError
 
 
 def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
@@ -69,6 +74,31 @@ def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_folder(path.parent)
+
+
+def write_text_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """`text` as the whole of `path`, in one rename, never through a link: the temporary file is made new
+    (O_EXCL, O_NOFOLLOW, an unguessable name) in the folder opened once, and the rename replaces whatever entry
+    `path` was (a link planted there included) instead of following it. For files in folders other users can
+    write to (locks' neighbours, markers). `mode` is narrowed by the umask as usual."""
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    tmp = f".{path.name}.tmp-{secrets.token_hex(8)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
+        try:
+            with os.fdopen(os.dup(fd), "w") as f:
+                f.write(text)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        os.fsync(folder)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=folder)
+        raise
+    finally:
+        os.close(folder)
 
 
 def fsync_folder(folder: Path) -> None:
@@ -154,3 +184,34 @@ def _process_runs(pid: int) -> bool:
 def settings_key(settings: dict[str, Any]) -> str:
     """A short stable key for a JSON-able description of everything a cached folder depends on."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class NoRoom(JobError):
+    """A file the job needs does not fit where it must be: the message says how much it needs and how much there is."""
+
+
+def allocate(fd: int, size: int, folder: str, what: str, remedy: str) -> None:
+    """Give the open file `fd` in `folder` its `size` bytes now. A file that has its size but not its bytes (sparse)
+    gets them as it is written, and on a memory file system (/dev/shm) that has no room left by then, the writing
+    process dies of SIGBUS; here, NoRoom says what `what` needs, what `folder` has free and the `remedy`."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        room = os.statvfs(folder)
+        raise NoRoom(f"{what} needs {size} bytes in {folder}, which has {room.f_bavail * room.f_frsize} bytes free: "
+                     f"{remedy}") from None
+
+
+def write_probe(path: str, token: str) -> None:
+    """Write `token` to `path` (run as a Ray task, maybe on another node): whether the caller reads it back on its
+    own node says whether the two share the folder."""
+    Path(path).write_text(token)
+
+
+def sees_probe(probe: Path, token: str) -> bool:
+    """Whether `probe` holds `token` here (written by `write_probe`, maybe on another node); the probe is removed."""
+    seen = probe.read_text() if probe.is_file() else None
+    probe.unlink(missing_ok=True)
+    return seen == token

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from pmc_unlearning.configs import machine_threads  # imports neither torch nor Ray
@@ -154,3 +156,71 @@ def ray_cluster():
 
     with ray_session(num_cpus=2):
         yield
+
+
+class Teammates:
+    """Two OS users, `ann` and `bob` (their names made unique), in one group of their own, as a team shares a
+    machine; `run_as` runs Python code as one of them, importing this checkout's package.
+
+    Their Python is the suite's own where they can run it; where it lives in a folder only the suite's user can
+    enter (a pyenv under /root), the system's python3 of the same version, which has the standard library but
+    not the project's dependencies: enough for what ownership and run folders do (`has_dependencies` says
+    which)."""
+
+    def __init__(self, suffix: str, folder: Path):
+        self.group = f"pmcteam{suffix}"
+        self.users = {who: f"pmc{who}{suffix}" for who in ("ann", "bob")}
+        subprocess.run(["groupadd", self.group], check=True)
+        for user in self.users.values():
+            subprocess.run(["useradd", "--no-create-home", "--gid", self.group, "--shell", "/usr/sbin/nologin", user],
+                           check=True)
+        self.gid = int(subprocess.run(["getent", "group", self.group], capture_output=True, text=True,
+                                      check=True).stdout.split(":")[2])
+        self.uids = {who: int(subprocess.run(["id", "-u", user], capture_output=True, text=True, check=True).stdout)
+                     for who, user in self.users.items()}
+        importable = folder / "importable"  # `pmc_unlearning` -> this checkout, for an interpreter without it
+        importable.mkdir()
+        (importable / "pmc_unlearning").symlink_to(PROJECT)
+        self.env = {**os.environ, "HOME": str(folder), "PYTHONPATH": str(importable)}
+        self.python, self.has_dependencies = sys.executable, True
+        if self.run_as("ann", "import pmc_unlearning").returncode != 0:
+            self.python, self.has_dependencies = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}", False
+
+    def shared_folder(self, path: Path) -> Path:
+        """A folder as the image's group-shared runs folder is: setgid, rwx for the group (2770)."""
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, 0, self.gid)
+        path.chmod(0o2770)
+        return path
+
+    def run_as(self, who: str, code: str, *args: str, umask: int = 0o007, wait: bool = True):
+        """`code` run by `python -c` as `who` (the team's umask by default) from the checkout, with its output."""
+        command = ["setpriv", f"--reuid={self.uids[who]}", f"--regid={self.gid}", "--clear-groups", "sh", "-c",
+                   f'umask {umask:03o}; exec "$@"', "sh", self.python, "-c", code, *args]
+        if wait:
+            return subprocess.run(command, cwd="/", env=self.env, capture_output=True, text=True, timeout=60)
+        return subprocess.Popen(command, cwd="/", env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def remove(self) -> None:
+        for user in self.users.values():
+            subprocess.run(["userdel", user], check=False)
+        subprocess.run(["groupdel", self.group], check=False)
+
+
+@pytest.fixture(scope="session")
+def teammates():
+    """Two users of one group (see Teammates); skipped where the suite cannot make users (not root)."""
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("useradd", "groupadd", "setpriv")):
+        pytest.skip("making a second user needs root and useradd, groupadd and setpriv; this suite runs as user "
+                    f"id {os.geteuid()}")
+    folder = Path(tempfile.mkdtemp(prefix="pmc-team-", dir="/tmp"))
+    folder.chmod(0o755)  # every user reaches it (pytest's own folders are the suite user's only)
+    team = None
+    try:
+        team = Teammates(f"{os.getpid() % 100000}", folder)
+        yield team
+    finally:
+        if team:
+            team.remove()
+        shutil.rmtree(folder)

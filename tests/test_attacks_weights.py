@@ -29,6 +29,11 @@ def test_quantized_weights_lie_on_each_groups_grid_within_half_a_step(bits, grou
     assert torch.equal(out[2, :group], torch.zeros(group)) and out.dtype == weight.dtype
 
 
+def test_a_group_wider_than_a_row_is_the_row():
+    weight = torch.randn(4, 20, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(quantized(weight, 4, 2**16), quantized(weight, 4, 20))
+
+
 def test_fewer_bits_move_the_weights_further():
     weight = torch.randn(16, 256, generator=torch.Generator().manual_seed(0))
     errors = [(quantized(weight, bits, 128) - weight).abs().mean().item() for bits in (8, 4, 2)]

@@ -235,3 +235,57 @@ def test_a_batch_on_a_two_node_cluster_survives_a_killed_trial_and_a_killed_driv
     assert (runs / keep / "checkpoint").is_dir() and not (runs / base / "checkpoint").exists()
     # Two trials ran at once on one empty cache: the target was fine-tuned once.
     assert [mine["target_finetuned"], twin["target_finetuned"]].count(True) == 1
+
+
+@pytest.mark.heavy
+def test_ctrl_c_stops_a_batch_in_one_line_with_exit_130_and_keeps_the_partial_run(smoke_run, tmp_path):
+    """Ctrl-C (SIGINT to the driver) once the trial ran a round: the batch ends as a job does, one line and
+    128 + SIGINT, not as a batch whose trials did not finish (exit 1); the trial's partial run is kept."""
+    smoke_config, _ = smoke_run
+    path = batch_file(tmp_path, name="stopped", grid={"method": ["pmc"]},
+                      set=[f"cache_dir={smoke_config.cache_dir}", f"runs_dir={tmp_path / 'runs'}",
+                           "allow_external_dirs=true", "eval.retain_model=false", "eval.attacks.run=[]"])
+    trial = load_batch(path).trials[0].name
+    metrics = tmp_path / "runs" / "stopped" / f"{trial}.partial" / "metrics.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local instance
+    with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
+        driver = subprocess.Popen([sys.executable, "-m", "pmc_unlearning.orchestrator", "batch", str(path)],
+                                  cwd=PROJECT, env={**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+                                  stdout=stdout, stderr=stderr, start_new_session=True)
+    try:
+        wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 1, "the trial ran a round", driver)
+        os.kill(driver.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group: issue 34's SIGTERM item
+        asked = time.monotonic()
+        driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert driver.returncode == 128 + signal.SIGINT and time.monotonic() - asked < 60, stderr[-3000:]
+    ours = [line for line in stderr.splitlines() if line.startswith(("stopped by", "error:"))]
+    assert len(ours) == 1 and ours[0].startswith("stopped by SIGINT: ") and "Traceback" not in stderr, stderr[-3000:]
+    assert metrics.is_file() and not (tmp_path / "runs" / "stopped" / trial).exists()
+
+
+@pytest.mark.heavy
+def test_the_command_line_refuses_another_batchs_tune_state_in_one_line_and_keeps_it(tmp_path):
+    """Two batches of one name and one storage_path, from two runs folders: the second is refused before anything
+    runs, naming the first, whose Tune state stays as it was."""
+    from pmc_unlearning.orchestrator.tune_state import fresh_experiment
+
+    def batch_in(runs: str) -> Path:
+        (tmp_path / f"{runs}-file").mkdir()
+        return batch_file(tmp_path / f"{runs}-file", name="shared", grid={"method": ["pmc"]},
+                          storage_path=str(tmp_path / "tune"), set=[f"runs_dir={tmp_path / runs}", "allow_external_dirs=true"])
+
+    theirs = fresh_experiment(load_batch(batch_in("their-runs")))
+    (theirs / "tuner.pkl").write_bytes(b"their state")
+    before = sorted((p.name, p.read_bytes()) for p in theirs.iterdir())
+    result = subprocess.run([sys.executable, "-m", "pmc_unlearning.orchestrator", "batch", str(batch_in("my-runs"))],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {theirs} holds the Tune state of batch 'shared' of "
+                                    f"{tmp_path / 'their-runs' / 'shared'} (checkout {PROJECT})")
+    assert sorted((p.name, p.read_bytes()) for p in theirs.iterdir()) == before
+    assert not (tmp_path / "my-runs").exists()  # nothing of the batch's written

@@ -133,7 +133,7 @@ def test_a_job_stopped_by_sigterm_then_killed_resumes_and_ends_as_the_uninterrup
     job = start_and_wait_for_round(stopped_at + 1)
     second = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
-    assert "'smoke' is held by another job (host " in second.stderr and f"pid {job.pid}, since" in second.stderr
+    assert "'smoke' is held by another job (user " in second.stderr and f"pid {job.pid}, since" in second.stderr
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     # Ray's actors run in process groups of their own: they end once they find their Ray gone.

@@ -38,7 +38,7 @@ def test_unknown_keys_are_refused_by_name(tmp_path):
 
 
 def test_bad_values_name_the_key():
-    with pytest.raises(ConfigError, match=r"pmc\.temperature: Input should be greater than 0"):
+    with pytest.raises(ConfigError, match=r"pmc\.temperature: Input should be greater than or equal to 0\.01"):
         load_config(None, ["pmc.temperature=0"])
     with pytest.raises(ConfigError, match=r"data\.forget_split"):
         load_config(None, ["data.forget_split=forget3"])

@@ -17,7 +17,7 @@ from pmc_unlearning.cluster.actors import ActorProxy
 from pmc_unlearning.cluster.groups import TrainerGroup
 from pmc_unlearning.configs import CONFIG_DIR, load_config
 from pmc_unlearning.orchestrator import pipeline
-from pmc_unlearning.orchestrator.pipeline import actor_failures, check_shared_storage
+from pmc_unlearning.orchestrator.pipeline import actor_failures, check_shared_cache, check_shared_storage
 from pmc_unlearning.orchestrator.run_folder import RunFolder
 from pmc_unlearning.telemetry.errors import JobError
 from pmc_unlearning.telemetry.timing import StageTimer
@@ -128,8 +128,11 @@ def listening_sockets(root_pid: int) -> list[tuple[str, str]]:
 LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
 
 
-def test_a_local_jobs_ray_processes_listen_on_loopback_only():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ENABLE_WINDOWS"))}
+@pytest.mark.parametrize("address", [None, "local"])  # Ray's word for a local instance: no cluster either
+def test_a_local_jobs_ray_processes_listen_on_loopback_only(address):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH", "RAY_ENABLE_WINDOWS"))}
+    if address:
+        env["RAY_ADDRESS"] = address
     job = subprocess.Popen([sys.executable, "-c", LOCAL_INSTANCE], cwd=PROJECT, env=env, stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, text=True)
     try:
@@ -190,3 +193,15 @@ def test_a_run_folder_the_trainers_node_does_not_share_ends_the_job(tmp_path):
     assert list(shared.iterdir()) == []
     with pytest.raises(JobError, match="is not shared between this node and trainer rank 0's"):
         check_shared_storage(shared, TrainerGroup([Rank(elsewhere)]))
+
+
+def test_a_cache_dir_the_fine_tunes_node_does_not_share_ends_the_job_before_the_fine_tune(tmp_path):
+    cache, elsewhere = tmp_path / "cache", tmp_path / "other-node"
+    (cache / "targets").mkdir(parents=True), elsewhere.mkdir()
+    same_disk = lambda path, token: Path(path).write_text(token)
+    other_disk = lambda path, token: (elsewhere / Path(path).name).write_text(token)  # its own disk's cache_dir
+    check_shared_cache(cache, cache / "targets", "the target fine-tune's", same_disk)  # no complaint, nothing left
+    assert list((cache / "targets").iterdir()) == []
+    with pytest.raises(JobError) as error:
+        check_shared_cache(cache, cache / "targets", "the target fine-tune's", other_disk)
+    assert str(error.value).startswith(f"cache_dir {cache} is not shared between this node and the target fine-tune's: ")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from pmc_unlearning.configs import load_config
+from pmc_unlearning.methods.checkpoint import make_private_folder
+from pmc_unlearning.models import fingerprint
 from pmc_unlearning.orchestrator import run_folder
 from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
 from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders
@@ -35,7 +39,7 @@ def marker(folder: Path) -> str:
 def with_checkpoint(tmp_path: Path, *overrides: str, round_: int = 2) -> Path:
     """A partial run that was killed after `round_` rounds: it holds resumable work."""
     run = RunFolder(config_of(tmp_path, *overrides), extra={"prompt": "plain"})
-    (run.path / "checkpoint").mkdir()
+    make_private_folder(run.path / "checkpoint")  # as Checkpoints.save makes it
     (run.path / "checkpoint" / "state.json").write_text(json.dumps(
         {"round": round_, "records": [{"round": r} for r in range(1, round_ + 1)], "selections": None, "replay": [],
          "trainer_state": None}))
@@ -85,6 +89,59 @@ def test_a_crash_at_any_step_of_finish_leaves_a_finished_run_in_place_and_the_wo
     assert marker(tmp_path / "job") == "new" and marker(tmp_path / "job.partial") == "old"
     finished_run(tmp_path, "newer")
     assert marker(tmp_path / "job.previous") == "old" and marker(tmp_path / "job") == "new"
+
+
+class StopAt:
+    """Stops a job (KeyboardInterrupt) at its `at`-th step of finishing: a file written into place, a rename, a
+    folder exchanged or removed; with `exchange=False` the file system cannot exchange two folders (NFS)."""
+
+    def __init__(self, monkeypatch, at: int, exchange: bool):
+        self.at, self.steps = at, 0
+        for owner, name in ((run_folder, "write_text_atomically"), (Path, "rename"), (shutil, "rmtree"),
+                            (run_folder, "exchange_natively")):
+            real = getattr(owner, name)
+            if name == "exchange_natively" and not exchange:
+                real = lambda a, b: False  # noqa: E731
+            monkeypatch.setattr(owner, name, self.step(real))
+
+    def step(self, real):
+        def stepped(*args, **kwargs):
+            self.steps += 1
+            if self.steps == self.at:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return stepped
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "three-renames"])
+def test_a_stop_at_any_step_of_finish_loses_nothing_and_the_next_job_completes_it(tmp_path, monkeypatch, exchange):
+    at = 1
+    while True:
+        runs = tmp_path / f"stop-at-{at}"
+        finished_run(runs, "old").finish()
+        new = finished_run(runs, "new")
+        make_private_folder(new.path / "checkpoint")
+        (new.path / "checkpoint" / "state.json").write_text(json.dumps(
+            {"round": 3, "records": [], "selections": None, "replay": [], "trainer_state": None}))
+        stop = StopAt(monkeypatch, at, exchange)
+        try:
+            new.finish()
+            stopped = False
+        except KeyboardInterrupt:
+            stopped = True
+        monkeypatch.undo()
+        if not stopped:
+            break
+        # The next job of the name: it completes the finish, or resumes the run after its last round.
+        next_job = RunFolder(config_of(runs), extra={"prompt": "plain"})
+        if next_job.resumed is not None:
+            assert next_job.resumed == 3 and not (runs / "job.partial" / ".complete").exists()
+            next_job.write_json("eval.json", {"marker": "new"})
+            next_job.finish()
+        assert marker(runs / "job") == "new" and marker(runs / "job.previous") == "old", f"stopped at step {at}"
+        assert not (runs / "job.exchange").exists()
+        at += 1
+    assert stop.steps >= (5 if exchange else 7)  # every step was tried
 
 
 def test_exchange_swaps_two_folders(tmp_path):
@@ -150,18 +207,56 @@ def test_a_change_of_code_or_data_blocks_a_resume(tmp_path, monkeypatch):
         check_run_folders(config_of(tmp_path))
 
 
-def test_an_unreadable_checkpoint_warns_and_starts_the_run_over(tmp_path, capsys):
+def test_a_finished_run_is_reused_only_for_the_same_data_model_and_precision(tmp_path):
+    run = finished_run(tmp_path, "done")
+    run.finish()
+    assert run_folder.finished_run(config_of(tmp_path)) == tmp_path / "job"  # settings and code alone
+    assert run_folder.finished_run(config_of(tmp_path), {"prompt": "plain"}) == tmp_path / "job"
+    for changed in ({"prompt": "plain", "data_fingerprint": "other rows"}, {"prompt": "chat"}):
+        assert run_folder.finished_run(config_of(tmp_path), changed) is None
+
+
+def test_the_training_code_is_every_module_training_imports_wherever_it_lives():
+    training = {str(path.relative_to(fingerprint.PROJECT_DIR)) for path in fingerprint.code_files(
+        fingerprint.TRAINING_CODE)}
+    # PMC's selection scores with the evaluation's ROUGE-L: a change to it changes what is trained.
+    assert "evaluation/rouge.py" in training and "methods/selection.py" in training
+    # What only the orchestrator imports for the evaluation stays out: a change there leaves a resume possible.
+    assert "evaluation/suite.py" not in training and not any(name.startswith("reporting/") for name in training)
+
+
+def test_an_unreadable_checkpoint_is_refused_and_kept_unless_fresh(tmp_path):
     partial = with_checkpoint(tmp_path)
     (partial / "checkpoint" / "state.json").write_text('{"round": 2, "rec')  # torn
-    run = RunFolder(config_of(tmp_path), extra={"prompt": "plain"})
+    kept = tree(partial)
+    for settings in ((), ("pmc.lr=0.5",)):  # whatever the settings of the new job
+        with pytest.raises(Refused, match="cannot be read .*; it is kept: add --fresh to delete it and start over"):
+            RunFolder(config_of(tmp_path, *settings), extra={"prompt": "plain"})
+        with pytest.raises(Refused, match="it is kept"):
+            check_run_folders(config_of(tmp_path, *settings))
+        assert tree(partial) == kept
+    run = RunFolder(config_of(tmp_path), extra={"prompt": "plain"}, fresh=True)
     assert run.resumed is None and not (partial / "checkpoint").exists()
-    assert "warning: the checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("named", ["../../elsewhere", "/tmp/elsewhere", "trainer-2/../../x"])
+def test_a_state_file_naming_a_trainer_state_outside_its_checkpoint_is_refused(tmp_path, named):
+    partial = with_checkpoint(tmp_path)
+    state = json.loads((partial / "checkpoint" / "state.json").read_text())
+    (partial / "checkpoint" / "state.json").write_text(json.dumps({**state, "trainer_state": named}))
+    with pytest.raises(Refused, match="names a trainer state .* that is not a folder of its own"):
+        RunFolder(config_of(tmp_path), extra={"prompt": "plain"})
 
 
 def test_a_checkpoint_others_could_have_written_is_not_resumed(tmp_path):
     partial = with_checkpoint(tmp_path)
-    (partial / "checkpoint").chmod(0o777)
-    with pytest.raises(Refused, match="is writable by every user: not resumed"):
+    assert stat.S_IMODE((partial / "checkpoint").stat().st_mode) == 0o700
+    (partial / "checkpoint").chmod(0o770)  # as a group-shared umask would have made it
+    with pytest.raises(Refused, match="is open to other users \\(mode 770\\), not a folder only this user can enter"):
+        RunFolder(config_of(tmp_path), extra={"prompt": "plain"})
+    (partial / "checkpoint").chmod(0o700)
+    (partial / "checkpoint" / "trainer-2").symlink_to(tmp_path)
+    with pytest.raises(Refused, match="trainer-2 is a link, not this user's own file"):
         RunFolder(config_of(tmp_path), extra={"prompt": "plain"})
 
 
@@ -181,7 +276,7 @@ def test_one_job_per_name_the_second_is_refused_naming_the_holder_and_a_dead_hol
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        with pytest.raises(Refused, match=f"'job' is held by another job \\(host .*, pid {holder.pid}, since "):
+        with pytest.raises(Refused, match=f"'job' is held by another job \\(user .*, host .*, pid {holder.pid}, since "):
             with holding(tmp_path, "job"):
                 pass
         assert time.monotonic() - started < 1

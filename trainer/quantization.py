@@ -18,6 +18,7 @@ def quantized(weight: torch.Tensor, bits: int, group: int) -> torch.Tensor:
     if bits < 2 or group < 1:
         raise ValueError(f"quantization needs at least 2 bits and groups of at least 1, got {bits} bits, group {group}")
     rows, columns = weight.shape
+    group = min(group, columns)  # a wider group is the whole row: the same scales, without padding to its width
     padded = -columns % group  # zeros change no group's largest magnitude
     grouped = torch.nn.functional.pad(weight.float(), (0, padded)).view(rows, -1, group)
     levels = 2 ** (bits - 1) - 1

@@ -1,8 +1,9 @@
 """Weight pushes from the trainer into vLLM engines through vLLM's own weight-transfer interface, with a
 backend of the project's for the CPU: shared memory (`shm`).
 
-The trainer side allocates one file under /dev/shm that holds every weight in the engine's dtype, and tells
-each engine its layout once (`init_weight_transfer_engine`). The file is its user's alone (mode 0600), and
+The trainer side allocates one file under /dev/shm that holds every weight in the engine's dtype, all its
+bytes at once (where /dev/shm lacks the room, a message with both sizes, not a SIGBUS at the first push), and
+tells each engine its layout once (`init_weight_transfer_engine`). The file is its user's alone (mode 0600), and
 is unlinked as soon as every engine has mapped it: the memory lives on in the mappings and goes with the
 last of them, on any exit, kill -9 included. What a job killed in the instant between left is removed by
 the next job (its name carries the pid that made it). A push is then a copy of the trainer's weights
@@ -42,11 +43,12 @@ from vllm.distributed.weight_transfer.base import (
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory, WeightTransferTrainerFactory
 
 from pmc_unlearning.models.hardware import ENGINE_DTYPES
-from pmc_unlearning.storage.files import made_by_a_dead_process
+from pmc_unlearning.storage.files import allocate, made_by_a_dead_process
 from pmc_unlearning.transfer.backends import SHARED_MEMORY
 from pmc_unlearning.transfer.rendezvous import free_port, node_ip
 
 SHM_DIR = "/dev/shm"
+SHM_REMEDY = "free some, give the container more (docker run --shm-size), or set engine.weight_transfer=object_store"
 
 
 def layout(metadata: list[ParamMeta]) -> tuple[list[int], int]:
@@ -201,11 +203,15 @@ class ShmTrainerWeightTransferEngine(TrainerWeightTransferEngine[ShmTrainerInitI
 
 
 def create_private_file(folder: str, prefix: str, size: int) -> str:
-    """A new file of `size` bytes in `folder`, readable and writable by its user only, named after this process."""
+    """A new file of `size` bytes in `folder`, allocated now (NoRoom where they do not fit), readable and writable by
+    its user only, named after this process."""
     path = os.path.join(folder, f"{prefix}-{os.getpid()}-{uuid.uuid4().hex}")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.ftruncate(fd, size)
+        allocate(fd, size, folder, "the weight push's shared-memory file", SHM_REMEDY)
+    except BaseException:
+        os.unlink(path)
+        raise
     finally:
         os.close(fd)
     return path

@@ -1,0 +1,106 @@
+"""A team on one machine: two users of one group share a runs folder as the image sets it up (setgid, 2770).
+Neither can make the other's job follow a link, load a file of hers, or lose its name to her; a name her
+finished job used is taken over cleanly, and one her running job holds is refused naming her."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pmc_unlearning.orchestrator.ownership import check_still_holding, holding
+from pmc_unlearning.telemetry.errors import Refused
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from pmc_unlearning.orchestrator.ownership import holding
+with holding(Path(sys.argv[1]), sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+TRY = """
+import sys
+from pathlib import Path
+from pmc_unlearning.orchestrator.ownership import holding
+from pmc_unlearning.telemetry.errors import Refused
+try:
+    with holding(Path(sys.argv[1]), sys.argv[2]):
+        print("held")
+except Refused as refused:
+    print("refused:", refused)
+"""
+MARK = """
+import sys
+from pathlib import Path
+from pmc_unlearning.orchestrator.ownership import mark
+mark(Path(sys.argv[1]), "unlearning run")
+"""
+
+
+@pytest.fixture
+def team_runs(teammates):
+    """The team's runs folder, in a folder every user can reach (pytest's own are the suite user's only)."""
+    base = Path(tempfile.mkdtemp(prefix="runs-", dir=teammates.env["HOME"]))
+    base.chmod(0o755)
+    try:
+        yield teammates.shared_folder(base / "runs")
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_name_a_teammate_holds_is_refused_naming_her_and_taken_over_once_her_job_ended(teammates, team_runs):
+    bob = teammates.run_as("bob", HOLD, str(team_runs), "job", "60", wait=False)
+    try:
+        assert bob.stdout.readline().strip() == "held"
+        ann = teammates.run_as("ann", TRY, str(team_runs), "job")
+        assert ann.stdout.startswith(f"refused: 'job' is held by another job (user {teammates.users['bob']}, host ")
+        assert f"pid {bob.pid}," in ann.stdout  # setpriv and sh exec: the holder is the process started
+    finally:
+        bob.kill()
+        bob.wait()
+    lock = team_runs / ".job.lock"
+    assert lock.stat().st_uid == teammates.uids["bob"]
+    ann = teammates.run_as("ann", TRY, str(team_runs), "job")  # bob's job ended: his lock is released
+    assert ann.stdout.strip() == "held", ann.stdout + ann.stderr
+    assert lock.stat().st_uid == teammates.uids["ann"]  # her own now, which only she can write
+    assert json.loads(lock.read_text())["user"] == f"user {teammates.users['ann']}"
+    assert lock.stat().st_mode & 0o777 == 0o640  # the group reads who holds a name, nobody else writes it
+
+
+def test_a_link_a_teammate_planted_at_a_lock_is_refused_and_what_it_points_at_is_untouched(teammates, team_runs):
+    own = team_runs / "ann-notes.txt"
+    assert teammates.run_as("ann", f"open({str(own)!r}, 'w').write('mine')").returncode == 0
+    assert teammates.run_as("bob", f"import os; os.symlink({str(own)!r}, {str(team_runs / '.job.lock')!r})"
+                            ).returncode == 0
+    ann = teammates.run_as("ann", TRY, str(team_runs), "job")
+    assert ann.stdout.startswith(f"refused: {team_runs}/.job.lock is a link ({own}), not a lock file")
+    assert own.read_text() == "mine"
+
+
+def test_a_link_a_teammate_planted_at_a_marker_is_replaced_not_followed(teammates, team_runs):
+    own, folder = team_runs / "ann-notes.txt", team_runs / "job.partial"
+    assert teammates.run_as("ann", f"import os; open({str(own)!r}, 'w').write('mine'); os.mkdir({str(folder)!r})"
+                            ).returncode == 0
+    assert teammates.run_as("bob", f"import os; os.symlink({str(own)!r}, {str(folder / '.pmc-owner.json')!r})"
+                            ).returncode == 0
+    result = teammates.run_as("ann", MARK, str(folder))
+    assert result.returncode == 0, result.stderr
+    assert own.read_text() == "mine"
+    marker = folder / ".pmc-owner.json"
+    assert not marker.is_symlink() and json.loads(marker.read_text())["kind"] == "unlearning run"
+
+
+def test_a_lock_removed_under_a_running_job_stops_it_before_it_finishes(tmp_path):
+    with holding(tmp_path, "job"):
+        check_still_holding(tmp_path, "job")  # in place: nothing to say
+        (tmp_path / ".job.lock").unlink()  # `rm -rf runs` under the job: a second job could take the name now
+        with pytest.raises(Refused, match="was removed or replaced while the job ran"):
+            check_still_holding(tmp_path, "job")
+        with holding(tmp_path / "other", "job"):
+            pass
+    assert os.listdir(tmp_path) == ["other"]
+
