@@ -219,7 +219,8 @@ class DataConfig(Strict):
                                                   "optional) or plain text (a question a line); needs "
                                                   "target.finetune=false (`model` is the target). docs/your-model-and-data.md")
     keep: File | None = Field(None, description="with `forget`: the questions whose answers must stay, in the same "
-                                                "formats (None: the built-in general questions, answered by the target)")
+                                                "formats (None: the forget questions asked about invented people, data/neighbours.py, "
+                                                "and the built-in general questions, answered by the target)")
 
     @model_validator(mode="after")
     def _keep_with_forget(self) -> DataConfig:

@@ -26,8 +26,8 @@ import annotated_types
 import pytest
 import yaml
 from hypothesis import given, settings
-from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
