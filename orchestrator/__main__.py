@@ -22,6 +22,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -36,7 +38,8 @@ from pmc_unlearning.orchestrator.inputs import load_checked_data
 from pmc_unlearning.orchestrator.ownership import BATCH, EVALUATE, UNLEARN, claim, holding
 from pmc_unlearning.orchestrator.run_folder import check_run_folders, claim_run_folders
 from pmc_unlearning.orchestrator.tune_state import check_experiment
-from pmc_unlearning.telemetry.console import captured, show, summary_lines
+from pmc_unlearning.storage.files import remove_scratch_folders
+from pmc_unlearning.telemetry.console import captured, error_line, show, summary_lines
 from pmc_unlearning.telemetry.errors import JobError, Refused
 
 REFUSALS = (ConfigError, DataError, ModelError, Refused)  # exit code 2: nothing was written
@@ -128,6 +131,21 @@ def _stopped() -> int:
     return 128 + getattr(signal, name)
 
 
+# How long a stopped job may take to release its actors and Ray. A signal to the job's whole process group (a
+# closed terminal, Slurm's scancel, systemd) ends Ray's own processes too, and the driver's calls into them would
+# then wait for Ray's reconnection timeout (a minute) before Ray ends the process with exit code 1 and no word.
+STOP_GRACE_S = 10
+
+
+def _end_after_grace(name: str) -> None:
+    """Once the grace is over: the job's temporary folders removed, its line said, ended with 128 + signal."""
+    time.sleep(STOP_GRACE_S)
+    remove_scratch_folders()
+    error_line(f"stopped by {name}: Ray ended with the signal (it reached the job's whole process group); the "
+               "same command resumes the partial run")
+    os._exit(128 + getattr(signal, name))
+
+
 def start_job(job: ExitStack, runs_dir: Path, name: str) -> None:
     """Hold the job's name (refused at once if another job holds it), keep what the job creates from other
     users, end cleanly on SIGTERM, and close its local Ray instance to the network (before Ray is imported)."""
@@ -152,8 +170,10 @@ def _interrupt(signum: int, frame) -> None:
     turns an exception raised inside its calls into a KeyboardInterrupt: the signal's name is kept here."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _signals_received.append(signal.Signals(signum).name)
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    _signals_received.append(name)
+    threading.Thread(target=_end_after_grace, args=(name,), name="stop grace", daemon=True).start()
+    raise KeyboardInterrupt(name)
 
 
 def check_batch_folders(batch: Batch) -> None:

@@ -139,7 +139,12 @@ def private_scratch_folder(prefix: str, base: Path | None = None) -> Path:
             continue
         if mine and made_by_a_dead_process(stale.name, f"{prefix}-"):
             shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=base))
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=base))
+    _scratch_folders.add(folder)
+    return folder
+
+
+_scratch_folders: set[Path] = set()  # this process's, for remove_scratch_folders
 
 
 @contextmanager
@@ -150,6 +155,15 @@ def private_scratch(prefix: str, base: Path | None = None) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        _scratch_folders.discard(folder)
+
+
+def remove_scratch_folders() -> None:
+    """Every scratch folder this process made, where it still is: for an exit that skips the blocks that remove
+    them."""
+    for folder in list(_scratch_folders):
+        shutil.rmtree(folder, ignore_errors=True)
+        _scratch_folders.discard(folder)
 
 
 @contextmanager

@@ -233,6 +233,12 @@ def show(line: str) -> None:
     print(line, flush=True)  # into the log when captured (and on the console with VERBOSE=1); else the console
 
 
+def error_line(line: str) -> None:
+    """A line on the terminal's stderr, while the job's output is captured too: for a job that ends without
+    unwinding (orchestrator/__main__.py), whose capture never closes."""
+    os.write(_active._saved_fds[1] if _active is not None else 2, (line + "\n").encode())
+
+
 def _console() -> TextIO:
     return _active.console if _active is not None else sys.stdout
 
