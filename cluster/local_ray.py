@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
+from pathlib import Path
+
+# The processes of this job's actors on this machine (cluster/placement.py records them), for an exit that
+# cannot ask Ray to end them (kill_local_actors).
+_local_actors: set[int] = set()
 
 
 def joins_a_cluster() -> bool:
@@ -31,3 +37,24 @@ def close_local_ray() -> None:
     if "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+def remember_local_actor(pid: int) -> None:
+    _local_actors.add(pid)
+
+
+def kill_local_actors() -> None:
+    """End this job's actors on this machine, each with its process group (Ray gives every actor one of its own),
+    where Ray can no longer be asked to: its own processes ended first. Only a process that is still a Ray
+    worker (its name `ray::...`) is touched: a pid that ended and was reused is another program's."""
+    for pid in _local_actors:
+        try:
+            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::"):
+                continue
+            group = os.getpgid(pid)
+            if group == os.getpgrp():
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(group, signal.SIGKILL)
+        except OSError:  # ended meanwhile
+            continue

@@ -24,7 +24,7 @@ from ray.util.placement_group import (
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from pmc_unlearning.cluster.bundles import job_bundles, refuse_more_than
-from pmc_unlearning.cluster.local_ray import joins_a_cluster
+from pmc_unlearning.cluster.local_ray import joins_a_cluster, remember_local_actor
 from pmc_unlearning.configs import RunConfig, machine_threads
 from pmc_unlearning.telemetry.errors import JobError
 
@@ -81,6 +81,8 @@ class Placement:
         for actor in actors:
             where[actor.label] = {**ray.get(actor.handle.__ray_call__.remote(lambda _self: _here())),
                                   "bundle": self.bundle_of(actor.role, actor.index)}
+            if where[actor.label]["node_id"] == where["job"]["node_id"]:
+                remember_local_actor(where[actor.label]["pid"])
         return {"placement_group": self.group.id.hex(), "bundles": self.group.bundle_specs, "roles": where}
 
 

@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pmc_unlearning.cluster.bundles import job_bundles, local_cpus, refuse_more_than
-from pmc_unlearning.cluster.local_ray import close_local_ray, joins_a_cluster
+from pmc_unlearning.cluster.local_ray import close_local_ray, joins_a_cluster, kill_local_actors
 from pmc_unlearning.configs import CONFIG_DIR, METHODS, ConfigError, load_method_config
 from pmc_unlearning.configs.batch_schema import Batch, load_batch
 from pmc_unlearning.data import DataError
@@ -138,8 +138,10 @@ STOP_GRACE_S = 10
 
 
 def _end_after_grace(name: str) -> None:
-    """Once the grace is over: the job's temporary folders removed, its line said, ended with 128 + signal."""
+    """Once the grace is over: the job's actors on this machine ended, its temporary folders removed, its line
+    said, ended with 128 + signal."""
     time.sleep(STOP_GRACE_S)
+    kill_local_actors()
     remove_scratch_folders()
     error_line(f"stopped by {name}: Ray ended with the signal (it reached the job's whole process group); the "
                "same command resumes the partial run")
