@@ -29,7 +29,7 @@ from pmc_unlearning.configs import ConfigError, load_method_config
 from pmc_unlearning.configs.batch_schema import Batch, Trial
 from pmc_unlearning.models.fingerprint import TRAINING_CODE, fingerprint_code
 from pmc_unlearning.orchestrator.ownership import BATCH, claim, holding, mark
-from pmc_unlearning.orchestrator.pipeline import run_unlearning
+from pmc_unlearning.orchestrator.pipeline import resolved_now, run_unlearning
 from pmc_unlearning.orchestrator.run_folder import finished_run
 from pmc_unlearning.orchestrator.tune_state import (
     check_experiment,
@@ -132,7 +132,7 @@ def run_trial(params: dict) -> None:
     """One trial, in its Ray Tune process: the unlearning job, each round's metrics reported to Tune."""
     spec = params["trial"]
     config = load_method_config(spec["base"], spec["overrides"])
-    folder = finished_run(config)
+    folder = finished_run(config, resolved_now(config))  # the same settings, code, data, model and precision
     if folder:
         print(f"{spec['name']}: finished earlier, not run again ({folder})", flush=True)
     else:

@@ -206,7 +206,7 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
         base_dir = base_model_dir(config, kind, model_dir, data)
         request = data if isinstance(data, Request) else None
         inputs = None if request else evaluation_inputs(data, prompt, config)  # a request's: once answered
-    resolved = {**resolved_settings(config, model_dir, prompt, data), **({"base_dir": str(base_dir)} if base_dir != model_dir else {})}
+    resolved = resolved_settings(config, model_dir, prompt, data, base_dir)
     run = RunFolder(config, extra=resolved, kind=kind, fresh=fresh)
     keep_log(run.path / "log.txt")
     show(f"run folder (while running): {run.path}" + (f", resuming after round {run.resumed}" if run.resumed else ""))
@@ -449,14 +449,22 @@ def base_model_dir(config: RunConfig, kind: str, model_dir: Path, data: Benchmar
     return resolve_model(name, config.cache_dir, tokenizer_corpus=benchmark_texts(data), progress=Progress)
 
 
-def resolved_settings(config: RunConfig, model_dir: Path, prompt: PromptFormat, data: Benchmark | Request) -> dict:
+def resolved_settings(config: RunConfig, model_dir: Path, prompt: PromptFormat, data: Benchmark | Request,
+                      base_dir: Path) -> dict:
     """What the run resolved at run time, saved beside its config: the model folder (for a hub model its
     snapshot, named by commit) and its fingerprint (a local folder's files change under the same path), the
-    prompt format, the metrics the data cannot give (and why), the data's fingerprint (a request's: of what the
-    user gave), and the precisions "auto" became on this machine."""
+    base model where it is another, the prompt format, the metrics the data cannot give (and why), the data's
+    fingerprint (a request's: of what the user gave), and the precisions "auto" became on this machine."""
     return {"model_dir": str(model_dir), "model_fingerprint": fingerprint_folder(model_dir),
+            **({"base_dir": str(base_dir)} if base_dir != model_dir else {}),
             "prompt": prompt.describe(), "absent_metrics": dict(data.absent), "data_fingerprint": data.fingerprint(),
             "precision": resolve_precision(config.precision), "engine_dtype": resolve_engine_dtype(config.engine.dtype)}
+
+
+def resolved_now(config: RunConfig, kind: str = UNLEARN) -> dict:
+    """What a job of `config` would resolve now (`resolved_settings`): what a finished run must match to be reused."""
+    data, model_dir, prompt = prepare(config)
+    return resolved_settings(config, model_dir, prompt, data, base_model_dir(config, kind, model_dir, data))
 
 
 def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, config: RunConfig,
