@@ -104,3 +104,37 @@ def test_a_lock_removed_under_a_running_job_stops_it_before_it_finishes(tmp_path
             pass
     assert os.listdir(tmp_path) == ["other"]
 
+
+
+PLANT_CHECKPOINT = """
+import json, os, sys
+partial = sys.argv[1]
+os.rename(os.path.join(partial, "checkpoint"), os.path.join(partial, "checkpoint.moved"))
+os.makedirs(os.path.join(partial, "checkpoint", "trainer-1"), mode=0o700)
+open(os.path.join(partial, "checkpoint", "trainer-1", ".metadata"), "w").write("a pickle of bob's")
+open(os.path.join(partial, "checkpoint", "state.json"), "w").write(json.dumps(
+    {"round": 1, "records": [], "selections": None, "replay": [], "trainer_state": "trainer-1"}))
+"""
+
+
+def test_a_checkpoint_a_teammate_put_in_a_shared_partial_is_never_loaded_and_kept(teammates, team_runs):
+    from pmc_unlearning.configs import load_config
+    from pmc_unlearning.methods.checkpoint import make_private_folder
+    from pmc_unlearning.orchestrator.run_folder import RunFolder
+
+    config = load_config(None, [f"runs_dir={team_runs}", "name=job", "allow_external_dirs=true"])
+    umask = os.umask(0o007)  # the command line's in a group-shared runs folder
+    try:
+        partial = RunFolder(config, extra={"prompt": "plain"}).path
+        make_private_folder(partial / "checkpoint")
+        (partial / "checkpoint" / "state.json").write_text(json.dumps(
+            {"round": 2, "records": [], "selections": None, "replay": [], "trainer_state": None}))
+    finally:
+        os.umask(umask)
+    planted = teammates.run_as("bob", PLANT_CHECKPOINT, str(partial))
+    assert planted.returncode == 0, planted.stderr  # the partial is the group's: bob can swap its entries
+    with pytest.raises(Refused, match=f"checkpoint is user id {teammates.uids['bob']}'s, not a folder only this user "
+                                      "can enter: not resumed, and kept"):
+        RunFolder(config, extra={"prompt": "plain"})
+    assert (partial / "checkpoint" / "trainer-1" / ".metadata").read_text() == "a pickle of bob's"
+    assert (partial / "checkpoint.moved" / "state.json").is_file()  # nothing of anybody's deleted
