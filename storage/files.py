@@ -17,8 +17,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from pmc_unlearning.telemetry.errors import JobError
-
 
 def build_folder_once(target: Path, build: Callable[[Path], None]) -> Path:
     """Return `target`, building it first with `build(tmp_folder)` if it does not exist yet. Jobs that need it
@@ -200,8 +198,9 @@ def settings_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class NoRoom(JobError):
-    """A file the job needs does not fit where it must be: the message says how much it needs and how much there is."""
+class NoRoom(RuntimeError):
+    """A file the job needs does not fit where it must be: the message says how much it needs and how much there is.
+    (Raised in the trainer's process: the job ends with it as with any failed actor, in one line.)"""
 
 
 def allocate(fd: int, size: int, folder: str, what: str, remedy: str) -> None:
