@@ -225,6 +225,12 @@ def test_the_training_code_is_every_module_training_imports_wherever_it_lives():
     assert "evaluation/suite.py" not in training and not any(name.startswith("reporting/") for name in training)
 
 
+def test_storage_imports_nothing_above_it():
+    """The lowest layer (docs/architecture.md); the image's model layer copies models/ and storage/ alone."""
+    files = {str(path.relative_to(fingerprint.PROJECT_DIR)) for path in fingerprint.code_files(("storage",))}
+    assert all(name.startswith("storage/") for name in files), files
+
+
 def test_an_unreadable_checkpoint_is_refused_and_kept_unless_fresh(tmp_path):
     partial = with_checkpoint(tmp_path)
     (partial / "checkpoint" / "state.json").write_text('{"round": 2, "rec')  # torn
