@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pmc_unlearning.storage.files import write_file_atomically
+from pmc_unlearning.storage.files import make_private_folder, write_text_atomically
 
 STATE_FILE = "state.json"
 _TRAINER_STATE = re.compile(r"trainer-\d+")  # the names `save` gives: a folder of the checkpoint's own
@@ -25,13 +25,6 @@ _TRAINER_STATE = re.compile(r"trainer-\d+")  # the names `save` gives: a folder 
 class UnreadableCheckpoint(ValueError):
     """A checkpoint that cannot be resumed (a torn state file, or one naming a trainer state that is not its
     own): the job is refused, and the checkpoint kept, unless it starts over (`--fresh`)."""
-
-
-def make_private_folder(folder: Path) -> None:
-    """The checkpoint folder, which only its user can enter whatever the umask (a group-shared runs folder's
-    included): what is in it is loaded, and unpickled, when a job resumes."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,7 @@ class Checkpoints:
         if not self.enabled:
             return
         started = time.perf_counter()
-        make_private_folder(self.folder)
+        make_private_folder(self.folder)  # only its user can enter it: a resume unpickles what is in it
         trainer.wait_for_saves()  # state files appear in order
         if time.monotonic() - self.last_full_state >= self.full_state_every_s:
             self._remove_trainer_states(keep=self.trainer_state)
@@ -107,7 +100,7 @@ class Checkpoints:
             self.last_full_state = time.monotonic()
         else:
             state = self._state(round_, selections)
-            write_file_atomically(self.folder / STATE_FILE, lambda tmp: tmp.write_text(state))
+            write_text_atomically(self.folder / STATE_FILE, state)
         self.seconds += time.perf_counter() - started
 
     def wait(self, trainer) -> None:

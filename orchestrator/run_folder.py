@@ -36,7 +36,7 @@ from pmc_unlearning.configs.schema import RUN_FOLDER_SUFFIXES
 from pmc_unlearning.methods.checkpoint import STATE_FILE, Checkpoints, Saved, UnreadableCheckpoint
 from pmc_unlearning.models.fingerprint import EVALUATION_CODE, TRAINING_CODE, fingerprint_code
 from pmc_unlearning.orchestrator.ownership import UNLEARN, check_still_holding, claim, mark
-from pmc_unlearning.storage.files import fsync_folder, write_text_atomically
+from pmc_unlearning.storage.files import fsync_folder, private_folder_problem, write_text_atomically
 from pmc_unlearning.telemetry.console import show
 from pmc_unlearning.telemetry.errors import Refused
 
@@ -238,20 +238,19 @@ def _resumable(partial: Path, written: dict[str, str]) -> Saved | None:
 def check_private(checkpoint: Path) -> None:
     """A checkpoint is loaded (and unpickled, by torch.distributed.checkpoint): only one that no other user could
     have written. Jobs write it into a folder only its user can enter (methods/checkpoint.py); every entry in it
-    must be the user's own and none a link."""
-    info = checkpoint.lstat()
-    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        what = ("a link" if stat.S_ISLNK(info.st_mode) else f"user id {info.st_uid}'s" if info.st_uid != os.getuid()
-                else f"open to other users (mode {stat.S_IMODE(info.st_mode):o})")
+    must be the user's own and none a link (`private_folder_problem`)."""
+    problem = private_folder_problem(checkpoint)
+    if problem is None:
+        return
+    why, path, info = problem
+    if path == checkpoint:
+        what = {"link": "a link", "owner": f"user id {info.st_uid}'s",
+                "open": f"open to other users (mode {stat.S_IMODE(info.st_mode):o})"}[why]
         raise Refused(f"{checkpoint} is {what}, not a folder only this user can enter: not resumed, and kept "
                       "(checkpoints are written owner-only; chmod 700 it if you trust what is in it, or add --fresh)")
-    for folder, folders, files in os.walk(checkpoint):  # links are listed, never entered
-        for path in (Path(folder) / name for name in (*folders, *files)):
-            entry = path.lstat()
-            if stat.S_ISLNK(entry.st_mode) or entry.st_uid != os.getuid():
-                owner = "a link" if stat.S_ISLNK(entry.st_mode) else f"user id {entry.st_uid}'s"
-                raise Refused(f"{path} is {owner}, not this user's own file: the checkpoint is not resumed, and kept "
-                              "(add --fresh to delete it)")
+    owner = "a link" if why == "link" else f"user id {info.st_uid}'s"
+    raise Refused(f"{path} is {owner}, not this user's own file: the checkpoint is not resumed, and kept "
+                  "(add --fresh to delete it)")
 
 
 def differing_keys(name: str, saved: Path, text: str) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from pmc_unlearning.configs.batch_schema import Batch
 from pmc_unlearning.configs.schema import PROJECT_DIR
 from pmc_unlearning.orchestrator.ownership import EXPERIMENT, MARKER, claim, mark
+from pmc_unlearning.storage.files import make_private_folder, private_folder_problem
 from pmc_unlearning.telemetry.errors import Refused
 
 
@@ -75,35 +76,21 @@ def check_restorable(experiment: Path) -> None:
 
 
 def untrusted(experiment: Path) -> str | None:
-    """Why what is in `experiment` may not be this user's alone, or None. The folder must be this user's, not a
-    link, and closed to everybody else: what Tune writes inside follows the umask (group-writable in a
-    group-shared runs folder), and only the closed folder keeps others from it. Everything in it must be this
-    user's, no link among it."""
-    problem = _not_mine(experiment)
-    if problem:
-        return problem
-    mode = stat.S_IMODE(experiment.lstat().st_mode)
-    if mode & 0o077:
-        return (f"{experiment} is open to {'every user' if mode & 0o007 else 'its group'} (mode {mode:o}; chmod go= "
-                "it if you trust what is in it)")
-    return next(filter(None, map(_not_mine, _everything_in(experiment))), None)
-
-
-def _everything_in(folder: Path) -> list[Path]:
-    """Every file and folder under `folder`, links not followed."""
-    found = []
-    for parent, folders, files in os.walk(folder):
-        found += [Path(parent) / name for name in folders + files]
-    return found
-
-
-def _not_mine(path: Path) -> str | None:
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode):
+    """Why what is in `experiment` may not be this user's alone, or None (`private_folder_problem`): the folder
+    must be this user's, not a link, and closed to everybody else (what Tune writes inside follows the umask,
+    group-writable in a group-shared runs folder, and only the closed folder keeps others from it); everything
+    in it this user's, no link among it."""
+    problem = private_folder_problem(experiment)
+    if problem is None:
+        return None
+    why, path, info = problem
+    if why == "link":
         return f"{path} is a link to {os.readlink(path)}"
-    if info.st_uid != os.getuid():
+    if why == "owner":
         return f"{path} belongs to user id {info.st_uid}, not to this user ({os.getuid()})"
-    return None
+    mode = stat.S_IMODE(info.st_mode)
+    return (f"{experiment} is open to {'every user' if mode & 0o007 else 'its group'} (mode {mode:o}; chmod go= "
+            "it if you trust what is in it)")
 
 
 def fresh_experiment(batch: Batch) -> Path:
@@ -112,7 +99,6 @@ def fresh_experiment(batch: Batch) -> Path:
     storage, name = experiment_location(batch)
     experiment = storage / name
     shutil.rmtree(experiment, ignore_errors=True)
-    storage.mkdir(parents=True, exist_ok=True)
-    experiment.mkdir(mode=0o700)  # the umask only takes bits away: never more than the owner's
+    make_private_folder(experiment)
     mark(experiment, EXPERIMENT, batch_label(batch))
     return experiment

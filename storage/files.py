@@ -10,8 +10,8 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -59,26 +59,12 @@ def write_folder_atomically(target: Path, build: Callable[[Path], None]) -> Path
     return target
 
 
-def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(tmp_path)` beside `path`, then one rename: readers see the old file or the whole new one, also
-    after a power loss (the file and its folder are flushed to disk). The temporary name is this process's
-    own, so two writers never share one."""
-    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_folder(path.parent)
-
-
 def write_text_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    """`text` as the whole of `path`, in one rename, never through a link: the temporary file is made new
-    (O_EXCL, O_NOFOLLOW, an unguessable name) in the folder opened once, and the rename replaces whatever entry
-    `path` was (a link planted there included) instead of following it. For files in folders other users can
-    write to (locks' neighbours, markers). `mode` is narrowed by the umask as usual."""
+    """`text` as the whole of `path`, in one rename: readers see the old file or the whole new one, also after a
+    power loss (the file and its folder are flushed to disk); and never through a link: the temporary file is
+    made new (O_EXCL, O_NOFOLLOW, an unguessable name, so two writers never share one) in the folder opened
+    once, and the rename replaces whatever entry `path` was (a link planted there included) instead of
+    following it. `mode` is narrowed by the umask as usual."""
     folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     tmp = f".{path.name}.tmp-{secrets.token_hex(8)}"
     try:
@@ -143,6 +129,35 @@ def private_scratch_folder(prefix: str, base: Path | None = None) -> Path:
 
 
 _scratch_folders: set[Path] = set()  # this process's, for remove_scratch_folders
+
+
+def make_private_folder(folder: Path) -> None:
+    """`folder` (made where missing), which only its user can enter whatever the umask (a group-shared folder's
+    included): for what a job loads, and unpickles, later (checkpoints, Tune's state)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+
+
+def private_folder_problem(folder: Path) -> tuple[str, Path, os.stat_result] | None:
+    """Why another user could have written what is in `folder`, or None where it is its user's alone:
+    ("link" | "owner" | "open", the path at fault, its lstat). The folder itself first (a link, another user's,
+    or open to anybody else: any group or other permission), then everything in it (a link, or another user's;
+    links are listed, never entered)."""
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return "link", folder, info
+    if info.st_uid != os.getuid():
+        return "owner", folder, info
+    if info.st_mode & 0o077:
+        return "open", folder, info
+    for parent, folders, files in os.walk(folder):
+        for path in (Path(parent) / name for name in (*folders, *files)):
+            entry = path.lstat()
+            if stat.S_ISLNK(entry.st_mode):
+                return "link", path, entry
+            if entry.st_uid != os.getuid():
+                return "owner", path, entry
+    return None
 
 
 @contextmanager

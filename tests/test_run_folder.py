@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from pmc_unlearning.configs import load_config
-from pmc_unlearning.methods.checkpoint import make_private_folder
 from pmc_unlearning.models import fingerprint
 from pmc_unlearning.orchestrator import run_folder
 from pmc_unlearning.orchestrator.ownership import EVALUATE, UNLEARN, holding
 from pmc_unlearning.orchestrator.run_folder import RunFolder, check_run_folders
+from pmc_unlearning.storage.files import make_private_folder
 from pmc_unlearning.telemetry.errors import Refused
 
 

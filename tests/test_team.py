@@ -119,8 +119,8 @@ open(os.path.join(partial, "checkpoint", "state.json"), "w").write(json.dumps(
 
 def test_a_checkpoint_a_teammate_put_in_a_shared_partial_is_never_loaded_and_kept(teammates, team_runs):
     from pmc_unlearning.configs import load_config
-    from pmc_unlearning.methods.checkpoint import make_private_folder
     from pmc_unlearning.orchestrator.run_folder import RunFolder
+    from pmc_unlearning.storage.files import make_private_folder
 
     config = load_config(None, [f"runs_dir={team_runs}", "name=job", "allow_external_dirs=true"])
     umask = os.umask(0o007)  # the command line's in a group-shared runs folder

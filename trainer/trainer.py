@@ -43,7 +43,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from pmc_unlearning.models.fingerprint import fingerprint_weights
 from pmc_unlearning.models.hardware import ENGINE_DTYPES, keep_freed_memory, resolve_precision
 from pmc_unlearning.models.prompting import Example
-from pmc_unlearning.storage.files import write_file_atomically
+from pmc_unlearning.storage.files import write_probe, write_text_atomically
 from pmc_unlearning.trainer.losses import (
     Batch,
     answer_nll,
@@ -455,7 +455,7 @@ class Trainer:
                 shutil.rmtree(path, ignore_errors=True)  # a state of the same name that nothing points at any more
                 os.replace(building, path)
                 for name, text in then_write.items():
-                    write_file_atomically(Path(name), lambda tmp: tmp.write_text(text))
+                    write_text_atomically(Path(name), text)
         except BaseException as err:  # noqa: BLE001 - handed to the caller by wait_for_saves
             self.save_error = err
 
@@ -493,7 +493,7 @@ class Trainer:
     def write_probe(self, folder: Path | str, token: str) -> None:
         """A file of this rank's in `folder` holding `token`: whether the driver, maybe on another node, sees what
         this rank writes there (its full states and the model go there)."""
-        (Path(folder) / f".storage-probe-{self.rank}").write_text(token)
+        write_probe(str(Path(folder) / f".storage-probe-{self.rank}"), token)
 
 
 Item = Example | tuple[Example, ...]  # a forget item: one example, or examples that belong together
