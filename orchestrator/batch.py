@@ -132,7 +132,7 @@ def run_trial(params: dict) -> None:
     """One trial, in its Ray Tune process: the unlearning job, each round's metrics reported to Tune."""
     spec = params["trial"]
     config = load_method_config(spec["base"], spec["overrides"])
-    folder = finished_run(config, resolved_now(config))  # the same settings, code, data, model and precision
+    folder = finished_run(config, lambda: resolved_now(config))  # the same settings, code, data, model, precision
     if folder:
         print(f"{spec['name']}: finished earlier, not run again ({folder})", flush=True)
     else:

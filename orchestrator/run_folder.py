@@ -26,6 +26,7 @@ import platform
 import shutil
 import stat
 import uuid
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -152,19 +153,23 @@ def recover_finish(final: Path, partial: Path, previous: Path, kind: str) -> Non
         claim(parked, kind)
         if not final.exists() and (partial / COMPLETE).is_file():
             partial.rename(final)  # stopped with runs/<name> parked: the new run was not in place yet
-        shutil.rmtree(previous, ignore_errors=True)
-        parked.rename(previous)
+        keep_as_previous(parked, previous, f"the run that {final} replaced (a job stopped while moving it)")
         fsync_folder(final.parent)
-        show(f"{parked} held the run that {final} replaced (a job stopped while moving it); kept as {previous}")
     elif (partial / COMPLETE).is_file():
         if completion(final).get("replaces") == run_id(partial):
-            shutil.rmtree(previous, ignore_errors=True)
-            partial.rename(previous)
-            show(f"{partial} held the run that {final} replaced (a job stopped while moving it); kept as {previous}")
+            keep_as_previous(partial, previous, f"the run that {final} replaced (a job stopped while moving it)")
         else:
             put_in_place(final, partial, previous, kind)
             show(f"{partial} held a finished run that a job stopped before moving it into place: now {final}")
         fsync_folder(final.parent)
+
+
+def keep_as_previous(folder: Path, previous: Path, what: str) -> None:
+    """`folder`, holding `what` (a finished run a newer one replaced), becomes the previous run; the one there
+    before, older still, goes."""
+    shutil.rmtree(previous, ignore_errors=True)
+    folder.rename(previous)
+    show(f"{folder} held {what}; kept as {previous}")
 
 
 def run_paths(config: RunConfig) -> tuple[Path, Path, Path]:
@@ -203,9 +208,7 @@ def take_over_partial(config: RunConfig, kind: str, written: dict[str, str], fre
             (partial / name).write_text(text)
         return saved
     if (partial / "eval.json").is_file() and not fresh:  # an earlier version's run, stopped while it finished
-        shutil.rmtree(previous, ignore_errors=True)
-        partial.rename(previous)
-        show(f"{partial} held a finished run (a job stopped while finishing); kept as {previous}")
+        keep_as_previous(partial, previous, "a finished run (a job stopped while finishing)")
         return None
     if (partial / "checkpoint" / STATE_FILE).is_file():
         show(f"starting over: {partial} and its checkpoint are deleted" + (" (--fresh)" if fresh else ""))
@@ -279,13 +282,15 @@ def _flat(data, prefix: str) -> dict:
     return flat
 
 
-def finished_run(config: RunConfig, resolved: dict | None = None) -> Path | None:
-    """`runs/<name>` if it is a finished run of exactly this config, package versions and code, and, given what
-    a run of it resolves now (`resolved`: model folder, data, precision), of that too."""
+def finished_run(config: RunConfig, resolve: Callable[[], dict] | None = None) -> Path | None:
+    """`runs/<name>` if it is a finished run of exactly this config, package versions and code, and, given how to
+    get what a run of it resolves now (`resolve`: model folder, data, precision; asked only where the rest
+    matches), of that too."""
     folder = config.runs_dir / config.name
-    files = {**identity(config), **({"resolved.json": _json(resolved)} if resolved is not None else {})}
-    same = all(_holds(folder / name, text) for name, text in files.items())
-    return folder if same and (folder / "eval.json").is_file() else None
+    same = all(_holds(folder / name, text) for name, text in identity(config).items())
+    if not same or not (folder / "eval.json").is_file():
+        return None
+    return folder if resolve is None or _holds(folder / "resolved.json", _json(resolve())) else None
 
 
 def identity(config: RunConfig) -> dict[str, str]:

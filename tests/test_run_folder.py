@@ -211,9 +211,9 @@ def test_a_finished_run_is_reused_only_for_the_same_data_model_and_precision(tmp
     run = finished_run(tmp_path, "done")
     run.finish()
     assert run_folder.finished_run(config_of(tmp_path)) == tmp_path / "job"  # settings and code alone
-    assert run_folder.finished_run(config_of(tmp_path), {"prompt": "plain"}) == tmp_path / "job"
+    assert run_folder.finished_run(config_of(tmp_path), lambda: {"prompt": "plain"}) == tmp_path / "job"
     for changed in ({"prompt": "plain", "data_fingerprint": "other rows"}, {"prompt": "chat"}):
-        assert run_folder.finished_run(config_of(tmp_path), changed) is None
+        assert run_folder.finished_run(config_of(tmp_path), lambda: changed) is None
 
 
 def test_the_training_code_is_every_module_training_imports_wherever_it_lives():
