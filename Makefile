@@ -20,7 +20,7 @@ export VLLM_LOGGING_LEVEL ?= WARNING
 OVERRIDES = $(if $(MODEL),--set model=$(MODEL)) $(if $(DATA),--set data.source=$(DATA)) $(if $(METHOD),--set method=$(METHOD)) \
             $(if $(NAME),--set name=$(NAME)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: setup unlearn forget smoke eval report compare compare-smoke batch batch-smoke tune test test-quick lint bench bench-sync bench-ttq device-check image image-smoke clean
+.PHONY: setup unlearn forget smoke eval report compare compare-smoke batch batch-smoke tune test test-quick lint bench bench-sync bench-ttq device-check image image-smoke image-team clean
 setup: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml scripts/setup_env.sh
@@ -100,6 +100,11 @@ image:
 
 image-smoke:
 	bash scripts/image.sh smoke cpu
+
+# Two users of the image's group run jobs side by side on one group-shared runs folder and cache, then try to
+# change each other's (scripts/image.sh team; docs/shared-machines.md).
+image-team:
+	bash scripts/image.sh team cpu
 
 clean:
 	rm -rf runs .cache

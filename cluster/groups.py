@@ -83,8 +83,13 @@ class SamplerGroup:
     def wake_up(self, tags: list[str]) -> None:
         call_all(self.members, "wake_up", tags)
 
-    def served_fingerprints(self) -> list[dict]:
-        return call_all(self.members, "served_fingerprint")
+    def served_fingerprints(self) -> list[list[dict]]:
+        """Per engine, per worker."""
+        return call_all(self.members, "served_fingerprints")
+
+    def probe_logprobs(self, token_ids: list[int]) -> list[list[float]]:
+        """Per engine."""
+        return call_all(self.members, "probe_logprobs", token_ids)
 
 
 class TrainerGroup:

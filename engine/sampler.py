@@ -198,9 +198,23 @@ class Sampler:
         self.llm.finish_weight_update(weight_version)
         self.llm.reset_prefix_cache()  # cached prefixes hold the old weights' keys and values
 
-    def served_fingerprint(self) -> dict[str, tuple[list[int], float]]:
-        """`fingerprint_weights` of the weights the engine serves now (its first worker's), to check a push."""
-        return self.llm.collective_rpc(_served_fingerprint)[0]
+    def served_fingerprints(self) -> list[dict[str, tuple[list[int], float]]]:
+        """`fingerprint_weights` of the weights each of the engine's workers (tensor-parallel ranks) serves now,
+        to check a push."""
+        return self.llm.collective_rpc(_served_fingerprint)
+
+    def probe_logprobs(self, token_ids: Sequence[int]) -> list[float]:
+        """The log-probability of each token of `token_ids` after those before it (none for the first), from
+        the logits of every weight the engine serves, shown or not: the push check's probe."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)  # 0: the prompt's own tokens
+        # vLLM ranks log-probabilities with a torch.compile'd kernel, which on the CPU needs a C++ compiler (the
+        # image has none) and compiles in every new engine process: eager is as exact, and fast at this size.
+        with torch.compiler.set_stance("force_eager"):
+            [output] = self.llm.generate([TokensPrompt(prompt_token_ids=list(token_ids))], params, use_tqdm=False)
+        return [ranked[token].logprob for ranked, token in zip(output.prompt_logprobs[1:], token_ids[1:])]
 
     def load_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Replace the engine's weights with HF-named tensors, then drop cached prefixes of the old weights.

@@ -11,8 +11,9 @@ make are refused before anything is written: one line `error: ...` naming the cu
 that fails later (an actor died) exits with 1; SIGTERM or Ctrl-C end it cleanly (143, 130), its partial run
 kept for resume. --fresh starts over where a partial run of other settings holds resumable work.
 
-What a job creates is its user's alone (umask 077), or its group's where the runs folder is a group-shared
-volume (its folder has the set-group-id bit, as the image's has): umask 007.
+What a job creates is its user's alone (umask 077), or readable by its group where the runs folder is a
+group-shared volume (its folder has the set-group-id bit, as the image's has): umask 027. Never writable by
+anybody else.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from pmc_unlearning.orchestrator.inputs import load_checked_data
 from pmc_unlearning.orchestrator.ownership import BATCH, EVALUATE, UNLEARN, claim, holding
 from pmc_unlearning.orchestrator.run_folder import check_run_folders, claim_run_folders
 from pmc_unlearning.orchestrator.tune_state import check_experiment
-from pmc_unlearning.storage.files import remove_scratch_folders
+from pmc_unlearning.storage.files import group_shared, remove_scratch_folders
 from pmc_unlearning.telemetry.console import captured, error_line, show, summary_lines
 from pmc_unlearning.telemetry.errors import JobError, Refused
 
@@ -126,14 +127,23 @@ def main(argv: list[str] | None = None) -> int:
 def _stopped() -> int:
     """The line and exit code of a job stopped by a signal (SIGINT where Ctrl-C reached Python first)."""
     name = _signals_received[0] if _signals_received else "SIGINT"
-    print(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run",
-          file=sys.stderr)
+    _say_once(f"stopped by {name}: the job's actors and Ray are released; the same command resumes the partial run")
     return 128 + getattr(signal, name)
+
+
+_stop_line = threading.Lock()  # taken by whichever says the stop line first: the unwinding job or the grace's end
+
+
+def _say_once(line: str) -> None:
+    if _stop_line.acquire(blocking=False):
+        error_line(line)
 
 
 # How long a stopped job may take to release its actors and Ray. A signal to the job's whole process group (a
 # closed terminal, Slurm's scancel, systemd) ends Ray's own processes too, and the driver's calls into them would
 # then wait for Ray's reconnection timeout (a minute) before Ray ends the process with exit code 1 and no word.
+# And a KeyboardInterrupt raised while Python runs a finaliser or a callback is printed and dropped there: the
+# job would go on as if never stopped.
 STOP_GRACE_S = 10
 
 
@@ -143,33 +153,28 @@ def _end_after_grace(name: str) -> None:
     time.sleep(STOP_GRACE_S)
     kill_local_actors()
     remove_scratch_folders()
-    error_line(f"stopped by {name}: Ray ended with the signal (it reached the job's whole process group); the "
-               "same command resumes the partial run")
+    _say_once(f"stopped by {name}: the job did not end within {STOP_GRACE_S} s of the signal; its processes on this "
+              "machine are ended; the same command resumes the partial run")
     os._exit(128 + getattr(signal, name))
 
 
 def start_job(job: ExitStack, runs_dir: Path, name: str) -> None:
     """Hold the job's name (refused at once if another job holds it), keep what the job creates from other
-    users, end cleanly on SIGTERM, and close its local Ray instance to the network (before Ray is imported)."""
-    os.umask(0o007 if _group_shared(runs_dir) else 0o077)
+    users, end cleanly on SIGTERM and Ctrl-C, and close its local Ray instance to the network (before Ray is imported)."""
+    os.umask(0o027 if group_shared(runs_dir) else 0o077)
     job.enter_context(holding(runs_dir, name))
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     close_local_ray()
-
-
-def _group_shared(folder: Path) -> bool:
-    """Whether the nearest existing folder at or above `folder` is group-shared (set-group-id)."""
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return bool(folder.stat().st_mode & 0o2000)
 
 
 _signals_received: list[str] = []
 
 
 def _interrupt(signum: int, frame) -> None:
-    """SIGTERM: unwind like Ctrl-C (every `finally` releases what it holds); later signals wait for that. Ray
-    turns an exception raised inside its calls into a KeyboardInterrupt: the signal's name is kept here."""
+    """SIGTERM and SIGINT: unwind (every `finally` releases what it holds), within STOP_GRACE_S; later signals
+    wait for that. Ray turns an exception raised inside its calls into a KeyboardInterrupt: the signal's name is
+    kept here."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     name = signal.Signals(signum).name

@@ -63,9 +63,14 @@ def kind_of(folder: Path) -> str | None:
 
 
 def claim(folder: Path, kind: str) -> None:
-    """Refuse if `folder` exists and was not made by a job of `kind`."""
+    """Refuse if `folder` exists and was not made by a job of `kind`, or is another user's: a job moves and
+    deletes only its user's folders (a teammate's run in a group-shared runs folder stays hers)."""
     if not folder.exists() and not folder.is_symlink():
         return
+    owner = folder.lstat().st_uid
+    if owner != os.getuid():
+        raise Refused(f"{folder} is {_user_name(owner)}'s: a job never moves or deletes another user's folder; it is "
+                      "left as it is: choose another name (--set name=...)")
     found = kind_of(folder) if folder.is_dir() and not folder.is_symlink() else None
     if found == kind:
         return

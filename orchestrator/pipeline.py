@@ -48,9 +48,17 @@ from pmc_unlearning.reporting.model_card import card_base_model, write_model_car
 from pmc_unlearning.reporting.plots import write_plots
 from pmc_unlearning.reporting.report import attacked_models, write_report
 from pmc_unlearning.reporting.summary import write_summary
-from pmc_unlearning.storage.files import build_folder_once, building, sees_probe, settings_key, write_probe
+from pmc_unlearning.storage.files import (
+    NotPrivate,
+    build_folder_once,
+    building,
+    sees_probe,
+    settings_key,
+    users_cache_folder,
+    write_probe,
+)
 from pmc_unlearning.telemetry.console import Progress, captured, keep_log, log_state, show
-from pmc_unlearning.telemetry.errors import JobError
+from pmc_unlearning.telemetry.errors import JobError, Refused
 from pmc_unlearning.telemetry.timing import StageTimer
 from pmc_unlearning.trainer.finetune import finetune_target, target_cache_key
 
@@ -202,6 +210,7 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):
         check_run_folders(config, kind, fresh)
+        config = with_users_cache(config)
         data, model_dir, prompt = prepare(config)
         base_dir = base_model_dir(config, kind, model_dir, data)
         request = data if isinstance(data, Request) else None
@@ -416,6 +425,15 @@ def write_outputs(run: RunFolder, title: str, evaluation: dict, states: dict[str
     write_report(run.path / "report.md", title, evaluation, rounds, read, plots)
 
 
+def with_users_cache(config: RunConfig) -> RunConfig:
+    """`config` whose cache_dir is this user's own: in a group-shared cache, a folder of the user's inside it."""
+    try:
+        folder = users_cache_folder(config.cache_dir)
+    except NotPrivate as err:
+        raise Refused(str(err)) from None
+    return config if folder == config.cache_dir else config.model_copy(update={"cache_dir": folder})
+
+
 def prepare(config: RunConfig) -> tuple[Benchmark | Request, Path, PromptFormat]:
     """The checked data (a benchmark, or a forget request that the target will complete), the model folder and
     the prompt format it is put questions in."""
@@ -463,6 +481,7 @@ def resolved_settings(config: RunConfig, model_dir: Path, prompt: PromptFormat, 
 
 def resolved_now(config: RunConfig, kind: str = UNLEARN) -> dict:
     """What a job of `config` would resolve now (`resolved_settings`): what a finished run must match to be reused."""
+    config = with_users_cache(config)
     data, model_dir, prompt = prepare(config)
     return resolved_settings(config, model_dir, prompt, data, base_model_dir(config, kind, model_dir, data))
 

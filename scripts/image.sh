@@ -3,6 +3,8 @@
 #   scripts/image.sh build [cpu|cuda]   make image [VARIANT=cuda]
 #   scripts/image.sh smoke              make image-smoke: `make smoke` inside the CPU image, runs/ mounted
 #                                       (SAME_AS=runs/smoke: its numbers must equal that run's, made outside)
+#   scripts/image.sh team               make image-team: two users of the image's group, side by side, on one
+#                                       group-shared runs folder and cache (docs/shared-machines.md)
 # The engine: docker when its daemon answers, else podman (installed through apt with runc and debootstrap
 # when absent and apt is there). Settings (environment): IMAGE (the name; default pmc-unlearning:VARIANT),
 # BASE (the base image; the CPU variant's default is a Debian bookworm made with debootstrap from this
@@ -160,8 +162,58 @@ smoke() {
     python3 scripts/check_run_folder.py "runs/$SMOKE_NAME" ${SAME_AS:+--same-as "$SAME_AS"}
 }
 
+# Two users of the image's group (uids 2001 and 2002, no name in the image) run `make smoke` side by side on one
+# group-shared runs folder and one group-shared cache (host folders, setgid 2770, the image's gid), as a team on
+# a shared volume does. Then user 2002 reads 2001's results, tries to change them and to run a job of 2001's
+# name: each must fail as docs/shared-machines.md says, and nothing in either folder may be writable by others.
+team() {
+    build
+    local shared
+    shared=$(mktemp -d "${TMPDIR:-/tmp}/pmc-team-XXXXXX")
+    trap 'rm -rf "$SECRETS" "$shared"' EXIT
+    chmod 755 "$shared"
+    mkdir "$shared/runs" "$shared/cache"
+    chgrp "$IMAGE_GID" "$shared/runs" "$shared/cache"
+    chmod 2770 "$shared/runs" "$shared/cache"
+    local as_user=(run --rm "${ENGINE_FLAGS[@]}" --network none --shm-size 2g -v "$shared/runs:/app/runs"
+                   -v "$shared/cache:/app/.cache")
+    say "make smoke as users 2001 and 2002 of group $IMAGE_GID at the same time, on $shared"
+    local start=$SECONDS pids=() uid
+    for uid in 2001 2002; do
+        $ENGINE "${as_user[@]}" --user "$uid:$IMAGE_GID" "$IMAGE" make smoke NAME="smoke-$uid" >"$shared/$uid.log" 2>&1 &
+        pids+=($!)
+    done
+    local failed=0
+    for uid in 2001 2002; do
+        if ! wait "${pids[0]}"; then failed=1; say "user $uid's job failed:"; tail -20 "$shared/$uid.log" >&2; fi
+        pids=("${pids[@]:1}")
+    done
+    [ "$failed" = 0 ] || exit 1
+    say "both jobs finished in $((SECONDS - start)) s (side by side)"
+    for uid in 2001 2002; do python3 scripts/check_run_folder.py "$shared/runs/smoke-$uid"; done
+    local tries
+    tries=$($ENGINE "${as_user[@]}" --user "2002:$IMAGE_GID" "$IMAGE" sh -c '
+        head -c 1 /app/runs/smoke-2001/eval.json >/dev/null && echo "reads 2001s eval.json"
+        { echo >> /app/runs/smoke-2001/eval.json; } 2>/dev/null && echo "CHANGED 2001s eval.json"
+        touch /app/runs/smoke-2001/planted 2>/dev/null && echo "ADDED a file to 2001s run"
+        ls /app/.cache/user-2001 >/dev/null 2>&1 && echo "ENTERED 2001s cache"
+        out=$(make -s smoke NAME=smoke-2001 2>&1); echo "its job of name smoke-2001: exit $?"
+        echo "$out" | grep "^error:"' 2>&1)
+    echo "$tries" | sed 's/^/[image]   user 2002: /'
+    local expected_refusal="error: /app/runs/smoke-2001 is user id 2001's: a job never moves or deletes another user's folder"
+    if [ "$(echo "$tries" | head -1)" != "reads 2001s eval.json" ] || echo "$tries" | grep -q "CHANGED\|ADDED\|ENTERED" \
+        || ! echo "$tries" | grep -qF "$expected_refusal" || ! echo "$tries" | grep -q "smoke-2001: exit 2$"; then
+        echo "a user of the group could do more, or less, than docs/shared-machines.md says (above)" >&2; exit 1
+    fi
+    local open
+    open=$(find "$shared/runs" "$shared/cache" -mindepth 1 \( -perm -g+w -o -perm /o+rwx \) -print)
+    if [ -n "$open" ]; then echo "writable by the group or open to others:" >&2; echo "$open" >&2; exit 1; fi
+    say "team check passed: each read the other's results, could change none of them, and took none of their names"
+}
+
 case "$COMMAND" in
     build) build ;;
+    team) [ "$VARIANT" = cpu ] || { echo "the team check runs in the CPU image" >&2; exit 2; }; team ;;
     smoke) [ "$VARIANT" = cpu ] || { echo "the smoke runs in the CPU image" >&2; exit 2; }; smoke ;;
-    *) echo "usage: scripts/image.sh build [cpu|cuda] | smoke" >&2; exit 2 ;;
+    *) echo "usage: scripts/image.sh build [cpu|cuda] | smoke | team" >&2; exit 2 ;;
 esac

@@ -138,6 +138,38 @@ def make_private_folder(folder: Path) -> None:
     folder.chmod(0o700)
 
 
+def group_shared(folder: Path) -> bool:
+    """Whether the nearest existing folder at or above `folder` is group-shared (set-group-id, as the image's
+    volumes and a team's folders are)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return bool(folder.stat().st_mode & 0o2000)
+
+
+class NotPrivate(RuntimeError):
+    """A folder the job would load from could have been written by another user."""
+
+
+def users_cache_folder(cache_dir: Path) -> Path:
+    """Where this user's cache entries live: `cache_dir` itself, or in a group-shared cache a folder of this
+    user's inside, `user-<uid>`, made so that only they can enter it: a job never loads an entry (a model, an
+    evaluation) that a teammate could have written, nor writes where a teammate's job would load from."""
+    if not group_shared(cache_dir):
+        return cache_dir
+    folder = cache_dir / f"user-{os.getuid()}"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        info = folder.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            what = "a link" if stat.S_ISLNK(info.st_mode) else f"user id {info.st_uid}'s, mode {info.st_mode & 0o7777:o}"
+            raise NotPrivate(f"{folder}, this user's cache in the group-shared {cache_dir}, is {what}: another user "
+                             "could write what the job would load from it; it is left as it is: remove it, or set "
+                             "cache_dir to a folder of your own") from None
+    return folder
+
+
 def private_folder_problem(folder: Path) -> tuple[str, Path, os.stat_result] | None:
     """Why another user could have written what is in `folder`, or None where it is its user's alone:
     ("link" | "owner" | "open", the path at fault, its lstat). The folder itself first (a link, another user's,

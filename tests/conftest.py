@@ -193,7 +193,7 @@ class Teammates:
         path.chmod(0o2770)
         return path
 
-    def run_as(self, who: str, code: str, *args: str, umask: int = 0o007, wait: bool = True):
+    def run_as(self, who: str, code: str, *args: str, umask: int = 0o027, wait: bool = True):
         """`code` run by `python -c` as `who` (the team's umask by default) from the checkout, with its output."""
         command = ["setpriv", f"--reuid={self.uids[who]}", f"--regid={self.gid}", "--clear-groups", "sh", "-c",
                    f'umask {umask:03o}; exec "$@"', "sh", self.python, "-c", code, *args]

@@ -10,7 +10,14 @@ import pytest
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from pmc_unlearning.cluster.groups import SamplerGroup, TrainerGroup
-from pmc_unlearning.cluster.weight_sync import PushNotServed, check_push, connect_weight_transfer, sync_weights
+from pmc_unlearning.cluster.weight_sync import (
+    PROBE_TEXT,
+    PushNotServed,
+    check_probe,
+    check_push,
+    connect_weight_transfer,
+    sync_weights,
+)
 from pmc_unlearning.configs import EngineConfig
 from pmc_unlearning.engine import Sampler
 from pmc_unlearning.models.prompting import Example, PromptFormat
@@ -67,7 +74,7 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, path, ti
         check_push(trainer.weights_fingerprint("float32"), samplers.served_fingerprints())  # not pushed yet
     sync_weights(trainers, samplers, "float32")  # checks the push itself
     assert engine_ids() == trainer.greedy(questions, ENGINE.max_new_tokens)
-    compared = set(trainer.weights_fingerprint("float32")) & set(sampler.served_fingerprint())
+    compared = set(trainer.weights_fingerprint("float32")) & set(sampler.served_fingerprints()[0])
     assert "model.norm.weight" in compared  # what the check compares: here the norms and the embedding
     for _ in range(2):
         trainer.sft_step(examples)
@@ -79,6 +86,30 @@ def test_vllm_greedy_matches_hf_before_and_after_a_weight_push(variant, path, ti
     if variant == "tied":  # the engine's head must have moved with the embedding it is tied to
         assert trainer.model.lm_head.weight.data_ptr() == trainer.model.model.embed_tokens.weight.data_ptr()
     sampler = None  # the engine freed now, not when the closure above goes
+    gc.collect()
+
+
+def test_an_engine_whose_linear_layers_stayed_stale_fails_the_push_check_that_its_fingerprints_pass(tiny_model):
+    """vLLM's CPU engine keeps its linear layers where fingerprints cannot see them: a push that reached the norms
+    and the embedding but not those layers passes `check_push` and must fail `check_probe`; a whole push passes
+    both, and the engine's probe log-probabilities then lie within a thousandth of the trainer's."""
+    trainer = Trainer(tiny_model, precision="fp32", seed=0)
+    sampler = Sampler(tiny_model, ENGINE)
+    ids, before = trainer.probe_logprobs(PROBE_TEXT)
+    assert len(ids) > 20 and len(before) == len(ids) - 1
+    check_probe(before, [sampler.probe_logprobs(ids)], "float32")
+    trainer.configure_optimizer(lr=1e-3, weight_decay=0.0, warmup_steps=0)
+    trainer.sft_step([PromptFormat(trainer.tokenizer).example("What is the probe?", "A text both sides score.")])
+    weights = trainer.export_weights("float32")
+    sampler.load_weights({name: t for name, t in weights.items() if not name.endswith("proj.weight")})
+    check_push(trainer.weights_fingerprint("float32"), [sampler.served_fingerprints()])  # what it can see is new
+    _, after = trainer.probe_logprobs(PROBE_TEXT)
+    with pytest.raises(PushNotServed, match="^engine 0 does not serve the weights the trainer pushed \\(its "
+                                            "log-probabilities of a probe text differ"):
+        check_probe(after, [sampler.probe_logprobs(ids)], "float32")
+    sync_weights(TrainerGroup([trainer]), SamplerGroup([sampler]), "float32")  # every weight: both checks pass
+    assert max(abs(a - b) for a, b in zip(after, sampler.probe_logprobs(ids))) < 1e-3
+    sampler = None
     gc.collect()
 
 

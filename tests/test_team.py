@@ -33,6 +33,26 @@ try:
 except Refused as refused:
     print("refused:", refused)
 """
+CLAIM = """
+import sys
+from pathlib import Path
+from pmc_unlearning.orchestrator.ownership import claim
+from pmc_unlearning.telemetry.errors import Refused
+try:
+    claim(Path(sys.argv[1]), "unlearning run")
+    print("mine to move")
+except Refused as refused:
+    print("refused:", refused)
+"""
+USERS_CACHE = """
+import sys
+from pathlib import Path
+from pmc_unlearning.storage.files import NotPrivate, users_cache_folder
+try:
+    print(users_cache_folder(Path(sys.argv[1])))
+except NotPrivate as refused:
+    print("refused:", refused)
+"""
 MARK = """
 import sys
 from pathlib import Path
@@ -83,8 +103,8 @@ def test_a_link_a_teammate_planted_at_a_lock_is_refused_and_what_it_points_at_is
 
 def test_a_link_a_teammate_planted_at_a_marker_is_replaced_not_followed(teammates, team_runs):
     own, folder = team_runs / "ann-notes.txt", team_runs / "job.partial"
-    assert teammates.run_as("ann", f"import os; open({str(own)!r}, 'w').write('mine'); os.mkdir({str(folder)!r})"
-                            ).returncode == 0
+    assert teammates.run_as("ann", f"import os; open({str(own)!r}, 'w').write('mine'); os.mkdir({str(folder)!r})",
+                            umask=0o007).returncode == 0  # a folder the group may write (by hand, or an old version)
     assert teammates.run_as("bob", f"import os; os.symlink({str(own)!r}, {str(folder / '.pmc-owner.json')!r})"
                             ).returncode == 0
     result = teammates.run_as("ann", MARK, str(folder))
@@ -123,7 +143,7 @@ def test_a_checkpoint_a_teammate_put_in_a_shared_partial_is_never_loaded_and_kep
     from pmc_unlearning.storage.files import make_private_folder
 
     config = load_config(None, [f"runs_dir={team_runs}", "name=job", "allow_external_dirs=true"])
-    umask = os.umask(0o007)  # the command line's in a group-shared runs folder
+    umask = os.umask(0o007)  # a partial the group may write (an earlier version's umask, or made so by hand)
     try:
         partial = RunFolder(config, extra={"prompt": "plain"}).path
         make_private_folder(partial / "checkpoint")
@@ -138,3 +158,39 @@ def test_a_checkpoint_a_teammate_put_in_a_shared_partial_is_never_loaded_and_kep
         RunFolder(config, extra={"prompt": "plain"})
     assert (partial / "checkpoint" / "trainer-1" / ".metadata").read_text() == "a pickle of bob's"
     assert (partial / "checkpoint.moved" / "state.json").is_file()  # nothing of anybody's deleted
+
+
+def test_a_teammates_finished_run_is_hers_to_read_and_never_moved_or_written_by_my_job(teammates, team_runs):
+    """What a job makes in a group-shared runs folder (the command line's umask there: 027) the group reads and
+    nobody else writes; a job of the same name of another user is refused before it moves anything."""
+    run = team_runs / "job"
+    made = teammates.run_as("bob", MARK.replace('mark(Path(sys.argv[1])', 'Path(sys.argv[1]).mkdir(); '
+                                                'Path(sys.argv[1], "eval.json").write_text("{}"); mark(Path(sys.argv[1])'),
+                            str(run), umask=0o027)
+    assert made.returncode == 0, made.stderr
+    assert teammates.run_as("ann", f"print(open({str(run / 'eval.json')!r}).read())").stdout == "{}\n"
+    overwrite = teammates.run_as("ann", f"open({str(run / 'eval.json')!r}, 'w')")
+    add = teammates.run_as("ann", f"open({str(run / 'planted.txt')!r}, 'w')")
+    assert "PermissionError" in overwrite.stderr and "PermissionError" in add.stderr
+    ann = teammates.run_as("ann", CLAIM, str(run))
+    assert ann.stdout.strip() == (f"refused: {run} is user {teammates.users['bob']}'s: a job never moves or deletes "
+                                  "another user's folder; it is left as it is: choose another name (--set name=...)")
+    assert teammates.run_as("bob", CLAIM, str(run)).stdout.strip() == "mine to move"
+    assert sorted(p.name for p in run.iterdir()) == [".pmc-owner.json", "eval.json"]
+
+
+def test_in_a_group_shared_cache_each_user_loads_only_from_a_folder_of_her_own(teammates, team_runs):
+    cache = teammates.shared_folder(team_runs.parent / "cache")
+    ann = teammates.run_as("ann", USERS_CACHE, str(cache))
+    mine = cache / f"user-{teammates.uids['ann']}"
+    assert ann.stdout.strip() == str(mine), ann.stderr
+    assert mine.stat().st_uid == teammates.uids["ann"] and mine.stat().st_mode & 0o777 == 0o700
+    assert teammates.run_as("ann", USERS_CACHE, str(cache)).stdout.strip() == str(mine)  # found again, as it was
+    planted = cache / f"user-{teammates.uids['bob']}"  # ann makes bob's before he does
+    assert teammates.run_as("ann", f"import os; os.mkdir({str(planted)!r}, 0o770)", umask=0o007).returncode == 0
+    bob = teammates.run_as("bob", USERS_CACHE, str(cache))
+    assert bob.stdout.startswith(f"refused: {planted}, this user's cache in the group-shared {cache}, is user id "
+                                 f"{teammates.uids['ann']}'s, mode 2770: another user could write what the job "
+                                 "would load from it; it is left as it is"), bob.stdout + bob.stderr
+    assert planted.is_dir() and planted.stat().st_uid == teammates.uids["ann"]
+    assert teammates.run_as("ann", USERS_CACHE, str(team_runs.parent)).stdout.strip() == str(team_runs.parent)

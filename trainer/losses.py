@@ -76,12 +76,17 @@ def pack(examples: Sequence[Example], share_prompts: bool = False) -> Batch:
                  as_tensor(sequence), len(examples), mask)
 
 
+def token_logprobs(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The log-probability of every answer token (A,), from the logits at `batch.predicting` (A, vocabulary)."""
+    return -torch.nn.functional.cross_entropy(logits.float(), batch.targets, reduction="none")
+
+
 def sequence_logprobs(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per example: the summed log-probability of its answer tokens, and how many there are, from the logits
     at `batch.predicting` (A, vocabulary)."""
-    token_logprobs = -torch.nn.functional.cross_entropy(logits.float(), batch.targets, reduction="none")
-    sums = torch.zeros(batch.size, dtype=token_logprobs.dtype, device=logits.device)
-    return sums.index_add(0, batch.sequence, token_logprobs), torch.bincount(batch.sequence, minlength=batch.size)
+    each = token_logprobs(logits, batch)
+    sums = torch.zeros(batch.size, dtype=each.dtype, device=logits.device)
+    return sums.index_add(0, batch.sequence, each), torch.bincount(batch.sequence, minlength=batch.size)
 
 
 def answer_tokens(examples: Sequence[Example]) -> int:

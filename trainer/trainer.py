@@ -52,6 +52,7 @@ from pmc_unlearning.trainer.losses import (
     nll,
     pack,
     sequence_logprobs,
+    token_logprobs,
 )
 from pmc_unlearning.trainer.quantization import quantized
 from pmc_unlearning.trainer.token_statistics import TokenStatistics, token_statistics
@@ -393,6 +394,13 @@ class Trainer:
     def weights_fingerprint(self, dtype: str) -> dict[str, tuple[list[int], float]]:
         """`fingerprint_weights` of what a push sends the engines (rank 0; every rank calls this)."""
         return fingerprint_weights(self.full_state_dict().items(), ENGINE_DTYPES[dtype])
+
+    def probe_logprobs(self, text: str) -> tuple[list[int], list[float]]:
+        """`text`'s token ids and the log-probability of each token after those before it (none for the first):
+        the push check's probe (cluster/weight_sync.py). Every rank calls this; rank 0 answers."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        probe = Example(tuple(ids[:1]), tuple(ids[1:]))
+        return ids, self.per_example([probe], 1, lambda batch: [token_logprobs(*self.forward(batch)).tolist()])[0]
 
     def connect_engines(self, engines: list, dtype: str, backend: str, engine_workers: int = 1) -> None:
         """Push weights from now on through vLLM's weight-transfer interface with `backend` to `engines` (Sampler
