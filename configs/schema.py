@@ -568,7 +568,7 @@ class RunConfig(Strict):
 def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> RunConfig:
     """Read a YAML preset, apply `a.b=value` overrides (values parsed as YAML), validate. Every method's
     `method_settings` are checked too, so a comparison cannot fail at its fourth method."""
-    preset = read_mapping(Path(path)) if path else {}
+    preset = read_preset(Path(path)) if path else {}
     source = f"{path or 'defaults'} (with overrides {list(overrides)})"
     config = threads_from_environment(validated(_with_overrides(preset, overrides), source))
     for method, settings in config.method_settings.items():
@@ -679,6 +679,30 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+def read_preset(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A job preset, on top of the preset its `base:` names (a file beside it, itself maybe on another): a
+    preset that changes a few settings of another says only those, and follows the other's later changes."""
+    preset = read_mapping(path)
+    base = preset.pop("base", None)
+    if base is None:
+        return preset
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be the file name of another preset, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in (*seen, path.resolve()):
+        raise ConfigError(f"{path}: base {base!r} leads back to {base_path}, a preset based on itself")
+    return _merged(read_preset(base_path, (*seen, path.resolve())), preset)
+
+
+def _merged(below: dict[str, Any], above: dict[str, Any]) -> dict[str, Any]:
+    """`above`'s settings over `below`'s: sections merged key by key, any other value replaced."""
+    merged = dict(below)
+    for key, value in above.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_sections else value
+    return merged
 
 
 def read_mapping(path: Path) -> dict[str, Any]:

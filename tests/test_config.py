@@ -346,3 +346,34 @@ def test_threads_left_unset_are_pmc_threads_else_the_cores_this_process_may_use(
         assert machine_threads() == 1
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    return {key: value for name, setting in settings.items()
+            for key, value in (_flat(setting, f"{prefix}{name}.").items() if isinstance(setting, dict)
+                               else [(f"{prefix}{name}", setting)])}
+
+
+def test_the_fluent_preset_is_the_default_job_with_the_fluent_option_and_nothing_else():
+    default = _flat(load_config(CONFIG_DIR / "default.yaml").resolved())
+    fluent = _flat(load_config(CONFIG_DIR / "fluent.yaml").resolved())
+    assert {key: fluent[key] for key in fluent if fluent[key] != default.get(key)} == {
+        "name": "fluent", "pmc.avoid_original": True, "pmc.temperature": 1.0, "pmc.num_samples": 64,
+        "pmc.judge.candidates": 64, "pmc.judge.cap": True}
+
+
+def test_a_presets_base_is_read_beneath_it_and_a_bad_base_is_named(tmp_path):
+    (tmp_path / "low.yaml").write_text("name: low\npmc:\n  rounds: 3\n  lr: 2.0e-4\n")
+    (tmp_path / "high.yaml").write_text("base: low.yaml\nname: high\npmc:\n  rounds: 4\n")
+    config = load_config(tmp_path / "high.yaml", ["pmc.batch_size=2"])
+    assert (config.name, config.pmc.rounds, config.pmc.lr, config.pmc.batch_size) == ("high", 4, 2.0e-4, 2)
+    (tmp_path / "loop.yaml").write_text("base: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match=r"loop2.yaml: base 'loop.yaml' leads back to .*loop.yaml, a preset based on itself"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "lost.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"config file .*nowhere.yaml does not exist"):
+        load_config(tmp_path / "lost.yaml")
+    (tmp_path / "odd.yaml").write_text("base: [low.yaml]\n")
+    with pytest.raises(ConfigError, match=r"odd.yaml: base must be the file name of another preset, got \['low.yaml'\]"):
+        load_config(tmp_path / "odd.yaml")
