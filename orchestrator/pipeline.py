@@ -71,7 +71,7 @@ def run_unlearning(config: RunConfig, report: Callable[[dict], None] | None = No
     `fresh`: start over where a partial run of other settings holds resumable work. Its output, and what
     Ray forwards from its actors, goes into the run's log.txt (telemetry/console.py)."""
     with holding(config.runs_dir, config.name):
-        return _run_unlearning(config, report, fresh)
+        return _run_unlearning(with_users_cache(config), report, fresh)
 
 
 def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fresh: bool) -> Path:
@@ -138,7 +138,7 @@ def _run_unlearning(config: RunConfig, report: Callable[[dict], None] | None, fr
 def run_evaluation(config: RunConfig) -> Path:
     """Evaluate a model folder as it is (no fine-tune, no unlearning): the same eval.json and report."""
     with holding(config.runs_dir, config.name):
-        return _run_evaluation(config)
+        return _run_evaluation(with_users_cache(config))
 
 
 def _run_evaluation(config: RunConfig) -> Path:
@@ -210,7 +210,6 @@ def open_job(config: RunConfig, kind: str, fresh: bool) -> Iterator[Job]:
     started, timer = time.perf_counter(), StageTimer()
     with timer("setup"):
         check_run_folders(config, kind, fresh)
-        config = with_users_cache(config)
         data, model_dir, prompt = prepare(config)
         base_dir = base_model_dir(config, kind, model_dir, data)
         request = data if isinstance(data, Request) else None

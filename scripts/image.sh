@@ -170,7 +170,8 @@ team() {
     build
     local shared
     shared=$(mktemp -d "${TMPDIR:-/tmp}/pmc-team-XXXXXX")
-    trap 'rm -rf "$SECRETS" "$shared"' EXIT
+    TEAM_FOLDER=$shared  # the exit trap runs after this function's locals are gone
+    trap 'rm -rf "$SECRETS" "$TEAM_FOLDER"' EXIT
     chmod 755 "$shared"
     mkdir "$shared/runs" "$shared/cache"
     chgrp "$IMAGE_GID" "$shared/runs" "$shared/cache"
@@ -200,7 +201,7 @@ team() {
         out=$(make -s smoke NAME=smoke-2001 2>&1); echo "its job of name smoke-2001: exit $?"
         echo "$out" | grep "^error:"' 2>&1)
     echo "$tries" | sed 's/^/[image]   user 2002: /'
-    local expected_refusal="error: /app/runs/smoke-2001 is user id 2001's: a job never moves or deletes another user's folder"
+    local expected_refusal="error: runs/smoke-2001 is user id 2001's: a job never moves or deletes another user's folder"
     if [ "$(echo "$tries" | head -1)" != "reads 2001s eval.json" ] || echo "$tries" | grep -q "CHANGED\|ADDED\|ENTERED" \
         || ! echo "$tries" | grep -qF "$expected_refusal" || ! echo "$tries" | grep -q "smoke-2001: exit 2$"; then
         echo "a user of the group could do more, or less, than docs/shared-machines.md says (above)" >&2; exit 1

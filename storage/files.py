@@ -156,7 +156,10 @@ def users_cache_folder(cache_dir: Path) -> Path:
     evaluation) that a teammate could have written, nor writes where a teammate's job would load from."""
     if not group_shared(cache_dir):
         return cache_dir
-    folder = cache_dir / f"user-{os.getuid()}"
+    mine = f"user-{os.getuid()}"
+    # The folder itself given (a run's saved config.yaml names it): checked as it would be found.
+    folder = cache_dir if cache_dir.name == mine else cache_dir / mine
+    cache_dir = folder.parent
     cache_dir.mkdir(parents=True, exist_ok=True)
     try:
         folder.mkdir(mode=0o700)

@@ -98,8 +98,8 @@ def chat_tiny_model(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, worker_id):
-    """`make smoke` through the command line in a temporary folder, with the retain model for forget quality:
-    (its config, its finished run folder). Its console output (stdout, then stderr) is kept beside the run
+    """`make smoke` through the command line in a temporary folder, with the retain model for forget quality, its
+    cache group-shared (set-group-id): (its config, its finished run folder). Its console output (stdout, then stderr) is kept beside the run
     folder, in `console.txt`, for the tests of the console (`smoke_console`). With two workers (make test) the
     first to get here runs it in the session's shared folder and the other waits for it and reads the same run."""
     from filelock import FileLock
@@ -115,6 +115,8 @@ def smoke_run(tmp_path_factory, worker_id):
     with FileLock(str(root / ".made.lock")):
         finished = config.runs_dir / config.name
         if not (finished / "eval.json").is_file():
+            (root / "cache").mkdir()
+            (root / "cache").chmod(0o2700)  # group-shared, as a team's: each user's entries in a folder of hers
             (root / "tmp").mkdir()  # the job's temporary folder: empty again once the job is over
             result = run_cli("unlearn", "--config", str(CONFIG_DIR / "smoke.yaml"), *set_args(settings),
                              env={"TMPDIR": str(root / "tmp")})

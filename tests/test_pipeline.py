@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -37,10 +39,22 @@ def test_the_job_leaves_nothing_in_the_temporary_folder(smoke_run):
     assert [p for p in RAY_BASE.glob("pmc-ray-*") if made_by_a_dead_process(p.name, "pmc-ray-")] == []
 
 
+def test_in_a_group_shared_cache_the_job_keeps_its_entries_in_a_folder_of_its_users(smoke_run):
+    """The smoke job's cache is set-group-id, as a team's: its models, targets and evaluations went into
+    `user-<uid>`, which only its user can enter (storage.files.users_cache_folder)."""
+    config, folder = smoke_run
+    mine = config.cache_dir / f"user-{os.getuid()}"
+    assert mine.stat().st_mode & 0o777 == 0o700
+    assert Path(json.loads((folder / "eval.json").read_text())["target_model"]).is_relative_to(mine)
+    assert {path.name for path in mine.iterdir()} >= {"targets", "evaluations"}
+    assert yaml.safe_load((folder / "config.yaml").read_text())["cache_dir"] == str(mine)
+
+
 def test_run_folder_holds_config_versions_rounds_report_and_a_loadable_model(smoke_run):
     config, folder = smoke_run
     assert folder.name == "smoke" and not folder.with_name("smoke.partial").exists()
-    assert yaml.safe_load((folder / "config.yaml").read_text()) == config.resolved()
+    mine = config.cache_dir / f"user-{os.getuid()}"  # the cache is group-shared: where the entries went
+    assert yaml.safe_load((folder / "config.yaml").read_text()) == config.resolved() | {"cache_dir": str(mine)}
     versions = json.loads((folder / "versions.json").read_text())
     assert {"python", "torch", "transformers", "ray"} <= set(versions)
     rounds = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]

@@ -186,6 +186,7 @@ def test_in_a_group_shared_cache_each_user_loads_only_from_a_folder_of_her_own(t
     assert ann.stdout.strip() == str(mine), ann.stderr
     assert mine.stat().st_uid == teammates.uids["ann"] and mine.stat().st_mode & 0o777 == 0o700
     assert teammates.run_as("ann", USERS_CACHE, str(cache)).stdout.strip() == str(mine)  # found again, as it was
+    assert teammates.run_as("ann", USERS_CACHE, str(mine)).stdout.strip() == str(mine)  # as a saved config names it
     planted = cache / f"user-{teammates.uids['bob']}"  # ann makes bob's before he does
     assert teammates.run_as("ann", f"import os; os.mkdir({str(planted)!r}, 0o770)", umask=0o007).returncode == 0
     bob = teammates.run_as("bob", USERS_CACHE, str(cache))
