@@ -210,10 +210,16 @@ class DataConfig(Strict):
                                                    "to pin (None: the newest)")
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
     seed: Seed = 0
-    num_authors: WholeInt = Field(20, ge=2, le=10_000, description="built-in benchmark only: one author to forget and one "
-                                  "to retain at least; at most 50 times TOFU's 200 (the generator's 1.4 million "
-                                  "names would run out)")
-    facts_per_author: WholeInt = Field(5, ge=1, le=8, description="built-in benchmark only")
+    num_authors: WholeInt = Field(20, ge=2, le=10_000, description="built-in benchmark only: its subjects (the "
+                                  "companies of domain 'companies'), one to forget and one to retain at least; at most "
+                                  "50 times TOFU's 200 (far beyond, the generator's names would run out: 1.4 million "
+                                  "authors, 415,000 companies)")
+    facts_per_author: WholeInt = Field(5, ge=1, le=8, description="built-in benchmark only: facts per subject (per "
+                                                                  "company in domain 'companies')")
+    domain: Literal["authors", "companies"] = Field(
+        "authors", description="built-in benchmark only: fictitious 'authors' (every default is chosen on them) or "
+                               "'companies', the validation benchmark (configs/companies.yaml): no default is tuned on "
+                               "it")
     forget: File | None = Field(None, description="a forget request instead of a benchmark: the questions to forget, "
                                                   "as JSON Lines (question required; answer and TOFU's other fields "
                                                   "optional) or plain text (a question a line); needs "
@@ -221,6 +227,18 @@ class DataConfig(Strict):
     keep: File | None = Field(None, description="with `forget`: the questions whose answers must stay, in the same "
                                                 "formats (None: the forget questions asked about invented people, data/neighbours.py, "
                                                 "and the built-in general questions, answered by the target)")
+
+    @field_validator("domain")
+    @classmethod
+    def _domain_of_the_builtin_benchmark(cls, domain: str, info: ValidationInfo) -> str:
+        """Other sources bring their own questions: a domain there would be ignored, and the run would not be the
+        validation it was meant to be."""
+        source = info.data.get("source")  # absent where it was refused itself
+        if domain != "authors" and source not in (None, "builtin"):
+            raise PydanticCustomError("domain_source", "{domain} names a built-in benchmark, which data.source={source} "
+                                      "does not read: set data.source=builtin or leave data.domain out",
+                                      {"domain": repr(domain), "source": source})
+        return domain
 
     @model_validator(mode="after")
     def _keep_with_forget(self) -> DataConfig:

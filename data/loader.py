@@ -35,12 +35,12 @@ from pmc_unlearning.data.schema import BENCHMARK_SPLITS, Benchmark, DataError, S
 
 
 def _read_source(source: str, forget_split: str, *, seed: int, num_authors: int, facts_per_author: int,
-                 tofu_path: str, revision: str | None) -> tuple[dict[str, SplitRows], dict[str, str]]:
+                 domain: str, tofu_path: str, revision: str | None) -> tuple[dict[str, SplitRows], dict[str, str]]:
     """(splits by Benchmark field, absent optional splits -> why)."""
     retain_split = check_forget_split(forget_split)
     if source == "builtin":
         return builtin_splits(forget_split, retain_split, seed=seed, num_authors=num_authors,
-                              facts_per_author=facts_per_author), {}
+                              facts_per_author=facts_per_author, domain=domain), {}
     if source == "tofu":
         return load_tofu_splits(forget_split, retain_split, tofu_path=tofu_path, revision=revision)
     if Path(source).is_dir():
@@ -49,16 +49,18 @@ def _read_source(source: str, forget_split: str, *, seed: int, num_authors: int,
 
 
 def load_benchmark(source: str = "builtin", forget_split: str = "forget10", *, seed: int = 0,
-                   num_authors: int = 20, facts_per_author: int = 5, tofu_path: str = TOFU_REPO,
-                   revision: str | None = None) -> Benchmark:
+                   num_authors: int = 20, facts_per_author: int = 5, domain: str = "authors",
+                   tofu_path: str = TOFU_REPO, revision: str | None = None) -> Benchmark:
     """`source` is "builtin" (generated offline), "tofu" or a folder path.
 
-    seed, num_authors and facts_per_author only shape the builtin benchmark. tofu_path and revision
+    seed, num_authors, facts_per_author and domain ("authors" or "companies", data/builtin.py) only shape the
+    builtin benchmark; the domain is in its rows, so the two never share a fingerprint. tofu_path and revision
     only shape "tofu": a hub id or a local folder laid out as the hub repository, and the hub revision
     to pin (None: the newest).
     """
     splits, absent = _read_source(source, forget_split, seed=seed, num_authors=num_authors,
-                                  facts_per_author=facts_per_author, tofu_path=tofu_path, revision=revision)
+                                  facts_per_author=facts_per_author, domain=domain, tofu_path=tofu_path,
+                                  revision=revision)
     absent |= check_splits(splits)
     rows = {name: splits[name].rows if name in splits else () for name in BENCHMARK_SPLITS}
     origins = {name: (split.where, split.row_numbers) for name, split in splits.items()}

@@ -6,7 +6,8 @@ others), so they are made here: in each forget question its subject (the run of 
 the forget questions share) is replaced by each of a few invented names, and the target's own greedy answers
 to those questions become part of the retain set. Questions without a capitalised name make no neighbours.
 
-The names are fixed and offline; none is drawn from the built-in benchmark's name pools (data/builtin.py).
+The names are fixed and offline; none is drawn from the built-in benchmarks' name pools (data/authors.py,
+data/companies.py).
 """
 
 from __future__ import annotations

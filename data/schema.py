@@ -42,7 +42,7 @@ class QA:
 class SplitRows:
     """One split as a source read it, with where each row came from so a check can point at it."""
 
-    where: str  # the file, "<hub repo or folder> (<config>)", or "builtin benchmark (<split>)"
+    where: str  # the file, "<hub repo or folder> (<config>)", or "builtin <domain> benchmark (<split>)"
     rows: tuple[QA, ...]
     row_numbers: tuple[int, ...]  # 1-based, as the user counts them (a .jsonl file's line numbers)
 

@@ -13,7 +13,8 @@ from pmc_unlearning.models import check_model_source
 def load_config_benchmark(config: RunConfig) -> Benchmark:
     data = config.data
     return load_benchmark(data.source, data.forget_split, seed=data.seed, num_authors=data.num_authors,
-                          facts_per_author=data.facts_per_author, tofu_path=data.tofu_path, revision=data.revision)
+                          facts_per_author=data.facts_per_author, domain=data.domain, tofu_path=data.tofu_path,
+                          revision=data.revision)
 
 
 def load_config_data(config: RunConfig) -> Benchmark | Request:

@@ -418,7 +418,7 @@ def test_a_benchmark_names_where_each_row_was_read(folder: Path, default_benchma
     loaded = load_benchmark(str(folder), "forget10")
     assert loaded.row_place("world_facts", 0) == f"{path}, row 2"
     assert loaded.row_place("eval_retain", 3) == f"{folder / 'retain90.jsonl'}, row 4"
-    assert default_benchmark.row_place("forget", 1) == "builtin benchmark (forget10), row 2"
+    assert default_benchmark.row_place("forget", 1) == "builtin authors benchmark (forget10), row 2"
     in_memory = dataclasses.replace(default_benchmark, origins={})
     assert in_memory == default_benchmark and in_memory.row_place("retain", 0) == "the retain split, row 1"
 

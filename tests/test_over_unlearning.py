@@ -7,7 +7,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from pmc_unlearning.data import DataError, load_benchmark
-from pmc_unlearning.data.builtin import _FIRST_NAMES
+from pmc_unlearning.data.authors import _FIRST_NAMES
 from pmc_unlearning.data.corpus import builtin_corpus, load_corpus, wikitext_corpus
 from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids, summarise_changes
 from pmc_unlearning.models.prompting import PromptFormat
