@@ -10,13 +10,20 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from statistics import mean
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from pmc_unlearning.data import QA, Benchmark
 from pmc_unlearning.evaluation.rouge import rouge_l_recall
 
 EVAL_SPLITS = ("forget", "forget_para", "retain", "world_facts", "real_authors")
 ROW_SPLITS = ("forget", "retain", "world_facts", "real_authors")
+
+
+class Answer(NamedTuple):
+    """A greedy answer as the engine gave it."""
+
+    text: str
+    cut: bool = False  # the engine stopped it at max_new_tokens before it ended (evaluation/verdict.py)
 
 
 @dataclass(frozen=True)
@@ -42,14 +49,16 @@ def build_eval_set(bench: Benchmark, retain_subset: int, seed: int) -> EvalSet:
                     "real_authors": bench.real_authors}, dict(bench.absent))
 
 
-def evaluate(eval_set: EvalSet, answer: Callable[[Sequence[str]], list[str]]) -> dict:
-    """Answer every question of every split in one call, then score; returns metrics and the answers."""
+def evaluate(eval_set: EvalSet, answer: Callable[[Sequence[str]], list[Answer]]) -> dict:
+    """Answer every question of every split in one call, then score; returns metrics and the answers
+    ({"question", "reference", "answer", "rouge_l", "cut"} rows)."""
     questions = [q for split in EVAL_SPLITS for q, _ in eval_set.pairs(split)]
     answers = iter(answer(questions))
     per_split = {}
     for split in EVAL_SPLITS:
         per_split[split] = [
-            {"question": q, "reference": ref, "answer": (a := next(answers)), "rouge_l": rouge_l_recall(ref, a)}
+            {"question": q, "reference": ref, "answer": (a := next(answers)).text,
+             "rouge_l": rouge_l_recall(ref, a.text), "cut": a.cut}
             for q, ref in eval_set.pairs(split)
         ]
     return {"metrics": summarise(per_split), "answers": per_split}

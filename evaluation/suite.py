@@ -14,7 +14,7 @@ from pmc_unlearning.configs import EvalConfig
 from pmc_unlearning.data import QA
 from pmc_unlearning.evaluation.bounds import sampling_summary
 from pmc_unlearning.evaluation.fluency import FluencyJudge
-from pmc_unlearning.evaluation.greedy import EvalSet, evaluate
+from pmc_unlearning.evaluation.greedy import Answer, EvalSet, evaluate
 from pmc_unlearning.evaluation.logprobs import UTILITY_PARTS, UTILITY_SPLITS, Scorer, logprob_metrics, utility_inputs
 from pmc_unlearning.evaluation.over_unlearning import Context, summarise_changes
 from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
@@ -25,7 +25,7 @@ from pmc_unlearning.telemetry.console import Progress
 from pmc_unlearning.telemetry.timing import StageTimer
 
 
-def measure_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]], sampler,
+def measure_state(eval_set: EvalSet, prompt: PromptFormat, answer: Callable[[Sequence[str]], list[Answer]], sampler,
                   score: Scorer, contexts: Sequence[Context], config: EvalConfig, label: str) -> Measurement:
     """`label` names the evaluation's progress bar (its four parts) on the console."""
     timer = StageTimer()
@@ -70,11 +70,11 @@ def evaluate_state(measured: Measurement, retain_model_ratios: Sequence[float] |
         attacks=attacks)
 
 
-def measure_forgetting(rows: Sequence[QA], prompt: PromptFormat, answer: Callable[[Sequence[str]], list[str]],
+def measure_forgetting(rows: Sequence[QA], prompt: PromptFormat, answer: Callable[[Sequence[str]], list[Answer]],
                        sampler, config: EvalConfig) -> dict:
     """Forget ROUGE-L (greedy) and the leak under sampling of `rows` on the state the engines hold: whether an
     earlier request stays forgotten."""
-    greedy = [rouge_l_recall(row.answer, text) for row, text in zip(rows, answer([row.question for row in rows]))]
+    greedy = [rouge_l_recall(row.answer, said.text) for row, said in zip(rows, answer([row.question for row in rows]))]
     eval_set = EvalSet({"forget": tuple(rows), "retain": (), "world_facts": (), "real_authors": ()})
     sampling, _ = sample_forget_answers(eval_set, prompt, sampler, config)
     return {"rows": len(rows), "forget_rouge_l": sum(greedy) / len(greedy), "sampling": sampling}

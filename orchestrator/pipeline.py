@@ -27,7 +27,7 @@ from pmc_unlearning.data.request import Request
 from pmc_unlearning.evaluation.attacks import headline, judge_attacks, run_attacks
 from pmc_unlearning.evaluation.attacks.model import AttackData, AttackedModel
 from pmc_unlearning.evaluation.fluency import FluencyJudge
-from pmc_unlearning.evaluation.greedy import EvalSet, build_eval_set
+from pmc_unlearning.evaluation.greedy import Answer, EvalSet, build_eval_set
 from pmc_unlearning.evaluation.logprobs import Scorer, logprob_metrics
 from pmc_unlearning.evaluation.over_unlearning import Context, collect_contexts, forget_token_ids
 from pmc_unlearning.evaluation.result import Measurement, StateEvaluation
@@ -497,7 +497,7 @@ def answered_request(request: Request, target_dir: Path, prompt: PromptFormat, c
         group = start_samplers(target_dir, config, placement, label="target answers")
         actors.extend(group.members)
         try:
-            return dict(zip(questions, greedy_answerer(group, prompt)(questions)))
+            return {question: said.text for question, said in zip(questions, greedy_answerer(group, prompt)(questions))}
         finally:
             release(*group.members)
             del actors[-len(group.members):]
@@ -607,8 +607,8 @@ def measurement_folder(prompt: PromptFormat, config: RunConfig, rows: str, role:
 
 
 def greedy_answerer(sampler, prompt: PromptFormat):
-    def answer(questions: list[str]) -> list[str]:
-        return [c.text.strip() for c in sampler.greedy([prompt.prompt(q) for q in questions])]
+    def answer(questions: list[str]) -> list[Answer]:
+        return [Answer(c.text.strip(), not c.finished) for c in sampler.greedy([prompt.prompt(q) for q in questions])]
     return answer
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pmc_unlearning.evaluation.attacks.table import absences, attack_rows, cell
+from pmc_unlearning.evaluation.verdict import BROKEN_KINDS
+from pmc_unlearning.telemetry.console import value_at
 
 GREEDY_ROWS = (
     ("forget_rouge_l", "Forget ROUGE-L (lower is better)", "{:.3f}"),
@@ -25,10 +27,18 @@ SAMPLING_ROWS = (
     ("expected_rouge_l_upper", "upper bound on E[ROUGE-L] (DKW)", "{:.3f}"),
     ("std_rouge_l_upper", "upper bound on std of ROUGE-L (DKW)", "{:.3f}"),
 )
+# (path in the fluency block, label, format); evaluation/verdict.py defines the verdicts
 FLUENCY_ROWS = (
-    ("nll_per_token", "base model's NLL per token of the greedy forget answers", "{:.3f}"),
-    ("broken_share", "share of them called broken (empty, or NLL per token above the threshold)", "{:.3f}"),
-    ("threshold", "threshold: the highest NLL per token of the data's own forget answers", "{:.3f}"),
+    (("nll_per_token",), "base model's NLL per token of the greedy forget answers (the non-empty ones)", "{:.3f}"),
+    (("broken_share",), "share of them broken, of any kind below", "{:.3f}"),
+    (("broken_by_kind", "empty"), "  empty", "{:d}"),
+    (("broken_by_kind", "cut"), "  cut at max_new_tokens before the answer ended", "{:d}"),
+    (("broken_by_kind", "loop"), "  a loop: a chunk repeated in a row beyond the loop threshold", "{:d}"),
+    (("broken_by_kind", "script"), "  mostly in another writing system than the data's answers", "{:d}"),
+    (("broken_by_kind", "unlikely"), "  unlikely: NLL per token above the threshold", "{:d}"),
+    (("non_answer_share",), "share of non-answers: a deflection or refusal, or about something else", "{:.3f}"),
+    (("threshold",), "threshold: the highest NLL per token of the data's own forget answers", "{:.3f}"),
+    (("loop_threshold",), "loop threshold: characters repeated in a row (the data's own most, plus a margin)", "{:d}"),
 )
 OVER_UNLEARNING_ROWS = (
     ("count", "contexts", "{:d}"),
@@ -72,9 +82,7 @@ def render_report(title: str, evaluation: dict, rounds: list[dict], states: dict
     if "sampling" in plots:
         lines += ["", f"![ROUGE-L under sampling]({plots['sampling']})"]
     if all("fluency" in metrics[n] for n in names):
-        lines += ["", "## Fluency of the forget answers (judged by the base model, evaluation/fluency.py)", "",
-                  _header(names)]
-        lines += [_row(label, [metrics[n]["fluency"][key] for n in names], fmt) for key, label, fmt in FLUENCY_ROWS]
+        lines += _fluency({n: metrics[n]["fluency"] for n in names})
     over = metrics[names[-1]].get("over_unlearning")
     if over:
         lines += ["", "## Over-unlearning: forget-answer tokens in unrelated text", "", "| | |", "|---|---|"]
@@ -116,6 +124,21 @@ def _attacks(models: dict[str, dict], plots: dict[str, str]) -> list[str]:
     return lines
 
 
+def _fluency(blocks: dict[str, dict]) -> list[str]:
+    """The fluency rows of each state (`blocks`: its fluency block), and what they rest on: the states answer
+    the same forget questions, judged by the same yardsticks."""
+    first = next(iter(blocks.values()))
+    topic = ("an answer that shares no content word with its question is about something else" if first["checks_topic"]
+             else "answers about something else are not looked for, as some of the data's own answers share no "
+                  "content word with their questions")
+    return ["", "## Fluency of the forget answers (judged by the base model, evaluation/fluency.py)", "",
+            f"Of {first['rows']} greedy forget answers per state, each given one verdict (evaluation/verdict.py, "
+            "in the table of forget answers below): broken (of the first kind below that applies), a non-answer, "
+            f"or an answer. The data's own answers are written in {', '.join(first['scripts'])}; {topic}.", "",
+            _header(list(blocks))] + [
+        _row(label, [value_at(block, path) for block in blocks.values()], fmt) for path, label, fmt in FLUENCY_ROWS]
+
+
 def _not_measured(metrics: dict) -> list[str]:
     """What the data could not give, said where the numbers are (the same for every state of a run)."""
     lines = []
@@ -153,12 +176,22 @@ def _rounds(rounds: list[dict], plots: dict[str, str]) -> list[str]:
 
 
 def _answers(states: dict[str, dict]) -> list[str]:
+    """Each forget question and each state's answer, with its verdict where the state was judged for fluency."""
     names = list(states)
-    lines = ["", "## Forget questions: what the model said (greedy)", "", f"| question | {' | '.join(names)} |",
-             f"|---|{'---|' * len(names)}"]
+    verdicts = {n: states[n]["metrics"]["fluency"]["verdicts"] for n in names if "fluency" in states[n]["metrics"]}
+    titles = [title for n in names for title in ([n, f"{n}: verdict"] if n in verdicts else [n])]
+    lines = ["", "## Forget questions: what the model said (greedy)", "", f"| question | {' | '.join(titles)} |",
+             f"|---|{'---|' * len(titles)}"]
     for i, row in enumerate(states[names[0]]["answers"]["forget"]):
-        lines.append(f"| {table_cell(row['question'])} | " + " | ".join(table_cell(states[n]["answers"]["forget"][i]["answer"]) for n in names) + " |")
+        cells = [cell for n in names for cell in ([table_cell(states[n]["answers"]["forget"][i]["answer"])]
+                                                  + ([verdict_label(verdicts[n][i])] if n in verdicts else []))]
+        lines.append(f"| {table_cell(row['question'])} | " + " | ".join(cells) + " |")
     return lines
+
+
+def verdict_label(verdict: str) -> str:
+    """An answer's verdict as the table shows it: answer, non-answer, or broken: <its kind>."""
+    return f"broken: {verdict}" if verdict in BROKEN_KINDS else verdict.replace("_", "-")
 
 
 def table_cell(text: str) -> str:

@@ -49,6 +49,8 @@ COLUMNS = (
     Column("leak share", lambda m: m["sampling"]["leak_share"]),
     Column("over-unlearning: share halved", lambda m: (m.get("over_unlearning") or {}).get("share_halved")),
     Column("forget answers broken", lambda m: (m.get("fluency") or {}).get("broken_share")),
+    # n/a in the eval.json of runs from before non-answers were counted
+    Column("forget non-answers", lambda m: (m.get("fluency") or {}).get("non_answer_share")),
     *ATTACK_COLUMNS,
 )
 

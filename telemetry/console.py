@@ -358,6 +358,7 @@ HEADLINES = (("forget ROUGE-L", ("forget_rouge_l",)), ("retain ROUGE-L", ("retai
              ("model utility", ("model_utility",)), ("max ROUGE-L, sampled", ("sampling", "max_rouge_l")),
              ("leak share, sampled", ("sampling", "leak_share")),
              ("forget answers broken", ("fluency", "broken_share")),
+             ("forget non-answers", ("fluency", "non_answer_share")),
              # evaluation/attacks/: forget ROUGE-L after the largest relearn, at the fewest bits, with a prefill
              ("relearned forget ROUGE-L", ("attacks_headline", "relearned_forget_rouge_l")),
              ("quantized forget ROUGE-L", ("attacks_headline", "quantized_forget_rouge_l")),

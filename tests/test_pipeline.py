@@ -119,6 +119,7 @@ def test_fluency_in_eval_json_is_the_base_models_nll_of_the_saved_answers(smoke_
     from test_fluency import nll_by_hand
     from transformers import AutoTokenizer
 
+    from pmc_unlearning.evaluation.verdict import BROKEN_KINDS, Verdict
     from pmc_unlearning.models.prompting import PromptFormat, resolve_style
 
     config, folder = smoke_run
@@ -126,16 +127,21 @@ def test_fluency_in_eval_json_is_the_base_models_nll_of_the_saved_answers(smoke_
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     prompt = PromptFormat(tokenizer, resolve_style(config.prompt, tokenizer, base_dir))
-    threshold = max(nll_by_hand(base, prompt, row.question, row.answer) for row in config_forget_rows(config))
+    references = [(row.question, row.answer) for row in config_forget_rows(config)]
+    threshold = max(nll_by_hand(base, prompt, question, answer) for question, answer in references)
+    verdict = Verdict.from_references(references)
     evaluation, answers = (json.loads((folder / name).read_text()) for name in ("eval.json", "answers.json"))
     for state in ("before", "after"):
-        spoken = [row for row in answers[state]["forget"] if row["answer"].strip()]
-        nll = [nll_by_hand(base, prompt, row["question"], row["answer"]) for row in spoken]
+        rows = answers[state]["forget"]
+        nll = [nll_by_hand(base, prompt, row["question"], row["answer"]) if row["answer"].strip() else None
+               for row in rows]
         fluency = evaluation[state]["fluency"]
         assert fluency["threshold"] == pytest.approx(threshold, rel=1e-4)
-        assert fluency["nll_per_token"] == pytest.approx(mean(nll), rel=1e-4)
-        broken = len(answers[state]["forget"]) - len(spoken) + sum(value > threshold for value in nll)
-        assert fluency["broken_share"] == pytest.approx(broken / len(answers[state]["forget"]))
+        assert fluency["nll_per_token"] == pytest.approx(mean(value for value in nll if value is not None), rel=1e-4)
+        expected = [verdict.of(row["question"], row["answer"], row["cut"], value is not None and value > threshold)
+                    for row, value in zip(rows, nll)]
+        assert fluency["verdicts"] == expected and fluency["rows"] == len(rows)
+        assert fluency["broken_share"] == pytest.approx(sum(kind in BROKEN_KINDS for kind in expected) / len(rows))
 
 
 def test_report_shows_every_part_and_its_figures(smoke_run):
