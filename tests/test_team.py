@@ -53,6 +53,15 @@ try:
 except NotPrivate as refused:
     print("refused:", refused)
 """
+FINISHED_RUN = """
+import sys
+from pathlib import Path
+from pmc_unlearning.orchestrator.ownership import mark
+run = Path(sys.argv[1])
+run.mkdir()
+(run / "eval.json").write_text("{}")
+mark(run, "unlearning run")
+"""
 MARK = """
 import sys
 from pathlib import Path
@@ -164,9 +173,7 @@ def test_a_teammates_finished_run_is_hers_to_read_and_never_moved_or_written_by_
     """What a job makes in a group-shared runs folder (the command line's umask there: 027) the group reads and
     nobody else writes; a job of the same name of another user is refused before it moves anything."""
     run = team_runs / "job"
-    made = teammates.run_as("bob", MARK.replace('mark(Path(sys.argv[1])', 'Path(sys.argv[1]).mkdir(); '
-                                                'Path(sys.argv[1], "eval.json").write_text("{}"); mark(Path(sys.argv[1])'),
-                            str(run), umask=0o027)
+    made = teammates.run_as("bob", FINISHED_RUN, str(run), umask=0o027)
     assert made.returncode == 0, made.stderr
     assert teammates.run_as("ann", f"print(open({str(run / 'eval.json')!r}).read())").stdout == "{}\n"
     overwrite = teammates.run_as("ann", f"open({str(run / 'eval.json')!r}, 'w')")
